@@ -1,0 +1,83 @@
+"""Every planning method behind one name-keyed registry, and :func:`compile`, the one entry point.
+
+A method has the shape ``solve(graph, accelerator, options) -> Plan`` so that the CLI, the
+benchmark and the tests need no special cases.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cosma.errors import OptionError
+from cosma.graph import Graph
+from cosma.plan import Accelerator, Plan
+from cosma.replace.engine import check_budget, plan_fixed_order
+
+
+@dataclass(frozen=True)
+class Options:
+    """Solver options, kept apart from the hardware (:class:`~cosma.plan.Accelerator`)."""
+
+    allocator: str = "first-fit"
+    time_limit: float = 60.0
+    threads: int = 1
+    seed: int = 0
+    solver: str = "auto"
+    quiet: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Method = Callable[[Graph, Accelerator, Options], Plan]
+
+
+def _default_belady(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
+    return plan_fixed_order(
+        graph, accelerator, graph.default_order, allocator=options.allocator, policy="belady",
+        method="default+belady",
+    )
+
+
+def _default_greedy(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
+    return plan_fixed_order(
+        graph, accelerator, graph.default_order, allocator=options.allocator, policy="greedy",
+        method="default+greedy",
+    )
+
+
+METHODS: dict[str, Method] = {
+    "default+belady": _default_belady,
+    "default+greedy": _default_greedy,
+}
+DEFAULT_METHOD = "default+belady"
+
+
+def compile(
+    graph: Graph,
+    scratchpad_bytes: int,
+    *,
+    method: str = "auto",
+    alignment: int = 1,
+    options: Options | None = None,
+    **option_changes: Any,
+) -> Plan:
+    """Plan ``graph`` for a scratchpad of ``scratchpad_bytes``; the result is validated.
+
+    Example:
+        >>> from cosma.graph import Graph, Operator, Tensor
+        >>> g = Graph.build("g", [Tensor("x", 4, "input"), Tensor("y", 4, "output")],
+        ...                 [Operator("relu", "Relu", ("x",), ("y",))])
+        >>> compile(g, 8).summary.extra_bytes
+        0
+    """
+    options = replace(options or Options(), **option_changes)
+    accelerator = Accelerator(scratchpad_bytes, alignment)
+    check_budget(graph, accelerator)
+    name = DEFAULT_METHOD if method == "auto" else method
+    if name not in METHODS:
+        raise OptionError(f"unknown method {method!r}; choose one of: auto, {', '.join(METHODS)}")
+    started = time.perf_counter()
+    plan = METHODS[name](graph, accelerator, options)
+    return plan.with_summary(total_seconds=time.perf_counter() - started)

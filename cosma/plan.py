@@ -1,0 +1,333 @@
+"""Execution plans: the steps an accelerator runtime follows, their JSON form and their cost.
+
+The file format and the cost model are the contract in ``shared/docs/plan-format.md``
+(format ``cosma.plan/1``). A plan is built from a :class:`~cosma.graph.Graph`, an
+:class:`Accelerator` and a list of steps; :meth:`Plan.from_steps` replays the steps through
+the project's validator (:mod:`cosma.check`) and fills the summary from the replay, so the
+traffic a plan claims is always the traffic it causes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from cosma.graph import Graph, Operator, Tensor
+
+FORMAT = "cosma.plan/1"
+
+Status = Literal["optimal", "feasible", "infeasible", "time-limit", "heuristic"]
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """The machine: one scratchpad of ``scratchpad_bytes`` with placements on ``alignment``."""
+
+    scratchpad_bytes: int
+    alignment: int = 1
+
+    def __post_init__(self) -> None:
+        if self.scratchpad_bytes <= 0:
+            raise ValueError(f"scratchpad must be positive, got {self.scratchpad_bytes}")
+        if self.alignment < 1:
+            raise ValueError(f"alignment must be at least 1, got {self.alignment}")
+
+
+@dataclass(frozen=True)
+class Load:
+    tensor: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class Store:
+    tensor: str
+
+
+@dataclass(frozen=True)
+class Free:
+    tensor: str
+
+
+@dataclass(frozen=True)
+class Run:
+    op: str
+    outputs: tuple[tuple[str, int], ...]  # (tensor, offset) in the operator's output order
+
+
+Step = Union[Load, Store, Free, Run]
+
+
+def step_to_dict(step: Step) -> dict[str, Any]:
+    if isinstance(step, Load):
+        return {"action": "load", "tensor": step.tensor, "offset": step.offset}
+    if isinstance(step, Store):
+        return {"action": "store", "tensor": step.tensor}
+    if isinstance(step, Free):
+        return {"action": "free", "tensor": step.tensor}
+    return {"action": "run", "op": step.op, "outputs": dict(step.outputs)}
+
+
+def step_from_dict(d: Mapping[str, Any]) -> Step:
+    action = d["action"]
+    if action == "load":
+        return Load(d["tensor"], d["offset"])
+    if action == "store":
+        return Store(d["tensor"])
+    if action == "free":
+        return Free(d["tensor"])
+    if action == "run":
+        return Run(d["op"], tuple(d["outputs"].items()))
+    raise ValueError(f"unknown action {action!r}")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a plan costs and how it was found.
+
+    ``bound`` is a proven lower bound on ``extra_bytes`` (None when none is known);
+    ``status`` is ``optimal`` only when a solver proved it or the bound matches.
+    """
+
+    offchip_bytes: int
+    compulsory_bytes: int
+    extra_bytes: int
+    peak_resident_bytes: int
+    method: str = ""
+    status: Status = "heuristic"
+    bound: int | None = None
+    solve_seconds: float = 0.0
+    total_seconds: float = 0.0
+    model: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float | None:
+        """Relative gap between the plan's extra bytes and the bound (0 when both are 0)."""
+        if self.bound is None:
+            return None
+        if self.extra_bytes == 0:
+            return 0.0
+        return (self.extra_bytes - self.bound) / self.extra_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "offchip_bytes": self.offchip_bytes,
+            "compulsory_bytes": self.compulsory_bytes,
+            "extra_bytes": self.extra_bytes,
+            "peak_resident_bytes": self.peak_resident_bytes,
+            "method": self.method,
+            "status": self.status,
+            "bound": self.bound,
+            "gap": self.gap,
+            "solve_seconds": round(self.solve_seconds, 6),
+            "total_seconds": round(self.total_seconds, 6),
+            "model": self.model,
+            **({"details": dict(self.details)} if self.details else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Summary:
+        return cls(
+            offchip_bytes=d["offchip_bytes"],
+            compulsory_bytes=d["compulsory_bytes"],
+            extra_bytes=d["extra_bytes"],
+            peak_resident_bytes=d.get("peak_resident_bytes", 0),
+            method=d.get("method", ""),
+            status=d.get("status", "heuristic"),
+            bound=d.get("bound"),
+            solve_seconds=d.get("solve_seconds", 0.0),
+            total_seconds=d.get("total_seconds", 0.0),
+            model=d.get("model", ""),
+            details=d.get("details", {}),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A complete, validated execution plan for ``graph`` on ``accelerator``."""
+
+    graph: Graph
+    accelerator: Accelerator
+    steps: tuple[Step, ...]
+    summary: Summary
+
+    @classmethod
+    def from_steps(
+        cls,
+        graph: Graph,
+        accelerator: Accelerator,
+        steps: Iterable[Step],
+        *,
+        method: str,
+        status: Status = "heuristic",
+        bound: int | None = None,
+        solve_seconds: float = 0.0,
+        total_seconds: float = 0.0,
+        details: Mapping[str, Any] | None = None,
+    ) -> Plan:
+        """Replay ``steps`` through the validator and build the plan with the replayed cost.
+
+        Raises :class:`cosma.check.PlanInvalid` when the steps break a rule of the contract.
+        A status of ``optimal`` is kept only when the bound matches the replayed cost.
+        """
+        from cosma.check import replay
+
+        steps = tuple(steps)
+        draft = {
+            **_header(graph, accelerator),
+            "steps": [step_to_dict(s) for s in steps],
+        }
+        result = replay(draft, check_summary=False)
+        if bound is not None:
+            bound = min(bound, result.extra_bytes)
+            if bound == result.extra_bytes and status in ("feasible", "time-limit", "heuristic"):
+                status = "optimal"
+        summary = Summary(
+            offchip_bytes=result.offchip_bytes,
+            compulsory_bytes=result.compulsory_bytes,
+            extra_bytes=result.extra_bytes,
+            peak_resident_bytes=result.peak_resident_bytes,
+            method=method,
+            status=status,
+            bound=bound,
+            solve_seconds=solve_seconds,
+            total_seconds=total_seconds,
+            model=graph.name,
+            details=dict(details or {}),
+        )
+        return cls(graph, accelerator, steps, summary)
+
+    # ------------------------------------------------------------------ traffic
+    @property
+    def extra_bytes(self) -> int:
+        return self.summary.extra_bytes
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        """The operator order the plan runs."""
+        return tuple(s.op for s in self.steps if isinstance(s, Run))
+
+    def with_summary(self, **changes: Any) -> Plan:
+        from dataclasses import replace
+
+        return replace(self, summary=replace(self.summary, **changes))
+
+    # --------------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **_header(self.graph, self.accelerator),
+            "steps": [step_to_dict(s) for s in self.steps],
+            "summary": self.summary.to_dict(),
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Plan:
+        """Read a plan dict; validate it first with :func:`cosma.check.replay` if it is untrusted."""
+        if d.get("format") != FORMAT:
+            raise ValueError(f"format is {d.get('format')!r}, not {FORMAT!r}")
+        tensors = [
+            Tensor(t["name"], t["bytes"], t["kind"], tuple(t.get("shape", ())), t.get("dtype", ""))
+            for t in d["tensors"]
+        ]
+        ops = [
+            Operator(o["name"], o.get("type", ""), tuple(o["inputs"]), tuple(o["outputs"]), tuple(o.get("fused", ())))
+            for o in d["ops"]
+        ]
+        summary = dict(d.get("summary", {}))
+        graph = Graph.build(summary.get("model", ""), tensors, _topological(ops))
+        accelerator = Accelerator(d["scratchpad_bytes"], d.get("alignment", 1))
+        return cls(graph, accelerator, tuple(step_from_dict(s) for s in d["steps"]), Summary.from_dict(summary))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Validate, then write the JSON atomically (a reader never sees half a plan)."""
+        from cosma.check import replay
+
+        data = self.to_dict()
+        replay(data)
+        atomic_write_text(Path(path), json.dumps(data, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Plan:
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+
+def _header(graph: Graph, accelerator: Accelerator) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "scratchpad_bytes": accelerator.scratchpad_bytes,
+        "alignment": accelerator.alignment,
+        "tensors": [
+            {"name": t.name, "bytes": t.bytes, "kind": t.kind, "shape": list(t.shape), "dtype": t.dtype}
+            for t in graph.tensors
+        ],
+        "ops": [
+            {
+                "name": o.name,
+                "type": o.op_type,
+                "inputs": list(o.inputs),
+                "outputs": list(o.outputs),
+                **({"fused": list(o.fused)} if o.fused else {}),
+            }
+            for o in graph.ops
+        ],
+    }
+
+
+def _topological(ops: list[Operator]) -> list[Operator]:
+    """Ops of a plan file in a topological order (files may list them in any order)."""
+    producer = {t: i for i, o in enumerate(ops) for t in o.outputs}
+    indegree = [0] * len(ops)
+    succ: list[list[int]] = [[] for _ in ops]
+    for i, o in enumerate(ops):
+        for t in set(o.inputs):
+            if t in producer:
+                indegree[i] += 1
+                succ[producer[t]].append(i)
+    ready = [i for i in range(len(ops)) if indegree[i] == 0]
+    out: list[Operator] = []
+    while ready:
+        i = min(ready)
+        ready.remove(i)
+        out.append(ops[i])
+        for j in succ[i]:
+            indegree[j] -= 1
+            if indegree[j] == 0:
+                ready.append(j)
+    if len(out) != len(ops):
+        raise ValueError("the plan's operators form a cycle")
+    return out
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,5 @@
+"""Replacement (eviction) policies and the fixed-order planning engine."""
+
+from cosma.replace.engine import POLICIES, check_budget, plan_fixed_order
+
+__all__ = ["POLICIES", "check_budget", "plan_fixed_order"]

@@ -1,0 +1,216 @@
+"""Fixed-order planning with on-demand eviction: the baselines' common engine.
+
+Given an operator order, an allocator (``first-fit`` / ``best-fit``) and a replacement
+policy, :func:`plan_fixed_order` walks the order and emits the steps a runtime follows:
+
+1. for each input of the next operator that is not resident, find a free range and load it;
+2. find a free range for each of its outputs and run it;
+3. store every ``output`` tensor right after it is produced (compulsory, and it makes a later
+   eviction free), and free every tensor the order never reads again.
+
+When no free range fits, the policy names resident tensors to evict; an evicted activation
+with a later use and no DRAM copy is stored first (one extra store), and every later use of
+an evicted tensor reloads it (extra loads). Tensors of the running operator are pinned.
+
+Policies (``--method X+belady`` / ``X+greedy``):
+
+- ``belady``: evict the unpinned resident tensor whose next use is furthest away (ties: the one
+  that is cheaper to evict, then the larger), repeating until a range fits. Belady's MIN rule.
+- ``greedy``: evict the set of unpinned resident tensors overlapping the contiguous window of
+  the needed size that costs least to clear: the locally optimal choice (COSMA's "ILP-based
+  greedy" baseline solves exactly this window problem per eviction).
+
+Should pinned tensors fragment the scratchpad so that even an empty rest cannot hold the next
+tensor, the operator's resident inputs are evicted too and its whole working set is re-packed
+from offset 0; it fits whenever the scratchpad holds the aligned working set.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cosma.alloc.online import ALLOCATORS, Arena
+from cosma.errors import BudgetError, OptionError
+from cosma.graph import DRAM_KINDS, Graph
+from cosma.plan import Accelerator, Free, Load, Plan, Run, Step, Store
+
+POLICIES: tuple[str, ...] = ("belady", "greedy")
+
+
+@dataclass
+class _State:
+    """What the engine knows at one point of the walk."""
+
+    graph: Graph
+    arena: Arena
+    uses: dict[str, list[int]]  # tensor -> sorted positions in the order that read it
+    has_copy: set[str]
+    steps: list[Step] = field(default_factory=list)
+    now: int = 0
+
+    def next_use(self, tensor: str) -> float:
+        positions = self.uses.get(tensor, [])
+        i = bisect.bisect_right(positions, self.now - 1)  # a use at the current step counts
+        return positions[i] if i < len(positions) else math.inf
+
+    def eviction_cost(self, tensor: str) -> int:
+        """Extra bytes evicting ``tensor`` now causes: a spill store if needed, one reload if used again."""
+        size = self.graph.size(tensor)
+        if self.next_use(tensor) == math.inf:
+            return 0
+        return size + (0 if tensor in self.has_copy else size)
+
+    def evict(self, tensor: str) -> None:
+        if self.next_use(tensor) != math.inf and tensor not in self.has_copy:
+            self.steps.append(Store(tensor))
+            self.has_copy.add(tensor)
+        self.steps.append(Free(tensor))
+        self.arena.remove(tensor)
+
+
+def _belady(state: _State, size: int, pinned: set[str]) -> list[str]:
+    candidates = [name for _, _, name in state.arena.occupants() if name not in pinned]
+    if not candidates:
+        return []
+    return [max(candidates, key=lambda t: (state.next_use(t), -state.eviction_cost(t), state.graph.size(t)))]
+
+
+def _greedy(state: _State, size: int, pinned: set[str]) -> list[str]:
+    """Cheapest set of unpinned residents whose removal frees an aligned window of ``size`` bytes."""
+    arena = state.arena
+    occupants = list(arena.occupants())
+    starts = {0} | {e + (-e) % arena.alignment for _, e, _ in occupants}
+    best: tuple[tuple[float, ...], list[str]] | None = None
+    for a in sorted(starts):
+        b = a + size
+        if b > arena.capacity:
+            continue
+        inside = [name for s, e, name in occupants if s < b and a < e]
+        if any(name in pinned for name in inside):
+            continue
+        cost = sum(state.eviction_cost(t) for t in inside)
+        soonest = min((state.next_use(t) for t in inside), default=math.inf)
+        key = (cost, -soonest, a)
+        if best is None or key < best[0]:
+            best = (key, inside)
+    return best[1] if best else []
+
+
+_POLICY_FUNCS = {"belady": _belady, "greedy": _greedy}
+
+
+class _Repack(Exception):
+    """Pinned tensors fragment the scratchpad; the operator's working set must be re-packed."""
+
+
+def _make_room(state: _State, size: int, pinned: set[str], allocator: str, policy: str) -> int:
+    while True:
+        offset = state.arena.find(size, allocator)
+        if offset is not None:
+            return offset
+        victims = _POLICY_FUNCS[policy](state, size, pinned)
+        if not victims:
+            raise _Repack
+        for t in victims:
+            state.evict(t)
+
+
+def plan_fixed_order(
+    graph: Graph,
+    accelerator: Accelerator,
+    order: Sequence[str] | None = None,
+    *,
+    allocator: str = "first-fit",
+    policy: str = "belady",
+    method: str | None = None,
+) -> Plan:
+    """Plan ``order`` (default: the ONNX order) with on-demand eviction; see the module docstring."""
+    if allocator not in ALLOCATORS:
+        raise OptionError(f"unknown allocator {allocator!r}; choose one of {', '.join(ALLOCATORS)}")
+    if policy not in POLICIES:
+        raise OptionError(f"unknown replacement policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    order = graph.default_order if order is None else tuple(order)
+    if not graph.is_topological(order):
+        raise ValueError("the order is not a topological order of the graph's operators")
+    check_budget(graph, accelerator)
+
+    uses: dict[str, list[int]] = {}
+    for position, name in enumerate(order):
+        for t in graph.op(name).inputs:
+            uses.setdefault(t, []).append(position)
+    state = _State(
+        graph=graph,
+        arena=Arena(accelerator.scratchpad_bytes, accelerator.alignment),
+        uses=uses,
+        has_copy={t.name for t in graph.tensors if t.kind in DRAM_KINDS},
+    )
+    for position, name in enumerate(order):
+        state.now = position
+        op = graph.op(name)
+        pinned = set(op.inputs) | set(op.outputs)
+        try:
+            placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, policy)
+        except _Repack:
+            for t in [t for t in op.inputs if t in state.arena]:
+                state.evict(t)
+            for _, _, other in list(state.arena.occupants()):
+                state.evict(other)
+            placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, policy)
+        state.steps.append(Run(name, tuple(placed)))
+        for t in op.outputs:
+            if graph.tensor(t).kind == "output":
+                state.steps.append(Store(t))
+                state.has_copy.add(t)
+        state.now = position + 1
+        for t in dict.fromkeys((*op.inputs, *op.outputs)):
+            if state.next_use(t) == math.inf and t in state.arena:
+                state.steps.append(Free(t))
+                state.arena.remove(t)
+
+    return Plan.from_steps(
+        graph,
+        accelerator,
+        state.steps,
+        method=method or f"fixed+{policy}",
+        bound=0,  # trivially valid; it proves optimality only when no extra traffic is needed
+        details={"allocator": allocator, "policy": policy},
+    )
+
+
+def _place_working_set(
+    state: _State,
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    pinned: set[str],
+    allocator: str,
+    policy: str,
+) -> list[tuple[str, int]]:
+    for t in inputs:
+        if t not in state.arena:
+            offset = _make_room(state, state.graph.size(t), pinned, allocator, policy)
+            state.arena.place(t, offset, state.graph.size(t))
+            state.steps.append(Load(t, offset))
+    placed: list[tuple[str, int]] = []
+    try:
+        for t in outputs:
+            offset = _make_room(state, state.graph.size(t), pinned, allocator, policy)
+            state.arena.place(t, offset, state.graph.size(t))
+            placed.append((t, offset))
+    except _Repack:
+        for t, _ in placed:  # not produced yet: take the reservation back, no step
+            state.arena.remove(t)
+        raise
+    return placed
+
+
+def check_budget(graph: Graph, accelerator: Accelerator) -> None:
+    """Raise :class:`BudgetError` when the largest aligned working set exceeds the scratchpad."""
+    if not graph.ops:
+        return
+    op = graph.largest_op(accelerator.alignment)
+    need = graph.working_set(op.name, accelerator.alignment)
+    if need > accelerator.scratchpad_bytes:
+        raise BudgetError(op.name, need, accelerator.scratchpad_bytes)
