@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from cosma.graph import Graph, Operator, Tensor
 
@@ -60,7 +60,7 @@ class Run:
     outputs: tuple[tuple[str, int], ...]  # (tensor, offset) in the operator's output order
 
 
-Step = Union[Load, Store, Free, Run]
+Step = Load | Store | Free | Run
 
 
 def step_to_dict(step: Step) -> dict[str, Any]:
