@@ -1,0 +1,201 @@
+"""The ``cosma`` command line: parse, call the Python API, print. No planning logic lives here.
+
+Every bad input ends with one line on stderr naming the problem and the fix, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cosma.errors import CosmaError
+from cosma.units import format_size
+
+_console = Console()
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn CosmaError (bad input) into one line on stderr and exit 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CosmaError as e:
+            _fail(str(e))
+
+    return wrapper
+
+
+def _parse_input_shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for v in values:
+        name, sep, dims = v.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            shapes[name] = tuple(int(d) for d in dims.lower().split("x"))
+        except ValueError:
+            raise click.BadParameter(f"{v!r}: write NAME=1x3x224x224", param_hint="--input-shape") from None
+    return shapes
+
+
+def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that shape how an ONNX file is lowered to a graph (shared by every model command)."""
+    options = [
+        click.argument("model", type=click.Path(dir_okay=False, path_type=Path)),
+        click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=DxDxD",
+                     help="Fix a symbolic input shape, e.g. input=1x3x224x224 (repeatable)."),
+        click.option("--element-bytes", type=click.IntRange(min=1), default=None,
+                     help="Bytes per element for every tensor (int8 accelerator: 1); default: the ONNX dtype's."),
+        click.option("--weights/--no-weights", default=True, show_default=True,
+                     help="Whether weights occupy the scratchpad (--no-weights: activation-only study)."),
+        click.option("--fuse/--no-fuse", default=True, show_default=True,
+                     help="Fold elementwise epilogues (BatchNorm, Relu, bias Add...) into their producer."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _load(model: Path, input_shapes: tuple[str, ...], element_bytes: int | None, weights: bool, fuse: bool):
+    from cosma.frontend import load_onnx
+
+    return load_onnx(
+        model,
+        input_shapes=_parse_input_shapes(input_shapes),
+        element_bytes=element_bytes,
+        weights=weights,
+        fuse=fuse,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cosma")
+def main() -> None:
+    """cosma: plan operator order, scratchpad addresses and evictions for a DNN accelerator."""
+
+
+@main.command()
+@model_options
+@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="Largest operators to list.")
+@_user_errors
+def inspect(model: Path, input_shapes, element_bytes, weights, fuse, top: int) -> None:
+    """Show a model's operators, tensors, sizes, M_R and the default order's peak."""
+    graph = _load(model, input_shapes, element_bytes, weights, fuse)
+    table = Table(title=f"{graph.name}: {len(graph.ops)} operators, {len(graph.tensors)} tensors", show_header=False)
+    table.add_row("weights", format_size(graph.bytes_of_kind("weight")))
+    table.add_row("activations + outputs", format_size(graph.bytes_of_kind("activation", "output")))
+    table.add_row("inputs", format_size(graph.bytes_of_kind("input")))
+    if graph.ops:
+        largest = graph.largest_op()
+        table.add_row("M_R (largest working set)", f"{graph.min_scratchpad} B ({largest.name})")
+        table.add_row("peak of the default order", f"{graph.peak()} B")
+    _console.print(table)
+    if top and graph.ops:
+        ops = Table(title=f"largest {min(top, len(graph.ops))} operators by working set")
+        for column in ("operator", "type", "working set", "inputs", "outputs"):
+            ops.add_column(column)
+        for o in sorted(graph.ops, key=lambda o: -graph.working_set(o.name))[:top]:
+            ops.add_row(o.name, "+".join((o.op_type, *o.fused)), str(graph.working_set(o.name)),
+                        str(len(o.inputs)), str(len(o.outputs)))
+        _console.print(ops)
+
+
+@main.command(name="compile")
+@model_options
+@click.option("--scratchpad", "-s", required=True, metavar="SIZE",
+              help="Scratchpad size: bytes, or with a unit (512KiB, 1MiB, 2MB), or a budget name (M_R).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the plan JSON (written atomically, after validation).")
+@click.option("--method", default="auto", show_default=True, help="Planning method (see `cosma methods`).")
+@click.option("--allocator", type=click.Choice(["first-fit", "best-fit"]), default="first-fit", show_default=True)
+@click.option("--alignment", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Every offset is a multiple of this many bytes.")
+@click.option("--time-limit", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@_user_errors
+def compile_cmd(model: Path, input_shapes, element_bytes, weights, fuse, scratchpad: str, output: Path | None,
+                method: str, allocator: str, alignment: int, time_limit: float, threads: int, seed: int,
+                quiet: bool) -> None:
+    """Plan MODEL for a scratchpad of SIZE and write the plan JSON."""
+    from cosma.budgets import resolve_budget
+    from cosma.methods import compile as compile_graph
+
+    graph = _load(model, input_shapes, element_bytes, weights, fuse)
+    budget = resolve_budget(graph, scratchpad)
+    plan = compile_graph(graph, budget, method=method, alignment=alignment, allocator=allocator,
+                         time_limit=time_limit, threads=threads, seed=seed, quiet=quiet)
+    if output is not None:
+        plan.save(output)
+    s = plan.summary
+    bound = "-" if s.bound is None else f"{s.bound} B"
+    gap = "-" if s.gap is None else f"{100 * s.gap:.1f}%"
+    click.echo(
+        f"{graph.name}: {len(graph.ops)} ops, scratchpad {budget} B, method {s.method}: "
+        f"offchip {s.offchip_bytes} B (compulsory {s.compulsory_bytes}, extra {s.extra_bytes}), "
+        f"bound {bound}, gap {gap}, {s.status}, {s.total_seconds:.2f} s"
+        + (f" -> {output}" if output is not None else "")
+    )
+
+
+@main.command()
+@click.argument("plans", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per plan on stdout.")
+def check(plans: tuple[Path, ...], as_json: bool) -> None:
+    """Replay plan files against the machine model: exit 0 valid, 1 invalid, 2 unreadable."""
+    from dataclasses import asdict
+
+    from cosma.check import PlanInvalid, replay
+
+    worst = 0
+    for path in plans:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            click.echo(f"{path}: unreadable: {e}", err=True)
+            worst = max(worst, 2)
+            continue
+        try:
+            result = replay(data)
+        except PlanInvalid as e:
+            click.echo(f"{path}: INVALID: {e}")
+            worst = max(worst, 1)
+            continue
+        if as_json:
+            click.echo(json.dumps({"plan": str(path), "valid": True, **asdict(result)}))
+        else:
+            click.echo(
+                f"{path}: valid: {result.ops} ops, {result.tensors} tensors, offchip {result.offchip_bytes} B "
+                f"(compulsory {result.compulsory_bytes}, extra {result.extra_bytes}), "
+                f"peak resident {result.peak_resident_bytes} of {result.scratchpad_bytes}"
+            )
+    sys.exit(worst)
+
+
+@main.command()
+def methods() -> None:
+    """List the planning methods."""
+    from cosma.methods import METHODS
+
+    for name in METHODS:
+        click.echo(name)
+
+
+if __name__ == "__main__":
+    main()
