@@ -265,7 +265,7 @@ def timeline_figure(
     fig = Figure(figsize=(width, height), dpi=_DPI)
     named_ticks = time_axis == "op" and span <= 40
     left, right, head, strip, gap = 1.0, 0.3, 0.75, 1.1, 0.12  # inches
-    bottom = 1.5 if named_ticks else 0.65
+    bottom = 1.15 if named_ticks else 0.65
     main_h = height - bottom - head - strip - gap
     ax = fig.add_axes((left / width, bottom / height, (width - left - right) / width, main_h / height))
     ax_traffic = fig.add_axes(
