@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +188,8 @@ class Plan:
             bound = min(bound, result.extra_bytes)
             if bound == result.extra_bytes and status in ("feasible", "time-limit", "heuristic"):
                 status = "optimal"
+        if status == "optimal" and bound != result.extra_bytes:
+            status = "feasible"  # a claim of optimality needs a bound that matches the replayed cost
         summary = Summary(
             offchip_bytes=result.offchip_bytes,
             compulsory_bytes=result.compulsory_bytes,
@@ -243,7 +245,7 @@ class Plan:
             for o in d["ops"]
         ]
         summary = dict(d.get("summary", {}))
-        graph = Graph.build(summary.get("model", ""), tensors, _topological(ops))
+        graph = Graph.build(summary.get("model", ""), tensors, _topological(ops), d.get("metadata"))
         accelerator = Accelerator(d["scratchpad_bytes"], d.get("alignment", 1))
         return cls(graph, accelerator, tuple(step_from_dict(s) for s in d["steps"]), Summary.from_dict(summary))
 
@@ -280,6 +282,7 @@ def _header(graph: Graph, accelerator: Accelerator) -> dict[str, Any]:
             }
             for o in graph.ops
         ],
+        **({"metadata": dict(graph.metadata)} if graph.metadata else {}),
     }
 
 
@@ -309,25 +312,24 @@ def _topological(ops: list[Operator]) -> list[Operator]:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` (UTF-8) to ``path`` atomically; see :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode())
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    A reader sees the old file or the new one, never half of one, and a failed write leaves
+    no file behind. The file gets the mode ``open(path, "w")`` would give (0o666 less the
+    umask), not the 0o600 of :func:`tempfile.mkstemp`.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or Path("."))
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
