@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 from cosma.errors import OptionError
 
@@ -24,8 +25,8 @@ def parse_size(text: str) -> int:
     m = _SIZE.match(str(text))
     if not m or m.group(2).lower() not in _UNITS:
         raise OptionError(f"cannot read size {text!r}: write bytes or a number with KiB, MiB, GiB, KB, MB or GB")
-    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    if value != int(value):
+    value = Fraction(m.group(1)) * _UNITS[m.group(2).lower()]  # exact: 1.001KB is 1001 bytes
+    if value.denominator != 1:
         raise OptionError(f"size {text!r} is not a whole number of bytes")
     return int(value)
 
