@@ -1,0 +1,201 @@
+"""Searches for a minimum-peak order of one :class:`~cosma.schedule.segments.Segment`.
+
+Both searches walk the lattice of *down-sets* (sets ``S`` of operators closed under
+predecessors, as in Serenity's dynamic programming over frontiers): from ``S`` any *ready*
+operator ``o`` (all predecessors in ``S``) may run next, the step costs ``live(S, o)`` bytes
+and the value of a path is the largest step it takes. The minimum peak is the bottleneck
+shortest path from the empty set to the full set.
+
+- :func:`exact_search` is best-first search on ``f(S) = max(g(S), h(S))``, where ``g`` is the
+  path's peak so far and ``h(S) = max(open(S), max_{o ∉ S} floor(o))`` is a lower bound on every
+  remaining step (an operator's step holds at least what it touches). ``f`` never decreases
+  along a path, so the first complete set taken from the queue is optimal; states with
+  ``f >= upper`` (an incumbent's peak) are dropped, and when the queue runs dry the incumbent is
+  proven optimal. Stopped early (state or time limit) it returns the incumbent with the least
+  ``f`` left in the queue as a proven lower bound.
+- :func:`beam_search` keeps the ``width`` most promising states per number of operators run: a
+  heuristic that scales to thousands of operators.
+
+Both apply one exact reduction (:func:`_forced`): a ready operator whose step costs no more than
+``max(g(S), lower bound)`` and that leaves no more bytes open than before (it closes at least as
+much as it opens for later steps) can run at once. Moving it to the front of any completion
+never raises a later step: every tensor it opens for later is paid for by one it closes, and
+the step itself stays under a value the path reaches anyway.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass
+
+from cosma.schedule.segments import Segment
+
+# A path is a linked list of move tuples, newest first, so that states share their history.
+Path = tuple[tuple[int, ...], "Path"] | None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A local order of a segment and what is known about it."""
+
+    order: tuple[int, ...]
+    peak: int
+    proven: bool
+    bound: int  # no order of the segment has a smaller peak
+    states: int  # states expanded
+
+
+@dataclass(frozen=True)
+class _Node:
+    done: int
+    open_bytes: int
+    peak: int
+    ready: tuple[int, ...]
+    path: Path
+
+
+def _moves(path: Path) -> tuple[int, ...]:
+    chunks: list[tuple[int, ...]] = []
+    while path is not None:
+        chunks.append(path[0])
+        path = path[1]
+    return tuple(op for chunk in reversed(chunks) for op in chunk)
+
+
+def _advance(seg: Segment, node: _Node, op: int, live: int, open_after: int, path: Path) -> _Node:
+    done = node.done | (1 << op)
+    ready = [r for r in node.ready if r != op]
+    ready.extend(s for s in seg.succs[op] if not seg.preds[s] & ~done)
+    return _Node(done, open_after, max(node.peak, live), tuple(sorted(ready)), path)
+
+
+def _forced(seg: Segment, node: _Node) -> _Node:
+    """Run every operator that the reduction in the module docstring allows, as long as one does."""
+    floor = seg.lower_bound
+    moved: list[int] = []
+    changed = True
+    while changed:
+        changed = False
+        for op in node.ready:
+            live, after = seg.step(node.done, node.open_bytes, op)
+            if after <= node.open_bytes and live <= max(node.peak, floor):
+                node = _advance(seg, node, op, live, after, None)
+                moved.append(op)
+                changed = True
+                break
+    if not moved:
+        return node
+    return _Node(node.done, node.open_bytes, node.peak, node.ready, (tuple(moved), None))
+
+
+def _join(node: _Node, parent: Path, first: tuple[int, ...]) -> _Node:
+    """``node`` reached from ``parent`` by the moves ``first`` and then its own forced moves."""
+    own = node.path[0] if node.path is not None else ()
+    return _Node(node.done, node.open_bytes, node.peak, node.ready, (first + own, parent))
+
+
+def _child(seg: Segment, node: _Node, op: int) -> _Node:
+    live, after = seg.step(node.done, node.open_bytes, op)
+    plain = _advance(seg, node, op, live, after, None)
+    return _join(_forced(seg, plain), node.path, (op,))
+
+
+def _start(seg: Segment) -> _Node:
+    ready = tuple(i for i, p in enumerate(seg.preds) if not p)
+    node = _Node(0, seg.initial_open, 0, ready, None)
+    return _forced(seg, node)
+
+
+class _Bound:
+    """``h(S)``: a lower bound on the largest step still to come from ``S``."""
+
+    def __init__(self, seg: Segment) -> None:
+        self.full = seg.full
+        self.floor = seg.op_floor
+        self.by_floor = sorted(range(len(seg.ops)), key=lambda i: -seg.op_floor[i])
+
+    def __call__(self, node: _Node) -> int:
+        if node.done == self.full:
+            return 0
+        for op in self.by_floor:
+            if not node.done >> op & 1:
+                return max(node.open_bytes, self.floor[op])
+        return node.open_bytes
+
+
+def exact_search(
+    seg: Segment,
+    upper: int,
+    upper_order: tuple[int, ...],
+    *,
+    max_states: int,
+    deadline: float,
+) -> SearchResult:
+    """Best-first search for an order with peak below ``upper`` (``upper_order`` achieves ``upper``)."""
+    if upper <= seg.lower_bound:
+        return SearchResult(upper_order, upper, True, upper, 0)
+    h = _Bound(seg)
+    start = _start(seg)
+    best_peak: dict[int, int] = {start.done: start.peak}
+    closed: set[int] = set()
+    queue: list[tuple[int, int, int, int, _Node]] = []
+    counter = 0  # insertion order settles ties deterministically without comparing nodes
+
+    def push(node: _Node) -> None:
+        nonlocal counter
+        f = max(node.peak, h(node))
+        if f >= upper:
+            return
+        counter += 1
+        heapq.heappush(queue, (f, -node.done.bit_count(), counter, node.done, node))
+
+    push(start)
+    expanded = 0
+    while queue:
+        f, _, _, done, node = heapq.heappop(queue)
+        if done in closed:
+            continue
+        if done == seg.full:
+            order = _moves(node.path)
+            return SearchResult(order, node.peak, True, node.peak, expanded)
+        closed.add(done)
+        expanded += 1
+        if expanded >= max_states or (expanded % 256 == 0 and time.perf_counter() > deadline):
+            return SearchResult(upper_order, upper, False, min(upper, f), expanded)
+        for op in node.ready:
+            child = _child(seg, node, op)
+            if child.done in closed or child.peak >= best_peak.get(child.done, upper):
+                continue
+            best_peak[child.done] = child.peak
+            push(child)
+    return SearchResult(upper_order, upper, True, upper, expanded)
+
+
+def beam_search(seg: Segment, width: int, deadline: float) -> SearchResult:
+    """The best complete order found keeping ``width`` states per depth (1 once past ``deadline``)."""
+    h = _Bound(seg)
+    n = len(seg.ops)
+    layers: dict[int, dict[int, _Node]] = {}
+
+    def add(node: _Node) -> None:
+        layer = layers.setdefault(node.done.bit_count(), {})
+        old = layer.get(node.done)
+        if old is None or node.peak < old.peak:
+            layer[node.done] = node
+
+    add(_start(seg))
+    expanded = 0
+    while True:
+        depth = min(layers)
+        layer = layers.pop(depth)
+        if depth == n:
+            best = min(layer.values(), key=lambda v: (v.peak, v.done))
+            order = _moves(best.path)
+            return SearchResult(order, best.peak, best.peak <= seg.lower_bound, seg.lower_bound, expanded)
+        keep = width if time.perf_counter() <= deadline else 1
+        ranked = sorted(layer.values(), key=lambda v: (max(v.peak, h(v)), v.open_bytes, v.peak, v.done))
+        for node in ranked[:keep]:
+            expanded += 1
+            for op in node.ready:
+                add(_child(seg, node, op))
