@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 from collections.abc import Sequence
@@ -59,6 +60,8 @@ KIND_COLOURS: dict[str, str] = {
 SPILL_COLOUR = "#D0021B"  # extra traffic, whether a spill store or a reload
 STORE_COLOUR = "#222222"  # compulsory store of an output
 CAPACITY_COLOUR = "#D0021B"
+#: Residencies thinner than a pixel are drawn as lines of a darker shade of their kind's colour.
+_THIN_COLOURS: dict[str, str] = {"input": "#00664A", "weight": "#555555", "activation": "#1F6F9E", "output": "#9A6A00"}
 
 _DPI = 100
 _LABEL_POINTS = 7.0
@@ -241,7 +244,7 @@ def timeline_figure(
     labels: bool = True,
     title: str | None = None,
     width: float | None = None,
-    height: float = 7.5,
+    height: float = 9.0,
 ) -> Figure:
     """The scratchpad over the plan: time across, address up, one rectangle per residency.
 
@@ -250,7 +253,8 @@ def timeline_figure(
     one; the dashed line is the capacity. A tensor's name is written inside its rectangle where it
     fits (turned upright in tall narrow ones). The strip on top shows the off-chip bytes moved at
     each time, extra traffic in red. ``window=(start, end)`` zooms into part of the time axis;
-    ``width`` (inches) defaults to about 3 pixels per time unit, 10 to 80 inches.
+    ``width`` (inches) defaults to about 8 pixels per time unit, 10 to 80 inches. A residency
+    thinner than a pixel at that scale is drawn as a line along its address, so every tensor shows.
     """
     tr = trace(plan, time_axis)
     lo, hi = (0.0, max(tr.horizon, 1.0)) if window is None else (float(window[0]), float(window[1]))
@@ -258,7 +262,7 @@ def timeline_figure(
         raise ValueError(f"empty window [{lo}, {hi}]")
     span = hi - lo
     if width is None:
-        width = min(max(10.0, 0.03 * span + 1.6), 80.0)
+        width = min(max(10.0, 0.08 * span + 1.6), 80.0)
     capacity = tr.capacity
     top = capacity * 1.04
 
@@ -274,8 +278,11 @@ def timeline_figure(
     )
 
     shown = [r for r in tr.residencies if r.bytes > 0 and r.end >= lo and r.start <= hi]
-    plain = [r for r in shown if not r.reloaded]
-    reloads = [r for r in shown if r.reloaded]
+    px_per_byte = main_h * _DPI / top
+    thin = [r for r in shown if r.bytes * px_per_byte < 1.5]
+    boxes = [r for r in shown if r.bytes * px_per_byte >= 1.5]
+    plain = [r for r in boxes if not r.reloaded]
+    reloads = [r for r in boxes if r.reloaded]
     for group, hatch, edge, lw in ((plain, None, "#333333", 0.3), (reloads, "////", SPILL_COLOUR, 0.8)):
         if not group:
             continue
@@ -287,6 +294,13 @@ def timeline_figure(
             hatch=hatch,
         )
         ax.add_collection(coll)
+    if thin:
+        # Too thin to fill: a line one pixel wide at the tensor's address keeps it in sight.
+        ax.add_collection(LineCollection(
+            [((r.start, r.offset + r.bytes / 2), (r.end, r.offset + r.bytes / 2)) for r in thin],
+            colors=[SPILL_COLOUR if r.reloaded else _THIN_COLOURS.get(r.kind, "#555555") for r in thin],
+            linewidths=72 / _DPI, capstyle="butt",
+        ))
 
     spills = [(x, r) for r in shown for x in r.stores if x.extra]
     stores = [(x, r) for r in shown for x in r.stores if not x.extra]
@@ -303,14 +317,14 @@ def timeline_figure(
                 color=CAPACITY_COLOUR)
     ax.set_xlim(lo, hi)
     ax.set_ylim(0, top)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_size(int(v))))
+    _bytes_axis(ax.yaxis)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=max(4, int(width * 1.5))))
     ax.set_ylabel("scratchpad address")
     ax.set_xlabel("operator (run index)" if time_axis == "op" else "step")
     if named_ticks:
         # Few operators: name them under the axis.
         names = [(op, t) for op, t in tr.run_times if lo <= t < hi]
-        ax.set_xticks([t + 0.5 for _, t in names], [_shorten(op, 20) for op, _ in names], rotation=60,
+        ax.set_xticks([t + 0.5 for _, t in names], [_labels(op, 20)[-1] for op, _ in names], rotation=60,
                       ha="right", fontsize=7)
 
     if labels:
@@ -338,9 +352,9 @@ def traffic_figure(plan: Plan, *, top: int = 25) -> Figure:
     ax.barh(y, [r.compulsory_bytes for r in rows], color="#7f7f7f", label="compulsory")
     ax.barh(y, [r.extra_bytes for r in rows], left=[r.compulsory_bytes for r in rows], color=SPILL_COLOUR,
             label="extra (spills and reloads)")
-    ax.set_yticks(y, [_shorten(r.tensor, 48) for r in rows], fontsize=7)
+    ax.set_yticks(y, [_labels(r.tensor, 48)[-1] for r in rows], fontsize=7)
     ax.invert_yaxis()
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_size(int(v))))
+    _bytes_axis(ax.xaxis)
     ax.set_xlabel("off-chip bytes")
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(f"traffic by tensor (top {len(rows)})", loc="left", fontsize=10)
@@ -378,6 +392,59 @@ def _shorten(name: str, limit: int) -> str:
     return name if len(name) <= limit else "…" + name[-(limit - 1):]
 
 
+def _labels(name: str, limit: int | None = None) -> list[str]:
+    """Ever shorter labels for a tensor name, each made of components of it.
+
+    ONNX exporters name tensors after module paths, ``/features/denseblock1/denselayer6/relu1/Relu_output_0``.
+    The compact path drops the ``_output_0`` suffix, every component that the next one repeats
+    (``conv``, ``conv.0``) and a last component that only repeats its module's name (``relu1/Relu``):
+    ``features/denseblock1/denselayer6/relu1``. The shorter forms keep only the numbered
+    components and the last one (``denseblock1/denselayer6/relu1``), then ever shorter tails of
+    at least two components (``denselayer6/relu1``). A ``limit`` keeps the labels of at most
+    that many characters (the last one cut if none is that short).
+    """
+    path = name.strip("/")
+    path = path[: -len("_output_0")] if path.endswith("_output_0") else path
+    parts = [p for p in path.split("/") if p]
+    parts = [p for i, p in enumerate(parts) if i + 1 == len(parts) or not parts[i + 1].startswith(p)]
+    if len(parts) >= 2 and parts[-2].lower().startswith(parts[-1].lower()):
+        parts.pop()
+    out = ["/".join(parts) or name]
+    numbered = [p for p in parts[:-1] if any(c.isdigit() for c in p)] + parts[-1:]
+    for k in range(len(numbered), 1, -1):
+        label = "/".join(numbered[-k:])
+        if label not in out:
+            out.append(label)
+    if limit is not None:
+        out = [label for label in out if len(label) <= limit] or [_shorten(out[-1], limit)]
+    return out
+
+
+class _ByteLocator(MaxNLocator):
+    """Ticks at round numbers of the unit (B, KiB, MiB, GiB) the axis range calls for."""
+
+    def tick_values(self, vmin: float, vmax: float) -> Any:
+        unit = _unit(max(abs(vmin), abs(vmax)))[0]
+        return super().tick_values(vmin / unit, vmax / unit) * unit
+
+
+def _unit(value: float) -> tuple[int, str]:
+    for unit, name in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if value >= 2 * unit:
+            return unit, name
+    return 1, "B"
+
+
+def _bytes_axis(axis: Any, nbins: int | str = "auto") -> None:
+    def label(value: float, _: Any) -> str:
+        lo, hi = axis.get_view_interval()
+        unit, name = _unit(max(abs(lo), abs(hi)))
+        return "0" if value == 0 else f"{round(value / unit, 3):g} {name}"
+
+    axis.set_major_locator(_ByteLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]))
+    axis.set_major_formatter(FuncFormatter(label))
+
+
 def _label(fig: Figure, ax: Any, shown: Sequence[Residency], lo: float, hi: float, top: float) -> None:
     """Write each tensor's name inside its rectangle where it fits, largest rectangles first."""
     box = ax.get_position()
@@ -396,8 +463,7 @@ def _label(fig: Figure, ax: Any, shown: Sequence[Residency], lo: float, hi: floa
     for _, r, start, end, w, h in candidates:
         if placed >= _MAX_LABELS:
             break
-        short = _shorten(r.tensor, 24)
-        for text, rotation in ((r.tensor, 0), (r.tensor, 90), (short, 0), (short, 90)):
+        for text, rotation in itertools.product(_labels(r.tensor), (0, 90)):
             length = len(text) * char_w + 4
             fits = (length <= w and line_h <= h) if rotation == 0 else (length <= h and line_h <= w)
             if fits:
@@ -420,8 +486,7 @@ def _traffic_strip(ax: Any, tr: PlanTrace, lo: float, hi: float) -> None:
     width = 0.9 if tr.time_axis == "step" else 0.8
     ax.bar(times, base, width=width, color="#7f7f7f", linewidth=0)
     ax.bar(times, [extra.get(t, 0) for t in times], bottom=base, width=width, color=SPILL_COLOUR, linewidth=0)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_size(int(v))))
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=3))
+    _bytes_axis(ax.yaxis, nbins=3)
     ax.set_ylabel("off-chip", fontsize=8)
     ax.tick_params(labelbottom=False, labelsize=7)
     ax.set_xlim(lo, hi)
