@@ -5,10 +5,11 @@ Every bad input ends with one line on stderr naming the problem and the fix, and
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cosma.errors import CosmaError
+from cosma.errors import CosmaError, OptionError
 from cosma.units import format_size
 
 _console = Console()
@@ -38,6 +39,31 @@ def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             _fail(str(e))
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _usage_errors_in_one_line() -> Iterator[None]:
+    """Click's usage errors (unknown option, bad value) as one line on stderr and exit 2, without the usage block."""
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise  # a bare `cosma` prints the help
+    except click.UsageError as e:
+        where = e.ctx.command_path if e.ctx is not None else "cosma"
+        _fail(f"{e.format_message()} (see '{where} --help')")
+
+
+class _Cli(click.Group):
+    """The command group; parsing happens in make_context and, for subcommands, in invoke."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        with _usage_errors_in_one_line():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _usage_errors_in_one_line():
+            return super().invoke(ctx)
 
 
 def _parse_input_shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
@@ -83,7 +109,7 @@ def _load(model: Path, input_shapes: tuple[str, ...], element_bytes: int | None,
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cosma")
 def main() -> None:
     """cosma: plan operator order, scratchpad addresses and evictions for a DNN accelerator."""
@@ -139,10 +165,15 @@ def compile_cmd(model: Path, input_shapes, element_bytes, weights, fuse, scratch
 
     graph = _load(model, input_shapes, element_bytes, weights, fuse)
     budget = resolve_budget(graph, scratchpad)
+    if budget <= 0:
+        raise OptionError(f"--scratchpad {scratchpad} is {budget} B; give a positive size such as 512KiB, or M_R")
     plan = compile_graph(graph, budget, method=method, alignment=alignment, allocator=allocator,
                          time_limit=time_limit, threads=threads, seed=seed, quiet=quiet)
     if output is not None:
-        plan.save(output)
+        try:
+            plan.save(output)
+        except OSError as e:
+            raise CosmaError(f"cannot write the plan to {output}: {e.strerror or e}; choose another --output") from None
     s = plan.summary
     bound = "-" if s.bound is None else f"{s.bound} B"
     gap = "-" if s.gap is None else f"{100 * s.gap:.1f}%"
