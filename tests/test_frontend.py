@@ -225,6 +225,11 @@ def test_element_bytes_overrides_every_tensor_and_matches_with_element_bytes():
     assert [t.bytes for t in g4.tensors] == [4 * t.bytes for t in g1.tensors]
 
 
+def test_element_bytes_below_one_is_an_option_error():
+    with pytest.raises(cosma.OptionError, match="element_bytes"):
+        load_onnx(conv_bn_relu(), element_bytes=0)
+
+
 # --------------------------------------------------------------------- weights
 def test_weights_false_leaves_weights_out_entirely():
     g = load_onnx(conv_bn_relu(), weights=False)
@@ -243,6 +248,23 @@ def test_input_shapes_fix_symbolic_dims():
     g = load_onnx(symbolic_relu(), input_shapes={"x": (2, 3, 4, 5)}, fuse=False)
     assert g.tensor("x").shape == (2, 3, 4, 5)
     assert g.tensor("y").shape == (2, 60) and g.tensor("y").bytes == 2 * 60 * 4
+
+
+def test_input_shapes_override_shapes_recorded_for_other_input_dims():
+    m = symbolic_relu()
+    m.graph.value_info.append(value("r", [1, 3, 7, 7]))  # stale: recorded for another input size
+    del m.graph.output[0].type.tensor_type.shape.dim[:]
+    m.graph.output[0].type.tensor_type.shape.dim.add().dim_value = 1
+    m.graph.output[0].type.tensor_type.shape.dim.add().dim_value = 147
+    g = load_onnx(m, input_shapes={"x": (2, 3, 4, 5)}, fuse=False)
+    assert g.tensor("r").shape == (2, 3, 4, 5) and g.tensor("y").shape == (2, 60)
+
+
+def test_the_callers_model_proto_is_left_unchanged():
+    m = symbolic_relu()
+    before = m.SerializeToString()
+    load_onnx(m, input_shapes={"x": (2, 3, 4, 5)})
+    assert m.SerializeToString() == before
 
 
 def test_unknown_shape_names_the_tensor_and_suggests_input_shape():

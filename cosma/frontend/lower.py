@@ -52,7 +52,7 @@ import onnx.inliner
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from cosma.errors import ModelError
+from cosma.errors import ModelError, OptionError
 from cosma.frontend.fuse import fuse_epilogues
 from cosma.graph import Graph, Operator, Tensor
 
@@ -99,7 +99,7 @@ def load_onnx(
         ([('x', 'input', 64), ('y', 'output', 64)], 'Relu_0')
     """
     if element_bytes is not None and element_bytes < 1:
-        raise ModelError(f"element_bytes must be a positive integer, not {element_bytes}")
+        raise OptionError(f"element_bytes must be a positive integer, not {element_bytes}; use 1 for int8")
     proto, source, default_name = _read(model)
     proto = _prepare(proto, source, input_shapes or {})
     walked = _walk(proto, source)
@@ -275,6 +275,12 @@ def _fix_input_shapes(graph: onnx.GraphProto, input_shapes: Mapping[str, Sequenc
         del tensor_type.shape.dim[:]
         for d in dims:
             tensor_type.shape.dim.add().dim_value = int(d)
+    if input_shapes:
+        # Shapes recorded in the file were derived from the old input dims: infer them afresh.
+        del graph.value_info[:]
+        for out in graph.output:
+            if out.type.WhichOneof("value") == "tensor_type":
+                out.type.tensor_type.ClearField("shape")
 
 
 # ===================================================================== types
