@@ -450,3 +450,14 @@ def test_tensor_proto_dtypes_cover_sub_byte_types():
               [value("x", [5], TensorProto.INT4)], [value("y", [5])], opset=21)
     g = load_onnx(m)
     assert g.tensor("x").bytes == 3  # five 4-bit elements round up to three bytes
+
+
+def test_zoo_weights_stripped_file_lowers_like_the_file_with_weights():
+    # models/tiny_cnn.onnx is a torch export (opset 17) whose weights became graph inputs named in
+    # stripped_weight_inputs; models/tiny_cnn_weights.onnx keeps them as initializers.
+    models = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
+    stripped = load_onnx(os.path.join(models, "tiny_cnn.onnx"))
+    full = load_onnx(os.path.join(models, "tiny_cnn_weights.onnx"))
+    assert stripped.tensors == full.tensors and stripped.ops == full.ops
+    assert sum(t.kind == "weight" for t in stripped.tensors) == 10
+    assert [t.name for t in stripped.tensors if t.kind == "input"] == ["input"]
