@@ -11,10 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cosma import baselines
 from cosma.errors import OptionError
 from cosma.graph import Graph
 from cosma.plan import Accelerator, Plan
-from cosma.replace.engine import check_budget, plan_fixed_order
+from cosma.replace.engine import check_budget
 
 
 @dataclass(frozen=True)
@@ -33,23 +34,11 @@ class Options:
 Method = Callable[[Graph, Accelerator, Options], Plan]
 
 
-def _default_belady(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
-    return plan_fixed_order(
-        graph, accelerator, graph.default_order, allocator=options.allocator, policy="belady",
-        method="default+belady",
-    )
-
-
-def _default_greedy(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
-    return plan_fixed_order(
-        graph, accelerator, graph.default_order, allocator=options.allocator, policy="greedy",
-        method="default+greedy",
-    )
-
-
 METHODS: dict[str, Method] = {
-    "default+belady": _default_belady,
-    "default+greedy": _default_greedy,
+    "default+belady": baselines.default_belady,
+    "minpeak+belady": baselines.minpeak_belady,
+    "default+greedy": baselines.default_greedy,
+    "minpeak+greedy": baselines.minpeak_greedy,
 }
 DEFAULT_METHOD = "default+belady"
 
