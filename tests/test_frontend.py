@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import glob
 import json
 import os
@@ -9,6 +10,7 @@ from math import prod
 
 import numpy as np
 import onnx
+import onnx_builders
 import pytest
 from onnx import TensorProto, helper
 from onnx_builders import (
@@ -30,6 +32,8 @@ from onnx_builders import (
 )
 
 import cosma
+import cosma.frontend.fuse
+import cosma.frontend.lower
 from cosma.errors import ModelError
 from cosma.frontend import fuse_epilogues, load_onnx
 
@@ -461,3 +465,10 @@ def test_zoo_weights_stripped_file_lowers_like_the_file_with_weights():
     assert stripped.tensors == full.tensors and stripped.ops == full.ops
     assert sum(t.kind == "weight" for t in stripped.tensors) == 10
     assert [t.name for t in stripped.tensors if t.kind == "input"] == ["input"]
+
+
+@pytest.mark.parametrize("module", [cosma.frontend.lower, cosma.frontend.fuse, onnx_builders],
+                         ids=["lower", "fuse", "onnx_builders"])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
