@@ -164,7 +164,7 @@ def compile_cmd(model: Path, input_shapes, element_bytes, weights, fuse, scratch
     from cosma.methods import compile as compile_graph
 
     graph = _load(model, input_shapes, element_bytes, weights, fuse)
-    budget = resolve_budget(graph, scratchpad)
+    budget = resolve_budget(graph, scratchpad, alignment=alignment, time_limit=time_limit)
     if budget <= 0:
         raise OptionError(f"--scratchpad {scratchpad} is {budget} B; give a positive size such as 512KiB, or M_R")
     plan = compile_graph(graph, budget, method=method, alignment=alignment, allocator=allocator,
@@ -217,6 +217,43 @@ def check(plans: tuple[Path, ...], as_json: bool) -> None:
                 f"peak resident {result.peak_resident_bytes} of {result.scratchpad_bytes}"
             )
     sys.exit(worst)
+
+
+@main.command(name="budgets")
+@model_options
+@click.option("--alignment", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Count every tensor at its size rounded up to this many bytes.")
+@click.option("--time-limit", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Seconds for each minimum-peak search.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+@_user_errors
+def budgets_cmd(model: Path, input_shapes, element_bytes, weights, fuse, alignment: int, time_limit: float,
+                as_json: bool) -> None:
+    """Print MODEL's scratchpad budgets M_R, M_H and M_P, with and without weights (--no-weights: without only)."""
+    from dataclasses import asdict
+
+    from cosma.budgets import budgets, graph_budgets
+
+    graph = _load(model, input_shapes, element_bytes, weights, fuse)
+    if weights:
+        both = budgets(graph, alignment=alignment, time_limit=time_limit)
+        columns = {"with weights": both.with_weights, "without weights": both.without_weights}
+    else:
+        columns = {"without weights": graph_budgets(graph, alignment=alignment, time_limit=time_limit)}
+    if as_json:
+        click.echo(json.dumps({"model": graph.name, "ops": len(graph.ops), "alignment": alignment,
+                               **{k.replace(" ", "_"): asdict(v) for k, v in columns.items()}}))
+        return
+    table = Table(title=f"{graph.name}: {len(graph.ops)} operators, alignment {alignment}")
+    table.add_column("budget")
+    for name in columns:
+        table.add_column(name, justify="right")
+    rows = [("M_R", "largest working set"), ("M_H", "(M_R+M_P)/2"), ("M_P", "minimum peak")]
+    for key, meaning in rows:
+        table.add_row(f"{key}  ({meaning})", *(f"{b.get(key)} B ({format_size(b.get(key))})" for b in columns.values()))
+    table.add_row("M_P proven minimal",
+                  *("yes" if b.m_p_proven else f"no (>= {b.m_p_bound} B)" for b in columns.values()))
+    _console.print(table)
 
 
 @main.command()
