@@ -518,7 +518,9 @@ def _settle_types(node: onnx.NodeProto, label: str, walked: _Walked, source: str
                 elem = types.elem_type(o) or helper.np_dtype_to_tensor_dtype(value.dtype)
                 types.set(o, elem, value.shape)
         if types.shape(o) is None or not types.elem_type(o):
-            walked.unknown.setdefault(o, f"output of node {label!r} ({node.op_type})")
+            why = walked.constants.opaque.get(o)
+            walked.unknown.setdefault(o, f"output of node {label!r} ({node.op_type})"
+                                      + (f", a constant not computed because {why}" if why else ""))
 
 
 def _is_view(node: onnx.NodeProto, read: set[str]) -> bool:
