@@ -92,7 +92,7 @@ class Graph:
     name: str
     tensors: tuple[Tensor, ...]
     ops: tuple[Operator, ...]
-    metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)  # a proxy: unhashable
 
     @classmethod
     def build(

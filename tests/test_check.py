@@ -136,6 +136,7 @@ INVALID: dict[str, tuple[Mutation, str, int | None]] = {
     "zero scratchpad": (setting("scratchpad_bytes", value=0), "scratchpad_bytes 0 is not a positive", None),
     "string scratchpad": (setting("scratchpad_bytes", value="16"), "scratchpad_bytes '16'", None),
     "no scratchpad": (deleting("scratchpad_bytes"), "scratchpad_bytes None", None),
+    "boolean scratchpad": (setting("scratchpad_bytes", value=True), "scratchpad_bytes True", None),
     "zero alignment": (setting("alignment", value=0), "alignment 0 is not a positive", None),
     "fractional alignment": (setting("alignment", value=1.5), "alignment 1.5", None),
     # graph
@@ -146,6 +147,7 @@ INVALID: dict[str, tuple[Mutation, str, int | None]] = {
     "negative bytes": (setting("tensors", 0, "bytes", value=-4), "tensor x: bytes -4", None),
     "fractional bytes": (setting("tensors", 0, "bytes", value=4.5), "tensor x: bytes 4.5", None),
     "missing bytes": (deleting("tensors", 0, "bytes"), "tensor x: bytes None", None),
+    "boolean bytes": (setting("tensors", 0, "bytes", value=True), "tensor x: bytes True", None),  # JSON true
     "duplicate op": (appending("ops", {"name": "a", "inputs": [], "outputs": []}), "operator a is listed twice", None),
     "op without name": (appending("ops", {"inputs": [], "outputs": []}), "operator without a string name", None),
     "unknown input tensor": (setting("ops", 1, "inputs", value=["h", "g", "z"]), "unknown tensor 'z'", None),

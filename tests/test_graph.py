@@ -143,8 +143,9 @@ def test_build_rejects_broken_graphs(tensors: list[Tensor], ops: list[Operator],
         Graph.build("broken", tensors, ops)
 
 
-def test_graph_is_immutable() -> None:
+def test_graph_is_immutable_and_hashable() -> None:
     g = chain().graph
+    assert hash(g) == hash(chain().graph) and len({g, chain().graph, skip().graph}) == 2
     with pytest.raises(AttributeError):
         g.name = "other"  # type: ignore[misc]
     with pytest.raises(TypeError):
