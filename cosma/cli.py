@@ -265,5 +265,123 @@ def methods() -> None:
         click.echo(name)
 
 
+def _parse_window(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    start, sep, end = text.partition(":")
+    try:
+        window = (float(start), float(end))
+        if not sep or window[1] <= window[0]:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: write START:END with START < END, e.g. 100:200",
+                                 param_hint="--window") from None
+    return window
+
+
+@main.command()
+@click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Picture to write: .png, .svg or .pdf (default: PLAN's name with .png).")
+@click.option("--time", "time_axis", type=click.Choice(["op", "step"]), default="op", show_default=True,
+              help="Time axis: one unit per operator run, or one per step.")
+@click.option("--window", metavar="START:END", default=None, help="Draw only this part of the time axis, e.g. 100:200.")
+@click.option("--width", type=click.FloatRange(min=4, max=300), default=None,
+              help="Picture width in inches (default: grows with the plan, 10 to 80).")
+@click.option("--labels/--no-labels", default=True, show_default=True, help="Write tensor names where they fit.")
+@_user_errors
+def show(plan: Path, output: Path | None, time_axis: str, window: str | None, width: float | None,
+         labels: bool) -> None:
+    """Draw PLAN's scratchpad over time: one rectangle per resident tensor, spills and reloads marked."""
+    from cosma.viz import load_plan, save_timeline
+
+    path = save_timeline(load_plan(plan), output or plan.with_suffix(".png"), time_axis=time_axis,
+                         window=_parse_window(window), width=width, labels=labels)
+    click.echo(f"{plan} -> {path}")
+
+
+@main.command()
+@click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML page to write (default: PLAN's name with .html).")
+@_user_errors
+def report(plan: Path, output: Path | None) -> None:
+    """Write one self-contained HTML page about PLAN: summary, timeline, traffic by tensor, steps."""
+    from cosma.report import write_report
+    from cosma.viz import load_plan
+
+    path = write_report(load_plan(plan), output or plan.with_suffix(".html"))
+    click.echo(f"{plan} -> {path}")
+
+
+def _load_options_only(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of :func:`model_options` without its MODEL argument (for commands taking several models)."""
+    probe = model_options(lambda: None)
+    params = getattr(func, "__click_params__", [])
+    params.extend(p for p in probe.__click_params__ if not isinstance(p, click.Argument))
+    func.__click_params__ = params  # type: ignore[attr-defined]
+    return func
+
+
+@main.command(name="sweep")
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@_load_options_only
+@click.option("--from", "start", default="M_R", show_default=True, metavar="SIZE",
+              help="Smallest scratchpad: a size (512KiB) or a budget name (M_R, M_H, M_P), for each model.")
+@click.option("--to", "stop", default="M_P", show_default=True, metavar="SIZE", help="Largest scratchpad.")
+@click.option("--points", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Scratchpad sizes per model, evenly spaced from --from to --to.")
+@click.option("--method", "methods", multiple=True, default=("auto",), show_default=True,
+              help="Planning method (repeatable: one curve each; see `cosma methods`).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("sweep.csv"),
+              show_default=True, help="CSV of the points (written atomically).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Picture of the curves, .png/.svg/.pdf (default: the CSV's name with .png).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Points planned at once (default: one per CPU).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Run the points as Ray tasks, on a local Ray instance or on the cluster at ADDRESS "
+                   "(pip install 'cosma[ray]').")
+@click.option("--allocator", type=click.Choice(["first-fit", "best-fit"]), default="first-fit", show_default=True)
+@click.option("--alignment", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Every offset is a multiple of this many bytes.")
+@click.option("--time-limit", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds for each point.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Solver threads per point.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No line per finished point.")
+@_user_errors
+def sweep_cmd(models: tuple[Path, ...], input_shapes, element_bytes, weights, fuse, start: str, stop: str,
+              points: int, methods: tuple[str, ...], output: Path, plot: Path | None, jobs: int | None,
+              ray_address: str | None, allocator: str, alignment: int, time_limit: float, threads: int, seed: int,
+              quiet: bool) -> None:
+    """Extra traffic against scratchpad size for one or more MODELS: a CSV and a plot of the curves."""
+    from cosma.sweep import LoadOptions, sweep
+
+    if ray_address is not None and ray_address.endswith(".onnx"):  # `--ray model.onnx`: a model, not an address
+        models, ray_address = (*models, Path(ray_address)), "local"
+
+    def progress(p: Any) -> None:
+        if not quiet:
+            extra = "-" if p.extra_bytes is None else f"{p.extra_bytes} B"
+            click.echo(f"  {p.model} {p.method} {p.scratchpad_bytes} B: extra {extra}, {p.status}", err=True)
+
+    result = sweep(
+        models, start=start, stop=stop, points=points, methods=methods,
+        load=LoadOptions(tuple(_parse_input_shapes(input_shapes).items()), element_bytes, weights, fuse),
+        alignment=alignment, allocator=allocator, time_limit=time_limit, threads=threads, seed=seed,
+        backend="process" if ray_address is None else "ray", jobs=jobs, ray_address=ray_address, progress=progress,
+    )
+    csv_path, plot_path = result.save_csv(output), result.save_plot(plot or output.with_suffix(".png"))
+    table = Table(title=f"extra off-chip traffic ({result.backend} backend)")
+    for column in ("model", "method", "scratchpad", "extra", "status"):
+        table.add_column(column, justify="right" if column in ("scratchpad", "extra") else "left")
+    for p in result.points:
+        table.add_row(p.model, p.method, f"{p.scratchpad_bytes} B",
+                      "-" if p.extra_bytes is None else f"{p.extra_bytes} B", p.status)
+    _console.print(table)
+    click.echo(f"{len(result.points)} points -> {csv_path}, {plot_path}")
+
+
 if __name__ == "__main__":
     main()

@@ -152,6 +152,12 @@ class SweepResult:
         atomic_write_text(path, self.to_csv())
         return path
 
+    def save_plot(self, path: str | os.PathLike[str]) -> Path:
+        """:func:`sweep_figure` written atomically to a .png, .svg or .pdf file."""
+        from cosma.viz import save_figure
+
+        return save_figure(sweep_figure(self), path)
+
 
 # ------------------------------------------------------------------------------- driver
 def budget_points(start: int, stop: int, points: int) -> list[int]:
@@ -188,9 +194,11 @@ def sweep(
     """Sweep every model (an ONNX path or a :class:`Graph`) over ``points`` budgets per method.
 
     ``start`` and ``stop`` are sizes (``512KiB``) or budget names (``M_R``, ``M_P``...), resolved
-    per model. ``jobs`` is the number of parallel workers (default: every CPU); ``ray_address``
-    names a Ray cluster (default: start a local Ray instance of ``jobs`` CPUs, or use the one
-    this process is already connected to). ``progress`` is called in this process as each point
+    per model (``time_limit`` also bounds the search for ``M_P``). ``jobs`` is the number of
+    parallel workers (default: every CPU); ``ray_address`` names a Ray cluster (default or
+    ``"local"``: start a local Ray instance of ``jobs`` CPUs, or use the one this process is
+    already connected to). The process backend starts fresh worker processes, so a script that
+    uses it needs the usual ``if __name__ == "__main__":`` guard. ``progress`` is called in this process as each point
     finishes. The points come back ordered by model, method and scratchpad size.
     """
     from cosma.budgets import resolve_budget
@@ -212,7 +220,7 @@ def sweep(
     for model, label in zip(models, labels):
         source = _source(model, label, load)
         graph = model if isinstance(model, Graph) else _graph(source)
-        lo, hi = resolve_budget(graph, start), resolve_budget(graph, stop)
+        lo, hi = (resolve_budget(graph, text, alignment=alignment, time_limit=time_limit) for text in (start, stop))
         if lo > hi:
             raise OptionError(f"{label}: --from is {lo} B, above --to at {hi} B; swap them")
         sources.append(source)
@@ -361,7 +369,7 @@ def _run_ray(
         raise OptionError("--ray needs Ray: pip install 'cosma[ray]'") from None
     started = not ray.is_initialized()
     if started:
-        if address:
+        if address and address != "local":
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
