@@ -347,8 +347,7 @@ def engine_plans() -> dict[str, dict[str, Any]]:
         g = make().graph
         for alignment in (1, 4):
             for policy in ("belady", "greedy"):
-                budget = g.largest_op(alignment).name
-                need = g.working_set(budget, alignment)
+                need = g.working_set(g.largest_op(alignment).name, alignment)  # aligned M_R
                 for capacity in (need, need + 3):
                     plan = plan_fixed_order(g, Accelerator(capacity, alignment), policy=policy)
                     plans[f"{name} {policy} align {alignment} at {capacity}"] = plan.to_dict()
