@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from cosma.errors import OptionError
 from cosma.graph import Graph, Operator, Tensor
 
 FORMAT = "cosma.plan/1"
@@ -33,9 +34,9 @@ class Accelerator:
 
     def __post_init__(self) -> None:
         if self.scratchpad_bytes <= 0:
-            raise ValueError(f"scratchpad must be positive, got {self.scratchpad_bytes}")
+            raise OptionError(f"scratchpad must be a positive number of bytes, got {self.scratchpad_bytes}")
         if self.alignment < 1:
-            raise ValueError(f"alignment must be at least 1, got {self.alignment}")
+            raise OptionError(f"alignment must be at least 1 byte, got {self.alignment}")
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,9 @@ class Plan:
         }
         result = replay(draft, check_summary=False)
         if bound is not None:
-            bound = min(bound, result.extra_bytes)
+            if bound > result.extra_bytes:
+                # A lower bound above a cost the plan achieves is a bug in whatever computed it.
+                raise ValueError(f"{method}: lower bound {bound} exceeds the plan's extra traffic {result.extra_bytes}")
             if bound == result.extra_bytes and status in ("feasible", "time-limit", "heuristic"):
                 status = "optimal"
         if status == "optimal" and bound != result.extra_bytes:

@@ -11,6 +11,7 @@ import pytest
 from graphs import FIXTURES, diamond, skip
 
 from cosma.check import PlanInvalid, replay
+from cosma.errors import OptionError
 from cosma.graph import Graph, Operator, Tensor
 from cosma.plan import (
     Accelerator,
@@ -219,7 +220,7 @@ def test_optimal_needs_a_matching_bound() -> None:
 
 def test_accelerator_validates() -> None:
     assert Accelerator(1) == Accelerator(1, 1)
-    with pytest.raises(ValueError, match="scratchpad must be positive"):
+    with pytest.raises(OptionError, match="scratchpad must be a positive number of bytes"):
         Accelerator(0)
-    with pytest.raises(ValueError, match="alignment must be at least 1"):
+    with pytest.raises(OptionError, match="alignment must be at least 1"):
         Accelerator(16, 0)
