@@ -39,14 +39,14 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any, Literal
 
 from cosma.errors import BudgetError, OptionError
 from cosma.graph import Graph, Operator, Tensor
 from cosma.plan import atomic_write_text
-from cosma.viz import _bytes_axis
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Backend = Literal["serial", "process", "ray"]
 BACKENDS: tuple[str, ...] = ("serial", "process", "ray")
@@ -412,6 +412,11 @@ def sweep_figure(result: SweepResult) -> Figure:
     A filled marker is a proven optimum (status ``optimal``), a hollow one is not; points below
     ``M_R`` are left out and the model's ``M_R`` is the dotted line.
     """
+    # matplotlib is imported here, not at the top, so that sweep workers start without it.
+    from matplotlib.figure import Figure
+
+    from cosma.viz import _bytes_axis
+
     models = [r.model for r in result.ranges]
     cols = min(3, len(models))
     rows = -(-len(models) // cols)

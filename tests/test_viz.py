@@ -101,7 +101,7 @@ def test_residencies_of_valid_plans_never_overlap_and_stay_inside(time_axis):
         tr = trace(plan, time_axis)
         boxes = [r for r in tr.residencies if r.bytes > 0 and r.end > r.start]
         for r in boxes:
-            assert 0 <= r.offset and r.offset + r.bytes <= plan.accelerator.scratchpad_bytes
+            assert r.offset >= 0 and r.offset + r.bytes <= plan.accelerator.scratchpad_bytes
             assert 0 <= r.start < r.end <= tr.horizon
         boxes.sort(key=lambda r: r.start)
         for i, a in enumerate(boxes):
