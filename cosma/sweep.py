@@ -439,7 +439,7 @@ def sweep_figure(result: SweepResult) -> Figure:
         ax.set_title(r.model, fontsize=10, loc="left")
         ax.set_xlabel("scratchpad size")
         ax.set_ylabel("extra off-chip traffic")
-        _bytes_axis(ax.xaxis)
+        _bytes_axis(ax.xaxis, nbins=4)
         _bytes_axis(ax.yaxis)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)

@@ -336,6 +336,7 @@ def timeline_figure(
         f"{plan.graph.name or 'plan'}: {len(tr.run_times)} operators, {len(plan.steps)} steps, "
         f"scratchpad {format_size(capacity)}, {s.method or 'unknown method'}: "
         f"extra traffic {format_size(s.extra_bytes)} (compulsory {format_size(s.compulsory_bytes)})"
+        + ("" if window is None else f"; showing {'operators' if time_axis == 'op' else 'steps'} {lo:g} to {hi:g}")
     )
     ax_traffic.set_title(heading, loc="left", fontsize=10)
     ax_traffic.legend(handles=_legend_handles(shown, spills, stores), loc="lower left",
@@ -467,8 +468,10 @@ def _label(fig: Figure, ax: Any, shown: Sequence[Residency], lo: float, hi: floa
             length = len(text) * char_w + 4
             fits = (length <= w and line_h <= h) if rotation == 0 else (length <= h and line_h <= w)
             if fits:
+                # On hatching, a pale box behind the name keeps it readable.
+                box = {"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 0.6} if r.reloaded else None
                 ax.text((start + end) / 2, r.offset + r.bytes / 2, text, ha="center", va="center",
-                        rotation=rotation, fontsize=_LABEL_POINTS, clip_on=True, zorder=5)
+                        rotation=rotation, fontsize=_LABEL_POINTS, clip_on=True, zorder=5, bbox=box)
                 placed += 1
                 break
 
