@@ -324,7 +324,7 @@ def timeline_figure(
     if named_ticks:
         # Few operators: name them under the axis.
         names = [(op, t) for op, t in tr.run_times if lo <= t < hi]
-        ax.set_xticks([t + 0.5 for _, t in names], [_labels(op, 20)[-1] for op, _ in names], rotation=60,
+        ax.set_xticks([t + 0.5 for _, t in names], [_labels(op, 20)[0] for op, _ in names], rotation=60,
                       ha="right", fontsize=7)
 
     if labels:
@@ -353,7 +353,7 @@ def traffic_figure(plan: Plan, *, top: int = 25) -> Figure:
     ax.barh(y, [r.compulsory_bytes for r in rows], color="#7f7f7f", label="compulsory")
     ax.barh(y, [r.extra_bytes for r in rows], left=[r.compulsory_bytes for r in rows], color=SPILL_COLOUR,
             label="extra (spills and reloads)")
-    ax.set_yticks(y, [_labels(r.tensor, 48)[-1] for r in rows], fontsize=7)
+    ax.set_yticks(y, [_labels(r.tensor, 48)[0] for r in rows], fontsize=7)
     ax.invert_yaxis()
     _bytes_axis(ax.xaxis)
     ax.set_xlabel("off-chip bytes")
