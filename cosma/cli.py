@@ -324,7 +324,7 @@ def _load_options_only(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @main.command(name="sweep")
-@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("models", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))  # none: sweep() says so
 @_load_options_only
 @click.option("--from", "start", default="M_R", show_default=True, metavar="SIZE",
               help="Smallest scratchpad: a size (512KiB) or a budget name (M_R, M_H, M_P), for each model.")
@@ -382,6 +382,45 @@ def sweep_cmd(models: tuple[Path, ...], input_shapes, element_bytes, weights, fu
     _console.print(table)
     click.echo(f"{len(result.points)} points -> {csv_path}, {plot_path}")
 
+
+
+@main.command(name="bench")
+@click.option("--models", multiple=True, metavar="NAMES",
+              help="Zoo models or groups, comma-separated (default: every human, nas, random and everyday model).")
+@click.option("--methods", multiple=True, metavar="NAMES",
+              help="Methods, comma-separated (default: the protocol's: four baselines, fixed-order, auto).")
+@click.option("--budgets", multiple=True, metavar="NAMES", help="Budgets, comma-separated (default: M_R,M_H,M_P).")
+@click.option("--weights", type=click.Choice(["both", "with", "without"]), default="both", show_default=True,
+              help="Weights in the scratchpad, activation-only, or both.")
+@click.option("--time-limit", type=click.FloatRange(min=0), default=20.0, show_default=True,
+              help="Seconds per solve.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Solves at a time.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--zoo-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with the zoo's zoo.py and .onnx files (default: models/ of the source tree).")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where BENCHMARKS.md, benchmarks.csv and img/bench_*.png go (default: docs/ of the source tree).")
+@click.option("--reference", "reference_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Reference results (default: solvers/reference.json of the source tree).")
+@click.option("--update-reference", is_flag=True, help="Merge this run into the reference (only improvements).")
+@click.option("--force", is_flag=True, help="With --update-reference: also replace better reference values.")
+@click.option("--check", "check_reference", is_flag=True, help="Exit 1 when the run violates the reference.")
+@click.option("--quiet", "-q", is_flag=True, help="No line per finished solve.")
+@_user_errors
+def bench_cmd(models: tuple[str, ...], methods: tuple[str, ...], budgets: tuple[str, ...], weights: str,
+              time_limit: float, jobs: int, seed: int, zoo_dir: Path | None, out_dir: Path | None,
+              reference_path: Path | None, update_reference: bool, force: bool, check_reference: bool,
+              quiet: bool) -> None:
+    """Run the COSMA protocol on the model zoo; write docs/BENCHMARKS.md, a CSV and plots."""
+    from cosma.bench import bench_command, command_line, split_list
+
+    status = bench_command(
+        models=split_list(models), methods=split_list(methods), budgets=split_list(budgets), weights=weights,
+        time_limit=time_limit, jobs=jobs, seed=seed, zoo_dir=zoo_dir, out_dir=out_dir, reference_path=reference_path,
+        update_reference=update_reference, force=force, check=check_reference, command=command_line(),
+        echo=click.echo, progress=None if quiet else (lambda line: click.echo(f"  {line}", err=True)),
+    )
+    sys.exit(status)
 
 if __name__ == "__main__":
     main()
