@@ -1,0 +1,283 @@
+"""cosma bench: rows, the headline arithmetic, the reference guard and merge, the report files, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cosma import bench
+from cosma.bench import (
+    ERROR,
+    INVALID,
+    MISSING,
+    BenchConfig,
+    BenchRow,
+    Reference,
+    ReferenceEntry,
+    compare_to_reference,
+    merge_reference,
+    reduction,
+    reductions,
+)
+from cosma.cli import main
+from cosma.errors import OptionError
+from cosma.methods import METHODS
+
+BASELINE = "default+belady"
+
+
+def row(model="m", method=BASELINE, extra=40, *, budget="M_R", size=100, bound=None, status="heuristic",
+        weights=True, group="human", valid=True) -> BenchRow:
+    return BenchRow(model, group, weights, budget, size, method, method, status, valid, extra, 10, bound, None,
+                    0.1, 0.2)
+
+
+def entry(best=40, *, methods=None, bound=0, size=100, best_method=BASELINE) -> ReferenceEntry:
+    return ReferenceEntry("m", True, "M_R", size, best, best_method, bound, "auto" if bound else "",
+                          methods if methods is not None else {BASELINE: best})
+
+
+# ------------------------------------------------------------------------ headline
+def test_reduction_is_relative_and_zero_when_nothing_to_reduce():
+    assert reduction(100, 16) == pytest.approx(0.84)
+    assert reduction(0, 0) == 0.0
+    assert reduction(50, 50) == 0.0
+
+
+def test_reductions_average_per_group_and_variant_and_name_what_is_left_out():
+    rows = [
+        row("a", BASELINE, 100), row("a", "default+greedy", 80), row("a", "auto", 20),  # 1 - 20/80 = 0.75
+        row("b", BASELINE, 0), row("b", "auto", 0),  # 0/0: 0 by definition
+        row("c", BASELINE, 10),  # no COSMA plan: left out
+        row("d", BASELINE, 50), dataclasses.replace(row("d", "auto", 5), valid=False),  # invalid: not counted
+        row("e", BASELINE, 10, budget="M_P"), row("e", "auto", 0, budget="M_P"),  # not at M_R
+        row("n", BASELINE, 10, group="nas"), row("n", "fixed-order", 5, group="nas"),
+    ]
+    human, nas = reductions(rows)
+    assert (human.group, human.weights, nas.group) == ("human", True, "nas")
+    assert [m for m, *_ in human.per_model] == ["a", "b"]
+    assert human.average == pytest.approx((0.75 + 0.0) / 2)
+    assert human.zero_baseline == 1
+    assert human.excluded == ("c", "d")
+    assert nas.average == pytest.approx(0.5)
+
+
+def test_instances_take_best_plan_and_highest_bound_across_methods():
+    rows = [row(method=BASELINE, extra=40, bound=0), row(method="auto", extra=30, bound=30, status="optimal"),
+            row(method="fixed-order", extra=35, bound=20)]
+    (s,) = bench.instances(rows)
+    assert (s.best_extra_bytes, s.best_method, s.bound, s.bound_method, s.proven) == (30, "auto", 30, "auto", True)
+
+
+# ----------------------------------------------------------------------- reference
+def test_compare_accepts_equal_and_better_runs():
+    ref = Reference({"m/M_R": entry(40)})
+    assert compare_to_reference([row(extra=40), row(extra=39)], ref) == []
+
+
+@pytest.mark.parametrize(
+    ("changed", "kind"),
+    [
+        ({"extra_bytes": 41}, "worse"),
+        ({"valid": False, "status": INVALID}, "invalid"),
+        ({"valid": None, "status": ERROR, "extra_bytes": None}, "error"),
+        ({"scratchpad_bytes": 101}, "budget-changed"),
+        ({"bound": 41, "extra_bytes": 41}, "bound-above-plan"),
+    ],
+)
+def test_compare_reports_each_kind_of_violation(changed, kind):
+    ref = Reference({"m/M_R": entry(40, methods={BASELINE: 41 if kind == "bound-above-plan" else 40})})
+    violations = compare_to_reference([dataclasses.replace(row(), **changed)], ref)
+    assert [v.kind for v in violations] == [kind]
+
+
+def test_compare_requires_the_proven_optimum_exactly_and_rejects_plans_below_the_bound():
+    ref = Reference({"m/M_R": entry(30, methods={"auto": 30, BASELINE: 40}, bound=30, best_method="auto")})
+    assert ref.entries["m/M_R"].proven_optimal
+    assert compare_to_reference([row(method="auto", extra=30, bound=30, status="optimal")], ref) == []
+    assert [v.kind for v in compare_to_reference([row(method="auto", extra=31)], ref)] == ["worse"]
+    assert [v.kind for v in compare_to_reference([row(method="auto", extra=29)], ref)] == ["below-bound"]
+    # a baseline need only stay at or under its own reference value
+    assert compare_to_reference([row(method=BASELINE, extra=40)], ref) == []
+    false_claim = row(method="fixed-order", extra=35, bound=35, status="optimal")
+    assert {v.kind for v in compare_to_reference([false_claim], ref)} == {"false-optimal", "bound-above-plan"}
+
+
+def test_missing_methods_and_unknown_instances_are_not_violations_but_are_listed():
+    rows = [dataclasses.replace(row(method="auto"), status=MISSING, valid=None, extra_bytes=None), row(model="new")]
+    ref = Reference({"m/M_R": entry(40)})
+    assert compare_to_reference(rows, ref) == []
+    assert bench.uncovered(rows, ref) == [("new/M_R", BASELINE)]
+
+
+def test_merge_only_improves_unless_forced():
+    ref = Reference({"m/M_R": entry(40, methods={BASELINE: 40, "auto": 35}, bound=10, best_method="auto")})
+    ref = dataclasses.replace(ref, entries={"m/M_R": dataclasses.replace(ref.entries["m/M_R"], best_extra_bytes=35)})
+    run = [row(method=BASELINE, extra=45), row(method="auto", extra=30, bound=20)]
+    merged = merge_reference(ref, run)
+    e = merged.reference.entries["m/M_R"]
+    assert (e.best_extra_bytes, e.best_method, e.lower_bound, e.bound_method) == (30, "auto", 20, "auto")
+    assert e.methods == {BASELINE: 40, "auto": 30}
+    assert any(BASELINE in r for r in merged.refused)
+    forced = merge_reference(ref, run, force=True).reference.entries["m/M_R"]
+    assert forced.methods == {BASELINE: 45, "auto": 30} and forced.lower_bound == 20
+
+
+def test_merge_refuses_a_changed_budget_and_a_bound_above_a_plan_without_force():
+    ref = Reference({"m/M_R": entry(40)})
+    merged = merge_reference(ref, [row(size=99, extra=1)])
+    assert merged.reference == ref and merged.changes == () and "budget" in merged.refused[0]
+    assert merge_reference(ref, [row(size=99, extra=1)], force=True).reference.entries["m/M_R"].scratchpad_bytes == 99
+    # a bound above a known plan is never taken in
+    merged = merge_reference(ref, [row(method="auto", extra=50, bound=45)])
+    assert merged.reference.entries["m/M_R"].lower_bound == 0 and merged.refused
+
+
+def test_reference_file_is_sorted_stable_and_round_trips(tmp_path):
+    merged = merge_reference(Reference(), [row(model="b", extra=3), row(model="a", extra=1, bound=1,
+                                                                         status="optimal", method="auto")])
+    path = tmp_path / "reference.json"
+    merged.reference.save(path)
+    text = path.read_text()
+    assert list(json.loads(text)["instances"]) == ["a/M_R", "b/M_R"]
+    again = Reference.load(path)
+    assert again == merged.reference and again.to_json() == text
+    assert json.loads(text)["instances"]["a/M_R"]["proven_optimal"] is True
+    assert Reference.load(tmp_path / "none.json") == Reference()
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(OptionError, match="cannot read the reference"):
+        Reference.load(tmp_path / "bad.json")
+
+
+# ----------------------------------------------------------------------------- runs
+@pytest.fixture(scope="module")
+def zoo():
+    return bench.load_zoo()
+
+
+def test_load_zoo_finds_the_registry_and_a_wrong_dir_is_one_line(zoo, tmp_path):
+    assert zoo["resnet50"].group == "human" and zoo["resnet50"].path.endswith("resnet50.onnx")
+    assert {m.group for m in bench.select_models(zoo)} == set(bench.PROTOCOL_GROUPS)
+    assert [m.name for m in bench.select_models(zoo, ["tiny_cnn", "nas"])] == [
+        "nasnet_a", "pnasnet5", "amoebanet", "darts", "tiny_cnn"]
+    with pytest.raises(OptionError, match="no zoo registry") as e:
+        bench.load_zoo(tmp_path)
+    assert "\n" not in str(e.value)
+    with pytest.raises(OptionError, match="unknown model"):
+        bench.select_models(zoo, ["nope"])
+
+
+def _lying(graph, accelerator, options):
+    """A planner whose plan claims less traffic than it causes."""
+    plan = METHODS[BASELINE](graph, accelerator, options)
+    return plan.with_summary(extra_bytes=plan.extra_bytes - 1, offchip_bytes=plan.summary.offchip_bytes - 1)
+
+
+def _raising(graph, accelerator, options):
+    raise RuntimeError("solver exploded\nwith two lines")
+
+
+def test_run_bench_rows_cover_every_budget_variant_and_method_in_order(zoo):
+    config = BenchConfig(models=("tiny_cnn",), methods=(BASELINE, "minpeak+greedy", "not-registered"),
+                         time_limit=5)
+    result = bench.run_bench(config, zoo)
+    assert result.missing_methods == ("not-registered",)
+    assert [(r.weights, r.budget, r.method) for r in result.rows] == [
+        (w, b, m) for w in (True, False) for b in ("M_R", "M_H", "M_P") for m in config.methods]
+    for r in result.rows:
+        if r.method == "not-registered":
+            assert (r.status, r.valid, r.extra_bytes) == (MISSING, None, None)
+        else:
+            assert r.valid is True and r.extra_bytes >= 0 and r.status in ("heuristic", "optimal")
+    mb = {b.weights: b.budgets for b in result.budgets}
+    assert [r.scratchpad_bytes for r in result.rows if r.weights and r.method == BASELINE] == [
+        mb[True].m_r, mb[True].m_h, mb[True].m_p]
+    # the same instance with a method gives the same plan as cosma compile
+    import cosma
+
+    graph = cosma.load_onnx(zoo["tiny_cnn"].path, element_bytes=1, weights=False)
+    plan = cosma.compile(graph, mb[False].m_r, method=BASELINE)
+    first = next(r for r in result.rows if not r.weights and r.method == BASELINE)
+    assert first.extra_bytes == plan.extra_bytes and first.compulsory_bytes == plan.summary.compulsory_bytes
+
+
+def test_a_raising_method_is_an_error_row_and_a_lying_plan_is_invalid(zoo):
+    config = BenchConfig(models=("tiny_cnn",), methods=(BASELINE, "minpeak+belady"), budgets=("M_R",),
+                         weights=(False,))
+    result = bench.run_bench(config, zoo, planners={BASELINE: _raising, "minpeak+belady": _lying})
+    raised, lied = result.rows
+    assert raised.status == ERROR and raised.message == "RuntimeError: solver exploded with two lines"
+    assert lied.status == INVALID and lied.valid is False and "replay" in lied.message
+    assert {v.kind for v in compare_to_reference(result.rows, Reference())} == {"error", "invalid"}
+
+
+def test_process_pool_gives_the_serial_rows(zoo):
+    config = BenchConfig(models=("tiny_cnn",), methods=(BASELINE, "default+greedy"), budgets=("M_R", "M_P"))
+    serial = bench.run_bench(config, zoo)
+    pooled = bench.run_bench(dataclasses.replace(config, jobs=2), zoo)
+
+    def outcome(r: BenchRow) -> tuple:
+        return tuple(getattr(r, f.name) for f in dataclasses.fields(r) if not f.name.endswith("seconds"))
+
+    assert [outcome(r) for r in pooled.rows] == [outcome(r) for r in serial.rows]
+
+
+def test_write_outputs_makes_report_csv_and_plots(zoo, tmp_path):
+    config = BenchConfig(models=("tiny_cnn",), methods=(BASELINE, "minpeak+belady", "auto-missing"))
+    result = bench.run_bench(config, zoo, command="cosma bench --models tiny_cnn")
+    reference = merge_reference(Reference(), result.rows).reference
+    written = bench.write_outputs(result, tmp_path, reference=reference, reference_path="ref.json")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
+        "BENCHMARKS.md", "benchmarks.csv", "img/bench_no_weights.png", "img/bench_weights.png"]
+    md = (tmp_path / "BENCHMARKS.md").read_text()
+    for needle in ("cosma bench --models tiny_cnn", "## Machine", "## Proven optimal", "## Solve times",
+                   "**0 violation(s)**", "auto-missing", "### tiny CNN", "img/bench_weights.png"):
+        assert needle in md
+    assert "do not edit by hand" in md
+    table = list(csv.DictReader(io.StringIO((tmp_path / "benchmarks.csv").read_text())))
+    assert len(table) == len(result.rows) == 18
+    assert {r["status"] for r in table if r["method"] == "auto-missing"} == {MISSING}
+    assert (tmp_path / "img/bench_weights.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ------------------------------------------------------------------------------ CLI
+def test_cli_bench_writes_updates_and_checks_the_reference(tmp_path):
+    ref = tmp_path / "reference.json"
+    args = ["bench", "--models", "tiny_cnn", "--methods", f"{BASELINE},default+greedy", "--budgets", "M_R",
+            "--weights", "without", "--out-dir", str(tmp_path / "docs"), "--reference", str(ref), "-q"]
+    first = CliRunner().invoke(main, [*args, "--update-reference", "--check"])
+    assert first.exit_code == 0, first.output
+    assert "reference: 1 change(s)" in first.output and (tmp_path / "docs" / "BENCHMARKS.md").exists()
+    data = json.loads(ref.read_text())
+    key = "tiny_cnn/M_R/no-weights"
+    # pretend the reference knows a better plan for this method: the run now violates it
+    data["instances"][key]["methods"][BASELINE] -= 1
+    ref.write_text(json.dumps(data))
+    second = CliRunner().invoke(main, [*args, "--check"])
+    assert second.exit_code == 1 and "1 violation(s)" in second.output and "worse" in second.output
+    # an update does not give the better value away; --force does
+    CliRunner().invoke(main, [*args, "--update-reference"])
+    assert json.loads(ref.read_text())["instances"][key]["methods"][BASELINE] == data["instances"][key]["methods"][
+        BASELINE]
+    CliRunner().invoke(main, [*args, "--update-reference", "--force"])
+    assert CliRunner().invoke(main, [*args, "--check"]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--zoo-dir", "/nonexistent"], "no zoo registry"),
+        (["--models", "nope"], "unknown model"),
+        (["--budgets", "M_X"], "unknown budget"),
+        (["--methods", "nope"], "unknown method"),
+    ],
+)
+def test_cli_bench_bad_input_is_one_line_exit_2(extra, message, tmp_path):
+    result = CliRunner().invoke(main, ["bench", "--out-dir", str(tmp_path), *extra])
+    assert result.exit_code == 2
+    assert message in result.output and result.output.count("\n") == 1
