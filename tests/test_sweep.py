@@ -164,3 +164,12 @@ def test_cli_sweep(onnx_models, tmp_path):
     assert (tmp_path / "s.png").stat().st_size > 1000
     bad = CliRunner().invoke(main, ["sweep", str(onnx_models[0]), "--method", "nope", "-o", str(tmp_path / "b.csv")])
     assert bad.exit_code == 2 and "unknown method" in bad.output
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import cosma.sweep
+
+    result = doctest.testmod(cosma.sweep)
+    assert result.attempted > 0 and result.failed == 0

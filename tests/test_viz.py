@@ -257,3 +257,14 @@ def test_cli_show_bad_input_is_one_line_and_exit_2(tmp_path):
     assert len(out.output.strip().splitlines()) == 1 and "junk.json" in out.output
     out = CliRunner().invoke(main, ["show", str(tmp_path / "junk.json"), "--window", "x"])
     assert out.exit_code == 2
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import cosma.report
+    import cosma.viz
+
+    for module in (cosma.viz, cosma.report):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
