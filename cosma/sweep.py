@@ -37,7 +37,7 @@ import pickle
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -381,7 +381,11 @@ def _run_ray(
             if task.source.key not in refs:
                 refs[task.source.key] = ray.put(_pack(graphs[task.source.key]))
         remote = ray.remote(num_cpus=max(t.threads for t in tasks))(_ray_point)
-        pending = {remote.remote(t, [refs[t.source.key]]): t.index for t in tasks}
+        # The graph travels through the object store only, not again inside every task.
+        pending = {
+            remote.remote(replace(t, source=replace(t.source, data=None)), [refs[t.source.key]]): t.index
+            for t in tasks
+        }
         results: dict[int, SweepPoint] = {}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
