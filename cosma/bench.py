@@ -994,7 +994,8 @@ def _headline_section(rows: Sequence[BenchRow]) -> list[str]:
         "",
         "For each model and weights variant at M_R: *best baseline* is the least extra traffic of a valid plan "
         f"among the baselines ({', '.join(BASELINES)}); *best COSMA* the least among the COSMA methods run "
-        f"({', '.join(m for m in COSMA_METHODS if any(r.method == m for r in rows))}); the reduction is "
+        f"({', '.join(m for m in COSMA_METHODS if any(r.method == m and r.planned for r in rows)) or 'none'}); "
+        "the reduction is "
         "`1 - best COSMA / best baseline`, defined as 0 when the best baseline has no extra traffic (0/0: nothing "
         "to reduce). The average is the plain mean over the models of the group. A model without a valid plan on "
         "either side is left out and named.",
