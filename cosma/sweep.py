@@ -198,8 +198,8 @@ def sweep(
     parallel workers (default: every CPU); ``ray_address`` names a Ray cluster (default or
     ``"local"``: start a local Ray instance of ``jobs`` CPUs, or use the one this process is
     already connected to). The process backend starts fresh worker processes, so a script that
-    uses it needs the usual ``if __name__ == "__main__":`` guard. ``progress`` is called in this process as each point
-    finishes. The points come back ordered by model, method and scratchpad size.
+    uses it needs the usual ``if __name__ == "__main__":`` guard. ``progress`` is called in this
+    process as each point finishes. The points come back ordered by model, method and size.
     """
     from cosma.budgets import resolve_budget
     from cosma.methods import METHODS
