@@ -571,11 +571,22 @@ def _shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...] | None]:
     return {v.name: _static_shape(v) for v in (*g.input, *g.value_info, *g.output)}
 
 
-def _constants_to_initializers(graph: onnx.GraphProto) -> None:
+def _evaluate(model: onnx.ModelProto, node: onnx.NodeProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run ``node`` alone on ``feeds`` as a one-node model, so the model's opset versions apply."""
+    inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+              for n, v in feeds.items()]
+    outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
+    one = helper.make_model(helper.make_graph([node], "fold", inputs, outputs),
+                            opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    return [np.asarray(v) for v in ReferenceEvaluator(one).run(None, feeds)]
+
+
+def _constants_to_initializers(model: onnx.ModelProto) -> None:
+    graph = model.graph
     keep = []
     for node in graph.node:
         if node.op_type == "Constant":
-            value = ReferenceEvaluator(node).run(None, {})[0]
+            value = _evaluate(model, node, {})[0]
             graph.initializer.append(numpy_helper.from_array(np.asarray(value), node.output[0]))
         else:
             keep.append(node)
@@ -615,7 +626,7 @@ def _fold_constants(model: onnx.ModelProto) -> bool:
             const[n].size <= FOLD_MAX_ELEMENTS for n in node.input if n
         ):
             feeds = {n: const[n] for n in node.input if n}
-            value = ReferenceEvaluator(node).run(None, feeds)
+            value = _evaluate(model, node, feeds)
         if value is None:
             keep.append(node)
             continue
@@ -645,7 +656,7 @@ def _drop_dead(graph: onnx.GraphProto) -> None:
 def normalize(model: onnx.ModelProto) -> onnx.ModelProto:
     """Constants as initializers, no Identity, static shape arithmetic folded, every shape static."""
     graph = model.graph
-    _constants_to_initializers(graph)
+    _constants_to_initializers(model)
     _bypass_identities(graph)
     while True:
         del graph.value_info[:]
