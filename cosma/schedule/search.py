@@ -63,24 +63,28 @@ def _moves(path: Path) -> tuple[int, ...]:
     return tuple(op for chunk in reversed(chunks) for op in chunk)
 
 
-def _advance(seg: Segment, node: _Node, op: int, live: int, open_after: int, path: Path) -> _Node:
+def _advance(seg: Segment, node: _Node, op: int, live: int, open_after: int, moves: tuple[int, ...],
+             parent: Path) -> _Node:
     done = node.done | (1 << op)
     ready = [r for r in node.ready if r != op]
     ready.extend(s for s in seg.succs[op] if not seg.preds[s] & ~done)
-    return _Node(done, open_after, max(node.peak, live), tuple(sorted(ready)), path)
+    return _Node(done, open_after, max(node.peak, live), tuple(sorted(ready)), (moves, parent) if moves else parent)
 
 
 def _forced(seg: Segment, node: _Node) -> _Node:
     """Run every operator that the reduction in the module docstring allows, as long as one does."""
     floor = seg.lower_bound
+    shrinks = seg.may_shrink
     moved: list[int] = []
     changed = True
     while changed:
         changed = False
         for op in node.ready:
+            if not shrinks[op]:
+                continue
             live, after = seg.step(node.done, node.open_bytes, op)
             if after <= node.open_bytes and live <= max(node.peak, floor):
-                node = _advance(seg, node, op, live, after, None)
+                node = _advance(seg, node, op, live, after, (), None)
                 moved.append(op)
                 changed = True
                 break
@@ -89,16 +93,18 @@ def _forced(seg: Segment, node: _Node) -> _Node:
     return _Node(node.done, node.open_bytes, node.peak, node.ready, (tuple(moved), None))
 
 
-def _join(node: _Node, parent: Path, first: tuple[int, ...]) -> _Node:
-    """``node`` reached from ``parent`` by the moves ``first`` and then its own forced moves."""
-    own = node.path[0] if node.path is not None else ()
-    return _Node(node.done, node.open_bytes, node.peak, node.ready, (first + own, parent))
-
-
 def _child(seg: Segment, node: _Node, op: int) -> _Node:
+    """``node`` after running ``op`` (forced moves are applied when the child is expanded)."""
     live, after = seg.step(node.done, node.open_bytes, op)
-    plain = _advance(seg, node, op, live, after, None)
-    return _join(_forced(seg, plain), node.path, (op,))
+    return _advance(seg, node, op, live, after, (op,), node.path)
+
+
+def _expand_forced(seg: Segment, node: _Node) -> _Node:
+    """``node`` followed by its forced moves, with the path extended accordingly."""
+    forced = _forced(seg, node)
+    if forced.done == node.done:
+        return node
+    return _Node(forced.done, forced.open_bytes, forced.peak, forced.ready, (forced.path[0], node.path))
 
 
 def _start(seg: Segment) -> _Node:
@@ -150,8 +156,14 @@ def exact_search(
         counter += 1
         heapq.heappush(queue, (f, -node.done.bit_count(), counter, node.done, node))
 
+    def offer(node: _Node) -> None:
+        if node.done in closed or node.peak >= best_peak.get(node.done, upper):
+            return
+        best_peak[node.done] = node.peak
+        push(node)
+
     push(start)
-    expanded = 0
+    expanded = popped = 0
     while queue:
         f, _, _, done, node = heapq.heappop(queue)
         if done in closed:
@@ -159,16 +171,17 @@ def exact_search(
         if done == seg.full:
             order = _moves(node.path)
             return SearchResult(order, node.peak, True, node.peak, expanded)
-        closed.add(done)
-        expanded += 1
-        if expanded >= max_states or (expanded % 256 == 0 and time.perf_counter() > deadline):
+        popped += 1
+        if expanded >= max_states or (popped % 256 == 0 and time.perf_counter() > deadline):
             return SearchResult(upper_order, upper, False, min(upper, f), expanded)
+        closed.add(done)
+        forced = _expand_forced(seg, node)
+        if forced.done != done:  # its forced moves lead on from here: that successor alone is needed
+            offer(forced)
+            continue
+        expanded += 1
         for op in node.ready:
-            child = _child(seg, node, op)
-            if child.done in closed or child.peak >= best_peak.get(child.done, upper):
-                continue
-            best_peak[child.done] = child.peak
-            push(child)
+            offer(_child(seg, node, op))
     return SearchResult(upper_order, upper, True, upper, expanded)
 
 
@@ -197,5 +210,5 @@ def beam_search(seg: Segment, width: int, deadline: float) -> SearchResult:
         ranked = sorted(layer.values(), key=lambda v: (max(v.peak, h(v)), v.open_bytes, v.peak, v.done))
         for node in ranked[:keep]:
             expanded += 1
-            for op in node.ready:
-                add(_child(seg, node, op))
+            for op in node.ready:  # children take their forced moves before they are ranked
+                add(_expand_forced(seg, _child(seg, node, op)))

@@ -59,6 +59,7 @@ class Segment:
     preds: tuple[int, ...]  # per operator: bit mask of its predecessors inside the segment
     succs: tuple[tuple[int, ...], ...]  # per operator: its successors inside the segment
     touch: tuple[tuple[int, ...], ...]  # per operator: local tensors it reads or writes
+    makes: tuple[tuple[int, ...], ...]  # per operator: local tensors it writes
     sizes: tuple[int, ...]
     users: tuple[int, ...]
     pre: tuple[bool, ...]
@@ -112,25 +113,43 @@ class Segment:
         """A peak no order of the segment goes below (the largest operator floor)."""
         return max(self.op_floor, default=0)
 
+    @cached_property
+    def may_shrink(self) -> tuple[bool, ...]:
+        """Per operator: whether running it can ever leave no more bytes open than before.
+
+        It cannot when its outputs that stay live (read by another operator, or touched by a
+        later segment) outweigh everything else it touches that could close.
+        """
+        out = []
+        for ts, made in zip(self.touch, self.makes):
+            opens = sum(self.sizes[t] for t in made if self.post[t] or self.users[t].bit_count() > 1)
+            closes = sum(self.sizes[t] for t in ts if t not in made and not self.post[t])
+            out.append(opens <= closes)
+        return tuple(out)
+
+    @cached_property
+    def _touch_info(self) -> tuple[tuple[tuple[int, int, bool, bool], ...], ...]:
+        """Per operator, ``(users, size, pre, post)`` of each tensor it touches (the hot loop's data)."""
+        return tuple(
+            tuple((self.users[t], self.sizes[t], self.pre[t], self.post[t]) for t in ts) for ts in self.touch
+        )
+
     def step(self, done: int, open_bytes: int, op: int) -> tuple[int, int]:
         """``(live bytes at the step running op, live bytes after it)`` from state ``done``.
 
         ``open_bytes`` is what is live between steps after ``done`` (see the module docstring).
         """
-        bit = 1 << op
-        after = done | bit
-        live = open_bytes
-        opened = open_bytes
-        for t in self.touch[op]:
-            users = self.users[t]
-            was_open = self.pre[t] or bool(users & done)
-            if not was_open:
-                live += self.sizes[t]
-            stays_open = self.post[t] or bool(users & ~after)
-            if was_open and not stays_open:
-                opened -= self.sizes[t]
-            elif stays_open and not was_open:
-                opened += self.sizes[t]
+        after = done | (1 << op)
+        live = opened = open_bytes
+        for users, size, pre, post in self._touch_info[op]:
+            stays_open = post or users & ~after
+            if pre or users & done:  # it was open already
+                if not stays_open:
+                    opened -= size
+            else:
+                live += size
+                if stays_open:
+                    opened += size
         return live, opened
 
     def peak(self, local_order: list[int] | tuple[int, ...]) -> int:
@@ -274,6 +293,7 @@ def build_segment(
         preds=tuple(preds),
         succs=tuple(succs),
         touch=tuple(touch),
+        makes=tuple(tuple(tensor_ids[t] for t in graph.op(name).outputs) for name in ops),
         sizes=tuple(graph.size(t) for t in names),
         users=tuple(users),
         pre=tuple(pre(t) for t in names),
