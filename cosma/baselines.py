@@ -41,6 +41,7 @@ from cosma.graph import Graph
 from cosma.plan import Accelerator, Plan
 from cosma.replace.engine import POLICIES, check_budget, plan_fixed_order
 from cosma.schedule import ORDERS, ScheduleResult, default_schedule, min_peak_order
+from cosma.schedule.minpeak import DEFAULT_TIME_LIMIT
 
 if TYPE_CHECKING:
     from cosma.methods import Options
@@ -50,11 +51,16 @@ BASELINES: tuple[str, ...] = ("default+belady", "minpeak+belady", "default+greed
 
 
 def baseline_order(graph: Graph, accelerator: Accelerator, order: str, options: Options) -> ScheduleResult:
-    """The operator order a baseline runs: ``default`` or ``minpeak`` (sizes at the accelerator's alignment)."""
+    """The operator order a baseline runs: ``default`` or ``minpeak`` (sizes at the accelerator's alignment).
+
+    The min-peak search gets the options' time limit, at most ``options.extra["minpeak_time_limit"]``
+    seconds (default :data:`~cosma.schedule.minpeak.DEFAULT_TIME_LIMIT`): a baseline stays cheap.
+    """
     if order == "default":
         return default_schedule(graph)
     if order == "minpeak":
-        return min_peak_order(aligned(graph, accelerator.alignment), time_limit=options.time_limit)
+        limit = min(options.time_limit, float(options.extra.get("minpeak_time_limit", DEFAULT_TIME_LIMIT)))
+        return min_peak_order(aligned(graph, accelerator.alignment), time_limit=limit)
     raise OptionError(f"unknown operator order {order!r}; choose one of {', '.join(ORDERS)}")
 
 
