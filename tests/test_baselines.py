@@ -151,6 +151,24 @@ def test_first_fit_and_best_fit_place_differently() -> None:
     assert offsets == {"first-fit": 0, "best-fit": 16}
 
 
+@pytest.mark.parametrize("name", BASELINES)
+def test_pinned_input_that_fragments_is_moved(name: str) -> None:
+    """x (12 B) at 0, s (32 B) at 12; x leaves; d (16 B) fits in neither [0, 12) nor [44, 48).
+
+    Only s, the operator's own input, is in the way: it is stored, dropped and reloaded at 0
+    (2 * 32 extra bytes), and d goes to 32. Nothing else is evicted.
+    """
+    t = [Tensor("x", 12, "input"), Tensor("s", 32, "activation"), Tensor("d", 16, "activation"),
+         Tensor("y", 4, "output")]
+    ops = [Operator("stem", "Conv", ("x",), ("s",)), Operator("down", "Conv", ("s",), ("d",)),
+           Operator("head", "Gemm", ("d",), ("y",))]
+    p = plan(Graph.build("stem", t, ops), 48, name)
+    assert evicted(p, "down") == ["s"] and stored(p) == {"s", "y"}
+    assert p.extra_bytes == 64
+    run = next(s for s in p.steps if isinstance(s, Run) and s.op == "down")
+    assert dict(run.outputs) == {"d": 32}
+
+
 # ---------------------------------------------------------------------- orders
 def test_minpeak_methods_run_the_min_peak_order() -> None:
     fx = FIXTURES["two_branches"]()  # default order a, c, b, d, e holds both 20 B tensors: peak 42

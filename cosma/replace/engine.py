@@ -21,7 +21,9 @@ Policies (``--method X+belady`` / ``X+greedy``):
   greedy" baseline solves exactly this window problem per eviction).
 
 Should pinned tensors fragment the scratchpad so that even an empty rest cannot hold the next
-tensor, the operator's resident inputs are evicted too and its whole working set is re-packed
+tensor, the operator's resident inputs are evicted too (stored first when they have no DRAM
+copy) and the working set is placed again, the policy now free to evict any other tensor. If
+the reloaded inputs fragment it once more, everything is evicted and the working set is packed
 from offset 0; it fits whenever the scratchpad holds the aligned working set.
 """
 
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 
 from cosma.alloc.online import ALLOCATORS, Arena
 from cosma.errors import BudgetError, OptionError
-from cosma.graph import DRAM_KINDS, Graph
+from cosma.graph import DRAM_KINDS, Graph, round_up
 from cosma.plan import Accelerator, Free, Load, Plan, Run, Step, Store
 
 POLICIES: tuple[str, ...] = ("belady", "greedy")
@@ -106,11 +108,25 @@ class _Repack(Exception):
     """Pinned tensors fragment the scratchpad; the operator's working set must be re-packed."""
 
 
+def _room_without_unpinned(arena: Arena, size: int, pinned: set[str]) -> bool:
+    """Whether an aligned range of ``size`` bytes would be free if every unpinned tensor left."""
+    cursor = 0
+    for start, end, name in arena.occupants():
+        if name not in pinned:
+            continue
+        if start - round_up(cursor, arena.alignment) >= size:
+            return True
+        cursor = max(cursor, end)
+    return arena.capacity - round_up(cursor, arena.alignment) >= size
+
+
 def _make_room(state: _State, size: int, pinned: set[str], allocator: str, policy: str) -> int:
     while True:
         offset = state.arena.find(size, allocator)
         if offset is not None:
             return offset
+        if not _room_without_unpinned(state.arena, size, pinned):
+            raise _Repack  # no eviction the policy may make can help: do not make useless ones
         victims = _POLICY_FUNCS[policy](state, size, pinned)
         if not victims:
             raise _Repack
@@ -154,11 +170,18 @@ def plan_fixed_order(
         try:
             placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, policy)
         except _Repack:
+            # the operator's own inputs block every range: move them (evict, reload) and let the
+            # policy make room again, now free to choose among every other resident tensor
             for t in [t for t in op.inputs if t in state.arena]:
                 state.evict(t)
-            for _, _, other in list(state.arena.occupants()):
-                state.evict(other)
-            placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, policy)
+            try:
+                placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, policy)
+            except _Repack:  # the reloaded inputs fragment it again: start from an empty scratchpad
+                for t in [t for t in op.inputs if t in state.arena]:
+                    state.evict(t)
+                for _, _, other in list(state.arena.occupants()):
+                    state.evict(other)
+                placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, policy)
         state.steps.append(Run(name, tuple(placed)))
         for t in op.outputs:
             if graph.tensor(t).kind == "output":
