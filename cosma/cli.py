@@ -144,7 +144,7 @@ def inspect(model: Path, input_shapes, element_bytes, weights, fuse, top: int) -
 @main.command(name="compile")
 @model_options
 @click.option("--scratchpad", "-s", required=True, metavar="SIZE",
-              help="Scratchpad size: bytes, or with a unit (512KiB, 1MiB, 2MB), or a budget name (M_R).")
+              help="Scratchpad size: bytes, or with a unit (512KiB, 1MiB, 2MB), or a budget name (M_R, M_H, M_P).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the plan JSON (written atomically, after validation).")
 @click.option("--method", default="auto", show_default=True, help="Planning method (see `cosma methods`).")
