@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import heapq
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from cosma.schedule.segments import Segment
 
@@ -53,6 +54,24 @@ class _Node:
     peak: int
     ready: tuple[int, ...]
     path: Path
+    #: ``(extra, delta)`` per ready operator, known from the parent unless in the mask ``stale``
+    #: (see :func:`_costs_of`)
+    known: Mapping[int, tuple[int, int]]
+    stale: int
+    costs: dict[int, tuple[int, int]] = field(default_factory=dict, compare=False)
+
+
+def _costs_of(seg: Segment, node: _Node) -> dict[int, tuple[int, int]]:
+    """Per ready operator, ``(extra, delta)``: its step holds ``open_bytes + extra`` bytes and leaves
+    ``open_bytes + delta`` open.
+
+    Both depend only on which users of its tensors are done, so a child reuses its parent's values
+    except for the operators sharing a tensor with the one it ran; they are computed on first use
+    (most children in the exact search are never expanded).
+    """
+    if len(node.costs) != len(node.ready):
+        node.costs.update(_costs(seg, node.done, node.ready, node.known, node.stale))
+    return node.costs
 
 
 def _moves(path: Path) -> tuple[int, ...]:
@@ -63,40 +82,61 @@ def _moves(path: Path) -> tuple[int, ...]:
     return tuple(op for chunk in reversed(chunks) for op in chunk)
 
 
-def _advance(seg: Segment, node: _Node, op: int, live: int, open_after: int, moves: tuple[int, ...],
-             parent: Path) -> _Node:
+def _costs(seg: Segment, done: int, ready: tuple[int, ...], known: Mapping[int, tuple[int, int]],
+           stale: int) -> dict[int, tuple[int, int]]:
+    """``(extra, delta)`` of every ready operator, reusing ``known`` except for operators in the mask ``stale``."""
+    costs = {}
+    for op in ready:
+        cost = None if stale >> op & 1 else known.get(op)
+        if cost is None:
+            live, after = seg.step(done, 0, op)
+            cost = (live, after)
+        costs[op] = cost
+    return costs
+
+
+def _advance(seg: Segment, node: _Node, op: int, moves: tuple[int, ...], parent: Path) -> _Node:
+    """``node`` after running ``op``; ``moves`` (if any) are recorded on the path after ``parent``."""
+    costs = _costs_of(seg, node)
+    extra, delta = costs[op]
     done = node.done | (1 << op)
     ready = [r for r in node.ready if r != op]
     ready.extend(s for s in seg.succs[op] if not seg.preds[s] & ~done)
-    return _Node(done, open_after, max(node.peak, live), tuple(sorted(ready)), (moves, parent) if moves else parent)
+    return _Node(
+        done,
+        node.open_bytes + delta,
+        max(node.peak, node.open_bytes + extra),
+        tuple(sorted(ready)),
+        (moves, parent) if moves else parent,
+        costs,
+        seg.neighbours[op],
+    )
 
 
 def _forced(seg: Segment, node: _Node) -> _Node:
     """Run every operator that the reduction in the module docstring allows, as long as one does."""
     floor = seg.lower_bound
-    shrinks = seg.may_shrink
     moved: list[int] = []
     changed = True
     while changed:
         changed = False
+        limit = max(node.peak, floor) - node.open_bytes
+        costs = _costs_of(seg, node)
         for op in node.ready:
-            if not shrinks[op]:
-                continue
-            live, after = seg.step(node.done, node.open_bytes, op)
-            if after <= node.open_bytes and live <= max(node.peak, floor):
-                node = _advance(seg, node, op, live, after, (), None)
+            extra, delta = costs[op]
+            if delta <= 0 and extra <= limit:
+                node = _advance(seg, node, op, (), None)
                 moved.append(op)
                 changed = True
                 break
     if not moved:
         return node
-    return _Node(node.done, node.open_bytes, node.peak, node.ready, (tuple(moved), None))
+    return replace(node, path=(tuple(moved), None), costs=node.costs)
 
 
 def _child(seg: Segment, node: _Node, op: int) -> _Node:
-    """``node`` after running ``op`` (forced moves are applied when the child is expanded)."""
-    live, after = seg.step(node.done, node.open_bytes, op)
-    return _advance(seg, node, op, live, after, (op,), node.path)
+    """``node`` after running ``op`` (forced moves are applied by the caller)."""
+    return _advance(seg, node, op, (op,), node.path)
 
 
 def _expand_forced(seg: Segment, node: _Node) -> _Node:
@@ -104,12 +144,12 @@ def _expand_forced(seg: Segment, node: _Node) -> _Node:
     forced = _forced(seg, node)
     if forced.done == node.done:
         return node
-    return _Node(forced.done, forced.open_bytes, forced.peak, forced.ready, (forced.path[0], node.path))
+    return replace(forced, path=(forced.path[0], node.path), costs=forced.costs)  # type: ignore[index]
 
 
 def _start(seg: Segment) -> _Node:
     ready = tuple(i for i, p in enumerate(seg.preds) if not p)
-    node = _Node(0, seg.initial_open, 0, ready, None)
+    node = _Node(0, seg.initial_open, 0, ready, None, {}, 0)
     return _forced(seg, node)
 
 

@@ -59,7 +59,6 @@ class Segment:
     preds: tuple[int, ...]  # per operator: bit mask of its predecessors inside the segment
     succs: tuple[tuple[int, ...], ...]  # per operator: its successors inside the segment
     touch: tuple[tuple[int, ...], ...]  # per operator: local tensors it reads or writes
-    makes: tuple[tuple[int, ...], ...]  # per operator: local tensors it writes
     sizes: tuple[int, ...]
     users: tuple[int, ...]
     pre: tuple[bool, ...]
@@ -114,17 +113,14 @@ class Segment:
         return max(self.op_floor, default=0)
 
     @cached_property
-    def may_shrink(self) -> tuple[bool, ...]:
-        """Per operator: whether running it can ever leave no more bytes open than before.
-
-        It cannot when its outputs that stay live (read by another operator, or touched by a
-        later segment) outweigh everything else it touches that could close.
-        """
+    def neighbours(self) -> tuple[int, ...]:
+        """Per operator, bit mask of the operators that share a tensor with it (itself included)."""
         out = []
-        for ts, made in zip(self.touch, self.makes):
-            opens = sum(self.sizes[t] for t in made if self.post[t] or self.users[t].bit_count() > 1)
-            closes = sum(self.sizes[t] for t in ts if t not in made and not self.post[t])
-            out.append(opens <= closes)
+        for ts in self.touch:
+            mask = 0
+            for t in ts:
+                mask |= self.users[t]
+            out.append(mask)
         return tuple(out)
 
     @cached_property
@@ -293,7 +289,6 @@ def build_segment(
         preds=tuple(preds),
         succs=tuple(succs),
         touch=tuple(touch),
-        makes=tuple(tuple(tensor_ids[t] for t in graph.op(name).outputs) for name in ops),
         sizes=tuple(graph.size(t) for t in names),
         users=tuple(users),
         pre=tuple(pre(t) for t in names),
