@@ -8,18 +8,22 @@ Public API::
     plan.save("plan.json")
 """
 
+from cosma.baselines import best_baseline
+from cosma.budgets import Budgets, resolve_budget
 from cosma.check import PlanInvalid, replay
 from cosma.errors import BudgetError, CosmaError, ModelError, OptionError
 from cosma.frontend import load_onnx
 from cosma.graph import Graph, Lifetime, Operator, Tensor
 from cosma.methods import METHODS, Options, compile
 from cosma.plan import Accelerator, Free, Load, Plan, Run, Store, Summary
+from cosma.schedule import ScheduleResult, min_peak_order
 from cosma.units import parse_size
 
 __all__ = [
     "METHODS",
     "Accelerator",
     "BudgetError",
+    "Budgets",
     "CosmaError",
     "Free",
     "Graph",
@@ -32,12 +36,16 @@ __all__ = [
     "Plan",
     "PlanInvalid",
     "Run",
+    "ScheduleResult",
     "Store",
     "Summary",
     "Tensor",
+    "best_baseline",
     "compile",
     "load_onnx",
+    "min_peak_order",
     "parse_size",
     "replay",
+    "resolve_budget",
 ]
 __version__ = "0.1.0"

@@ -290,3 +290,10 @@ def test_zoo_every_baseline_at_six_budgets_passes_checkplan(model: str) -> None:
                 result = checker.replay(p.to_dict())
                 assert result["extra_bytes"] == p.extra_bytes
                 assert result["peak_resident_bytes"] <= budget
+
+
+def test_public_api() -> None:
+    from cosma.schedule import min_peak_order
+
+    assert cosma.min_peak_order is min_peak_order and cosma.best_baseline is best_baseline
+    assert cosma.resolve_budget is resolve_budget and {"Budgets", "ScheduleResult"} <= set(cosma.__all__)
