@@ -8,7 +8,8 @@ shortest path from the empty set to the full set.
 
 - :func:`exact_search` is best-first search on ``f(S) = max(g(S), h(S))``, where ``g`` is the
   path's peak so far and ``h(S) = max(open(S), max_{o ∉ S} floor(o))`` is a lower bound on every
-  remaining step (an operator's step holds at least what it touches). ``f`` never decreases
+  remaining step (an operator's step holds at least its floor,
+  :attr:`~cosma.schedule.segments.Segment.op_floor`). ``f`` never decreases
   along a path, so the first complete set taken from the queue is optimal; states with
   ``f >= upper`` (an incumbent's peak) are dropped, and when the queue runs dry the incumbent is
   proven optimal. Stopped early (state or time limit) it returns the incumbent with the least
