@@ -1,0 +1,432 @@
+"""The CP-SAT model: residency segments as rectangles in step x address (docs/formulation.md, "CP-SAT").
+
+Variables (indexed names, so an exported model reads by hand):
+
+- ``pos[o]``: the step of operator ``o`` (a constant in fixed-order mode);
+- ``next[t,u,v]``: ``v`` is the use of tensor ``t`` that follows use ``u`` (constant when forced);
+- ``keep[t,u,v]``: ``t`` stays resident, at one address, from use ``u`` to its next use ``v``;
+- ``spill[t]``: activation ``t`` is stored once (it is reloaded at least once);
+- ``addr[t,u]``: the address (units) of ``t`` while operator ``u`` runs;
+- ``extent``: the highest address in use (min-peak mode only).
+
+Each use is a rectangle ``[pos[u], pos[u] + 1) x [addr[t,u], addr[t,u] + F_t)``; each kept
+succession adds the bridge ``[pos[u] + 1, pos[v]) x [addr[t,u], ...)``. One NoOverlap2D over all
+rectangles makes every run's residents disjoint; a redundant capacity constraint (per-step sums
+when the order is fixed, a cumulative otherwise) gives the LP its knapsack structure.
+
+Size: ``N`` order variables, ``sum_t |U_t|`` addresses and use rectangles, and one keep variable and
+bridge per possible succession (``|U_t| - 1`` per tensor when the order is fixed).
+
+``build(instance, addresses=False)`` drops the addresses and the NoOverlap2D: the capacity-only
+relaxation, whose optimum is a lower bound for the full model.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ortools.sat.python import cp_model
+
+from cosma.errors import OptionError
+from cosma.formulation.instance import Instance
+from cosma.formulation.residency import Residency, Segment
+from cosma.formulation.run import NoProgress, Outcome, OutcomeStatus, Progress, SolverParams, run_interruptibly, typed
+
+Succession = tuple[str, str, str]  # (tensor, use, next use)
+
+
+@dataclass
+class CpSatModel:
+    """A built CP-SAT model and the handles needed to hint, solve and decode it."""
+
+    instance: Instance
+    addresses: bool
+    model: cp_model.CpModel = field(default_factory=cp_model.CpModel)
+    pos: dict[str, Any] = field(default_factory=dict)
+    op_interval: dict[str, Any] = field(default_factory=dict)
+    nexts: dict[Succession, Any] = field(default_factory=dict)
+    keep: dict[Succession, Any] = field(default_factory=dict)
+    spill: dict[str, Any] = field(default_factory=dict)
+    addr: dict[tuple[str, str], Any] = field(default_factory=dict)
+    boxes: list[tuple[Any, Any]] = field(default_factory=list)  # (x interval, y interval)
+    demands: list[tuple[Any, int]] = field(default_factory=list)  # (x interval, footprint) for the cumulative
+    bridges: dict[Succession, tuple[Any, Any]] = field(default_factory=dict)  # x interval, presence
+    extent: Any = None
+    cost: Any = 0  # extra traffic in cost units
+
+    @property
+    def min_peak(self) -> bool:
+        return self.instance.mode == "min-peak"
+
+
+def build(instance: Instance, *, addresses: bool = True, lower: int = 0, upper: int | None = None) -> CpSatModel:
+    """The CP-SAT model of ``instance``; ``lower``/``upper`` bound the objective (cost units, or extent)."""
+    m = CpSatModel(instance, addresses)
+    add_order(m)
+    add_successions(m)
+    add_keeps(m)
+    add_spills(m)
+    if addresses:
+        add_addresses(m)
+        add_non_overlap(m)
+        add_symmetry_breaking(m)
+    add_capacity(m)
+    add_objective(m, lower, upper)
+    return m
+
+
+# ---------------------------------------------------------------------- families
+def add_order(m: CpSatModel) -> None:
+    """Every operator takes one step of its window, no two the same step, producers before consumers."""
+    inst, model = m.instance, m.model
+    for o in inst.order:
+        lo, hi = inst.earliest[o], inst.latest[o]
+        m.pos[o] = lo if lo == hi else model.new_int_var(lo, hi, f"pos[{o}]")
+        m.op_interval[o] = model.new_fixed_size_interval_var(m.pos[o], 1, f"run[{o}]")
+    if inst.fixed:
+        return
+    model.add_all_different(m.pos[o] for o in inst.order)
+    for u, v in inst.graph.dag.edges:
+        if not isinstance(m.pos[u], int) or not isinstance(m.pos[v], int):
+            model.add(m.pos[u] + 1 <= m.pos[v])
+
+
+def add_successions(m: CpSatModel) -> None:
+    """The uses of each tensor form one path in step order: ``next[t,u,v]`` iff ``v`` follows ``u`` directly."""
+    inst, model = m.instance, m.model
+    for t in inst.tensors:
+        uses = inst.uses[t]
+        if len(uses) < 2:
+            continue
+        pairs = inst.successions(t)
+        if all(inst.forced_before(a, b) or inst.forced_before(b, a) for a in uses for b in uses if a < b):
+            # every two uses are ordered in every allowed order: the path is fixed
+            for u, v in pairs:
+                m.nexts[t, u, v] = 1
+            continue
+        node = {u: i + 1 for i, u in enumerate(uses)}  # node 0 closes the path
+        arcs = []
+        for u, v in pairs:
+            lit = model.new_bool_var(f"next[{t},{u},{v}]")
+            m.nexts[t, u, v] = lit
+            arcs.append((node[u], node[v], lit))
+            model.add(m.pos[u] + 1 <= m.pos[v]).only_enforce_if(lit)
+        for u in uses:
+            if inst.may_be_first(t, u):
+                arcs.append((0, node[u], model.new_bool_var(f"first[{t},{u}]")))
+            if inst.may_be_last(t, u):
+                arcs.append((node[u], 0, model.new_bool_var(f"last[{t},{u}]")))
+        model.add_circuit(arcs)
+
+
+def add_keeps(m: CpSatModel) -> None:
+    """A tensor can only be kept from a use to the use that follows it; with no eviction, it always is."""
+    model = m.model
+    for (t, u, v), nxt in m.nexts.items():
+        if m.min_peak:
+            m.keep[t, u, v] = nxt
+            continue
+        m.keep[t, u, v] = model.new_bool_var(f"keep[{t},{u},{v}]")
+        if not isinstance(nxt, int):
+            model.add_implication(m.keep[t, u, v], nxt)
+
+
+def add_spills(m: CpSatModel) -> None:
+    """An activation broken between two consecutive uses is stored once (a DRAM copy stays valid)."""
+    inst, model = m.instance, m.model
+    for (t, u, v), nxt in m.nexts.items():
+        if inst.spill_cost(t) == 0 or m.min_peak:
+            continue
+        if t not in m.spill:
+            m.spill[t] = model.new_bool_var(f"spill[{t}]")
+        # spill >= next - keep: a succession taken but not kept is a reload
+        model.add(m.spill[t] >= nxt - m.keep[t, u, v])
+
+
+def _bridge(m: CpSatModel, t: str, u: str, v: str) -> tuple[Any, Any] | None:
+    """The step interval ``[pos[u] + 1, pos[v])`` of a kept succession, present iff kept (None if always empty)."""
+    key = (t, u, v)
+    if key in m.bridges:
+        return m.bridges[key]
+    inst, model = m.instance, m.model
+    keep = m.keep[key]
+    pu, pv = m.pos[u], m.pos[v]
+    if isinstance(pu, int) and isinstance(pv, int):
+        if pv - pu - 1 <= 0:
+            m.bridges[key] = None  # type: ignore[assignment]
+            return None
+        x = model.new_optional_fixed_size_interval_var(pu + 1, pv - pu - 1, keep, f"bridge[{t},{u},{v}]")
+    else:
+        if inst.latest[v] - inst.earliest[u] - 1 <= 0:
+            m.bridges[key] = None  # type: ignore[assignment]
+            return None
+        length = model.new_int_var(0, inst.latest[v] - inst.earliest[u] - 1, f"gap[{t},{u},{v}]")
+        x = model.new_optional_interval_var(pu + 1, length, pv, keep, f"bridge[{t},{u},{v}]")
+    m.bridges[key] = (x, keep)
+    return m.bridges[key]
+
+
+def add_addresses(m: CpSatModel) -> None:
+    """Each use has an address inside the scratchpad; a kept tensor keeps its address to the next use."""
+    inst, model = m.instance, m.model
+    for t in inst.tensors:
+        for u in inst.uses[t]:
+            m.addr[t, u] = model.new_int_var(0, inst.top[t], f"addr[{t},{u}]")
+    for (t, u, v), keep in m.keep.items():
+        model.add(m.addr[t, u] == m.addr[t, v]).only_enforce_if(keep)
+
+
+def add_non_overlap(m: CpSatModel) -> None:
+    """No two residents of one step overlap: use rectangles and kept bridges in one NoOverlap2D."""
+    inst, model = m.instance, m.model
+    for t in inst.tensors:
+        f = inst.footprint[t]
+        for u in inst.uses[t]:
+            m.boxes.append((m.op_interval[u], model.new_fixed_size_interval_var(m.addr[t, u], f, f"at[{t},{u}]")))
+    for (t, u, v), keep in m.keep.items():
+        bridge = _bridge(m, t, u, v)
+        if bridge is None:
+            continue
+        y = model.new_optional_fixed_size_interval_var(m.addr[t, u], inst.footprint[t], keep, f"over[{t},{u},{v}]")
+        m.boxes.append((bridge[0], y))
+    model.add_no_overlap_2d([b[0] for b in m.boxes], [b[1] for b in m.boxes])
+
+
+def add_symmetry_breaking(m: CpSatModel) -> None:
+    """(Solver help.) Mirroring every address is a bijection of plans; keep the largest use in the lower half."""
+    inst = m.instance
+    if not inst.tensors or m.min_peak:
+        return
+    if any(inst.top[t] != inst.capacity - inst.footprint[t] for t in inst.tensors):
+        return  # alignment leaves an uneven top: the mirror image may not fit
+    t = max(inst.tensors, key=lambda t: (inst.footprint[t], -inst.tensors.index(t)))
+    u = inst.uses[t][0]
+    m.model.add(2 * m.addr[t, u] <= inst.capacity - inst.footprint[t])
+
+
+def add_capacity(m: CpSatModel) -> None:
+    """(Redundant with the addresses, the whole bound without them.) Residents of a step fit the capacity."""
+    inst, model = m.instance, m.model
+    limit = inst.capacity
+    if m.min_peak:
+        m.extent = model.new_int_var(0, inst.capacity, "extent")
+        limit = m.extent
+        if m.addresses:
+            for (t, _u), a in m.addr.items():
+                model.add(a + inst.footprint[t] <= m.extent)
+    if inst.fixed:
+        per_step: dict[int, list[Any]] = defaultdict(list)
+        for s, o in enumerate(inst.order):
+            op = inst.graph.op(o)
+            per_step[s].append(sum(inst.footprint.get(t, 0) for t in set(op.inputs) | set(op.outputs)))
+        for (t, u, v), keep in m.keep.items():
+            for s in range(m.pos[u] + 1, m.pos[v]):
+                per_step[s].append(inst.footprint[t] * keep)
+        for s in sorted(per_step):
+            model.add(sum(per_step[s]) <= limit)
+        return
+    intervals, demands = [], []
+    for t in inst.tensors:
+        for u in inst.uses[t]:
+            intervals.append(m.op_interval[u])
+            demands.append(inst.footprint[t])
+    for (t, u, v) in m.keep:
+        bridge = _bridge(m, t, u, v)
+        if bridge is not None:
+            intervals.append(bridge[0])
+            demands.append(inst.footprint[t])
+    model.add_cumulative(intervals, demands, limit)
+
+
+def add_objective(m: CpSatModel, lower: int = 0, upper: int | None = None) -> None:
+    """Minimise extra traffic: a reload per broken succession, one store per spilled activation.
+
+    In min-peak mode, minimise the extent instead (no succession is ever broken).
+    """
+    inst, model = m.instance, m.model
+    if m.min_peak:
+        model.add(m.extent >= lower)
+        if upper is not None:
+            model.add(m.extent <= upper)
+        model.minimize(m.extent)
+        return
+    terms = []
+    for (t, u, v), keep in m.keep.items():
+        terms.append(inst.reload_cost(t) * (m.nexts[t, u, v] - keep))
+    terms.extend(inst.spill_cost(t) * s for t, s in m.spill.items())
+    m.cost = sum(terms)
+    if lower > 0:
+        model.add(m.cost >= lower)
+    if upper is not None:
+        model.add(m.cost <= upper)
+    model.minimize(m.cost)
+
+
+# ------------------------------------------------------------------------- hints
+def add_hint(m: CpSatModel, residency: Residency) -> None:
+    """Hint every variable from a solution (a baseline plan's residency); unrepresentable parts are skipped."""
+    inst, model = m.instance, m.model
+    step = {o: s for s, o in enumerate(residency.order)}
+    for o, p in m.pos.items():
+        if not isinstance(p, int):
+            model.add_hint(p, step[o])
+    where = _segment_at(residency)
+    for (t, u, v), nxt in m.nexts.items():
+        nxt_value = _is_next(inst, step, t, u, v)
+        if not isinstance(nxt, int):
+            model.add_hint(nxt, nxt_value)
+        seg_u, seg_v = where.get((t, step[u])), where.get((t, step[v]))
+        kept = nxt_value and seg_u is not None and seg_u is seg_v
+        if not m.min_peak:
+            model.add_hint(m.keep[t, u, v], kept)
+    for t, s in m.spill.items():
+        model.add_hint(s, any(not seg.created for seg in residency.segments if seg.tensor == t))
+    for (t, _u), a in m.addr.items():
+        seg = where.get((t, step[u]))
+        if seg is not None and seg.offset % inst.unit == 0 and seg.offset // inst.unit <= inst.top[t]:
+            model.add_hint(a, seg.offset // inst.unit)
+
+
+def _segment_at(residency: Residency) -> dict[tuple[str, int], Segment]:
+    out = {}
+    for seg in residency.segments:
+        for s in range(seg.first, seg.last + 1):
+            out[seg.tensor, s] = seg
+    return out
+
+
+def _is_next(inst: Instance, step: Mapping[str, int], t: str, u: str, v: str) -> bool:
+    if step[u] >= step[v]:
+        return False
+    return not any(step[u] < step[w] < step[v] for w in inst.uses[t])
+
+
+# ------------------------------------------------------------------------ decode
+def decode(m: CpSatModel, value: Callable[[Any], int]) -> Residency:
+    """The residency of a solution; ``value`` reads a variable (a solver's or a callback's ``Value``).
+
+    Without addresses every offset is 0 (a residency to place, not a plan).
+    """
+    inst = m.instance
+
+    def val(x: Any) -> int:
+        return x if isinstance(x, int) else int(value(x))
+
+    step = {o: val(p) for o, p in m.pos.items()}
+    order = tuple(sorted(inst.order, key=step.__getitem__))
+    segments = []
+    for t in inst.tensors:
+        uses = sorted(inst.uses[t], key=step.__getitem__)
+        group = [uses[0]]
+        for u, v in zip(uses, [*uses[1:], None]):
+            if v is not None and val(m.keep[t, u, v]):
+                group.append(v)
+                continue
+            first = group[0]
+            offset = val(m.addr[t, first]) * inst.unit if m.addresses else 0
+            created = inst.produced(t) and first == inst.uses[t][0]
+            segments.append(Segment(t, step[first], step[group[-1]], offset, created))
+            group = [v] if v is not None else []
+    return Residency(order, tuple(segments))
+
+
+def allocate(instance: Instance, residency: Residency) -> CpSatModel:
+    """A feasibility model placing the given segments: the allocation half of the two-phase path."""
+    m = CpSatModel(instance, True)
+    model = m.model
+    xs, ys = [], []
+    for i, seg in enumerate(residency.segments):
+        f = instance.footprint[seg.tensor]
+        a = model.new_int_var(0, instance.top[seg.tensor], f"addr[{seg.tensor},{i}]")
+        m.addr[seg.tensor, str(i)] = a
+        xs.append(model.new_fixed_size_interval_var(seg.first, seg.last - seg.first + 1, f"live[{seg.tensor},{i}]"))
+        ys.append(model.new_fixed_size_interval_var(a, f, f"at[{seg.tensor},{i}]"))
+    model.add_no_overlap_2d(xs, ys)
+    return m
+
+
+def placed(m: CpSatModel, residency: Residency, value: Callable[[Any], int]) -> Residency:
+    """``residency`` with the offsets an :func:`allocate` solution chose."""
+    segs = tuple(
+        Segment(seg.tensor, seg.first, seg.last, int(value(m.addr[seg.tensor, str(i)])) * m.instance.unit, seg.created)
+        for i, seg in enumerate(residency.segments)
+    )
+    return Residency(residency.order, segs)
+
+
+# ------------------------------------------------------------------------- solve
+class _Reporter(cp_model.CpSolverSolutionCallback):
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def on_solution_callback(self) -> None:
+        self.progress.update(incumbent=self.objective_value, bound=self.best_objective_bound)
+
+
+def configure(solver: cp_model.CpSolver, params: SolverParams) -> None:
+    """Time limit, threads and seed, then any ``--solver-param`` by its SatParameters name."""
+    p = solver.parameters
+    p.max_time_in_seconds = max(params.time_limit, 0.001)
+    p.num_workers = params.threads
+    p.random_seed = params.seed
+    p.catch_sigint_signal = False  # Ctrl-C reaches Python, which stops the search (run_interruptibly)
+    for name, value in params.extra.items():
+        if name not in p.DESCRIPTOR.fields_by_name:
+            raise OptionError(f"--solver-param {name}: CP-SAT has no parameter of that name (see sat_parameters.proto)")
+        try:
+            setattr(p, name, typed(value, getattr(p, name)))
+        except (TypeError, ValueError) as e:
+            raise OptionError(f"--solver-param {name}={value}: {e}") from None
+
+
+_STATUS: dict[int, OutcomeStatus] = {
+    cp_model.OPTIMAL: "optimal",
+    cp_model.FEASIBLE: "feasible",
+    cp_model.INFEASIBLE: "infeasible",
+    cp_model.UNKNOWN: "unknown",
+    cp_model.MODEL_INVALID: "unknown",
+}
+
+
+def solve(
+    m: CpSatModel,
+    params: SolverParams,
+    progress: Progress | None = None,
+    decoder: Callable[[CpSatModel, Callable[[Any], int]], Residency] = decode,
+) -> Outcome:
+    """Solve a built model; the outcome carries the best residency found (None if none)."""
+    progress = progress or NoProgress()
+    solver = cp_model.CpSolver()
+    configure(solver, params)
+    solver.best_bound_callback = lambda b: progress.update(bound=b)
+    started = time.perf_counter()
+    status, interrupted = run_interruptibly(lambda: solver.solve(m.model, _Reporter(progress)), solver.stop_search)
+    seconds = time.perf_counter() - started
+    kind = _STATUS.get(status, "unknown")
+    if status == cp_model.MODEL_INVALID:
+        raise RuntimeError(f"CP-SAT rejected the model: {m.model.validate()}")
+    has_solution = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    if kind in ("feasible", "unknown") and not interrupted and seconds >= params.time_limit * 0.98:
+        kind = "time-limit"
+    objective = round(solver.objective_value) if has_solution else None
+    bound = None
+    if kind == "optimal":
+        bound = objective
+    elif has_solution or kind in ("unknown", "time-limit"):
+        bound = math.ceil(solver.best_objective_bound - 1e-6)
+    residency = decoder(m, solver.value) if has_solution else None
+    return Outcome(
+        status=kind,
+        objective=objective,
+        bound=bound,
+        seconds=seconds,
+        residency=residency,
+        interrupted=interrupted,
+        details={"conflicts": solver.num_conflicts, "branches": solver.num_branches},
+    )

@@ -1,0 +1,130 @@
+"""A solver-neutral solution: the order and every residency segment, and its steps.
+
+Every formulation decodes into a :class:`Residency`; :meth:`Residency.steps` turns it into the
+plan's load / run / store / free steps, which :meth:`cosma.plan.Plan.from_steps` replays. A
+baseline plan is read back into a Residency (:func:`residency_of_plan`) to give a solver its
+warm start.
+
+A :class:`Segment` is one stay of a tensor in the scratchpad: resident at one ``offset`` (bytes)
+during the runs of steps ``first .. last`` (inclusive). It begins with the tensor's production
+(``created``) or with a load just before step ``first``, and ends with a free just after step
+``last``. Between steps ``s`` and ``s + 1`` the steps are, in this order: stores (outputs, and
+activations that will be loaded again), frees of segments ending at ``s``, loads of segments
+beginning at ``s + 1``. So everything resident at any moment is resident during run ``s`` or
+run ``s + 1``, and a plan is valid when each run's residents are disjoint.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cosma.graph import Graph
+from cosma.plan import Accelerator, Free, Load, Plan, Run, Step, Store
+
+
+@dataclass(frozen=True)
+class Segment:
+    tensor: str
+    first: int
+    last: int
+    offset: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class Residency:
+    """An operator order and the segments of every tensor of positive size.
+
+    Tensors of size 0 need no segment: :meth:`steps` loads them at offset 0 on first use and
+    never frees them (they occupy nothing).
+    """
+
+    order: tuple[str, ...]
+    segments: tuple[Segment, ...]
+
+    def steps(self, graph: Graph) -> list[Step]:
+        """The plan's steps (see the module docstring for their order between runs)."""
+        starting: dict[int, list[Segment]] = defaultdict(list)
+        ending: dict[int, list[Segment]] = defaultdict(list)
+        for seg in self.segments:
+            starting[seg.first].append(seg)
+            ending[seg.last].append(seg)
+        reloaded = {seg.tensor for seg in self.segments if not seg.created}
+        resident_empty: set[str] = set()
+        steps: list[Step] = []
+        for s, name in enumerate(self.order):
+            op = graph.op(name)
+            for seg in starting[s]:
+                if not seg.created:
+                    steps.append(Load(seg.tensor, seg.offset))
+            for t in op.inputs:
+                if graph.size(t) == 0 and t not in resident_empty:
+                    steps.append(Load(t, 0))
+                    resident_empty.add(t)
+            created = {seg.tensor: seg.offset for seg in starting[s] if seg.created}
+            outputs = tuple((t, created[t] if graph.size(t) else 0) for t in op.outputs)
+            resident_empty.update(t for t in op.outputs if graph.size(t) == 0)
+            steps.append(Run(name, outputs))
+            for t in op.outputs:
+                kind = graph.tensor(t).kind
+                if kind == "output" or (kind == "activation" and t in reloaded):
+                    steps.append(Store(t))
+            steps.extend(Free(seg.tensor) for seg in ending[s])
+        return steps
+
+    def to_plan(self, graph: Graph, accelerator: Accelerator, **summary: Any) -> Plan:
+        return Plan.from_steps(graph, accelerator, self.steps(graph), **summary)
+
+
+def residency_of_plan(plan: Plan) -> Residency:
+    """The segments a (valid) plan's steps describe, as seen by the runs.
+
+    A tensor loaded and freed again between two runs never serves a run and gives no segment.
+    """
+    open_: dict[str, tuple[int, int, bool]] = {}  # tensor -> (first step, offset, created)
+    segments: list[Segment] = []
+    step = 0
+    graph = plan.graph
+
+    def close(t: str) -> None:
+        first, offset, created = open_.pop(t)
+        if first <= step - 1 and graph.size(t) > 0:
+            segments.append(Segment(t, first, step - 1, offset, created))
+
+    for st in plan.steps:
+        if isinstance(st, Load):
+            open_[st.tensor] = (step, st.offset, False)
+        elif isinstance(st, Free):
+            close(st.tensor)
+        elif isinstance(st, Run):
+            for t, offset in st.outputs:
+                open_[t] = (step, offset, True)
+            step += 1
+    for t in list(open_):
+        first, offset, created = open_[t]
+        if graph.size(t) > 0 and _last_use(plan, t) >= first:
+            segments.append(Segment(t, first, _last_use(plan, t), offset, created))
+        open_.pop(t)
+    return Residency(plan.order, tuple(segments))
+
+
+def _last_use(plan: Plan, t: str) -> int:
+    last = -1
+    for s, name in enumerate(plan.order):
+        op = plan.graph.op(name)
+        if t in op.inputs or t in op.outputs:
+            last = s
+    return last
+
+
+def uses_by_step(graph: Graph, order: Iterable[str]) -> dict[str, list[int]]:
+    """Steps at which each tensor is produced or read, in increasing order."""
+    at: dict[str, list[int]] = defaultdict(list)
+    for s, name in enumerate(order):
+        op = graph.op(name)
+        for t in (*op.inputs, *op.outputs):
+            at[t].append(s)
+    return at
