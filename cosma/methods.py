@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cosma import baselines
+from cosma import baselines, solve
 from cosma.errors import OptionError
 from cosma.graph import Graph
 from cosma.plan import Accelerator, Plan
@@ -29,6 +29,8 @@ class Options:
     solver: str = "auto"
     quiet: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    #: backend parameters by name (``--solver-param NAME=VALUE``), typed by the backend
+    solver_params: dict[str, str] = field(default_factory=dict)
 
 
 Method = Callable[[Graph, Accelerator, Options], Plan]
@@ -39,8 +41,12 @@ METHODS: dict[str, Method] = {
     "minpeak+belady": baselines.minpeak_belady,
     "default+greedy": baselines.default_greedy,
     "minpeak+greedy": baselines.minpeak_greedy,
+    "joint": solve.solve_joint,
+    "fixed-order": solve.solve_fixed_order,
+    "min-peak": solve.solve_min_peak,
 }
-DEFAULT_METHOD = "default+belady"
+#: ``auto``: the exact joint solver, warm-started from (and never worse than) the best baseline.
+DEFAULT_METHOD = "joint"
 
 
 def compile(
