@@ -69,6 +69,9 @@ COSMA_METHODS: tuple[str, ...] = ("fixed-order", "joint", "dc", "auto")
 #: Exact methods: ``auto`` is taken as available only once one of them is registered, since before
 #: that :func:`cosma.compile` would answer ``auto`` with a baseline.
 EXACT_METHODS: tuple[str, ...] = ("joint", "dc")
+#: Methods (as a plan's summary names them) whose proven bound holds for every plan of the instance.
+#: A ``fixed-order`` bound holds only for plans of its order, so it proves nothing about the instance.
+GLOBAL_BOUND_METHODS: tuple[str, ...] = ("joint",)
 PROTOCOL_BUDGETS: tuple[str, ...] = BUDGET_NAMES
 #: Weights in the scratchpad (True) and activation-only (False).
 WEIGHT_VARIANTS: tuple[bool, ...] = (True, False)
@@ -232,6 +235,15 @@ class BenchRow:
         """A valid plan with its traffic."""
         return self.valid is True and self.extra_bytes is not None
 
+    @property
+    def instance_bound(self) -> int | None:
+        """The run's bound if it holds for every plan of the instance (see :data:`GLOBAL_BOUND_METHODS`)."""
+        return self.bound if self.planned and _base_method(self.resolved_method) in GLOBAL_BOUND_METHODS else None
+
+
+def _base_method(name: str) -> str:
+    return name.split("/", 1)[0]
+
 
 @dataclass(frozen=True)
 class ModelBudgets:
@@ -299,6 +311,20 @@ class Outcome:
     message: str = ""
 
 
+def protocol_options(method: str, graph: Graph, accelerator: Any, options: Any) -> Any:
+    """The protocol's per-method settings: ``fixed-order`` runs on the minimum-peak order.
+
+    That order is the one the ``minpeak`` baselines run (:func:`cosma.baselines.baseline_order`), so
+    fixed-order is compared with them on equal terms; its search time counts in the run's total.
+    """
+    if method != "fixed-order":
+        return options
+    from cosma.baselines import baseline_order
+
+    order = baseline_order(graph, accelerator, "minpeak", options).order
+    return dataclasses.replace(options, extra={**options.extra, "order": tuple(order)})
+
+
 def run_task(task: BenchTask, planner: Planner | None = None) -> Outcome:
     """Plan one task and replay its plan; never raises (a failure is an ``error`` outcome).
 
@@ -313,7 +339,8 @@ def run_task(task: BenchTask, planner: Planner | None = None) -> Outcome:
     started = time.perf_counter()
     try:
         graph = _load_graph(task.model.path, task.weights)
-        options = Options(time_limit=task.time_limit, threads=1, seed=task.seed, quiet=True)
+        options = protocol_options(task.method, graph, Accelerator(task.scratchpad_bytes),
+                                   Options(time_limit=task.time_limit, threads=1, seed=task.seed, quiet=True))
         if planner is None:
             plan = compile_graph(graph, task.scratchpad_bytes, method=task.method, options=options)
         else:
@@ -520,7 +547,10 @@ def _best(rows: Iterable[BenchRow]) -> int | None:
 
 @dataclass(frozen=True)
 class InstanceSummary:
-    """Across the methods of one run: the best plan, the best proven bound, whether they meet."""
+    """Across the methods of one run: the best plan, the best bound valid for the instance, whether they meet.
+
+    A plan without extra traffic is optimal by itself.
+    """
 
     key: str
     model: str
@@ -534,7 +564,9 @@ class InstanceSummary:
 
     @property
     def proven(self) -> bool:
-        return self.best_extra_bytes is not None and self.bound is not None and self.bound >= self.best_extra_bytes
+        if self.best_extra_bytes is None:
+            return False
+        return self.best_extra_bytes == 0 or (self.bound is not None and self.bound >= self.best_extra_bytes)
 
 
 def instances(rows: Sequence[BenchRow]) -> list[InstanceSummary]:
@@ -544,12 +576,12 @@ def instances(rows: Sequence[BenchRow]) -> list[InstanceSummary]:
         group = [r for r in rows if r.key == key]
         planned = [r for r in group if r.planned]
         best = min(planned, key=lambda r: r.extra_bytes, default=None)  # type: ignore[arg-type,return-value]
-        bounded = [r for r in planned if r.bound is not None]
-        top = max(bounded, key=lambda r: r.bound, default=None)  # type: ignore[arg-type,return-value]
+        bounded = [r for r in planned if r.instance_bound is not None]
+        top = max(bounded, key=lambda r: r.instance_bound, default=None)  # type: ignore[arg-type,return-value]
         r0 = group[0]
         out.append(InstanceSummary(key, r0.model, r0.weights, r0.budget, r0.scratchpad_bytes,
                                    None if best is None else best.extra_bytes, "" if best is None else best.method,
-                                   None if top is None else top.bound, "" if top is None else top.method))
+                                   None if top is None else top.instance_bound, "" if top is None else top.method))
     return out
 
 
@@ -571,7 +603,8 @@ REFERENCE_FORMAT = "cosma.reference/1"
 class ReferenceEntry:
     """The best known result for one instance.
 
-    ``lower_bound`` is the highest proven lower bound on the extra bytes any method reported;
+    ``lower_bound`` is the highest proven lower bound on the extra bytes of any plan of the instance
+    (from the methods of :data:`GLOBAL_BOUND_METHODS`; 0 when none is known);
     ``methods`` each method's own best extra bytes (the per-method regression guard).
     """
 
@@ -654,8 +687,9 @@ def compare_to_reference(rows: Iterable[BenchRow], reference: Reference) -> list
     Per run: the plan must be valid and the run must not fail; the instance's budget must still
     be the reference's size; the extra bytes must not exceed the method's reference value (where
     the reference proves optimality the method that found the optimum must therefore match it
-    exactly) nor fall below the reference's proven lower bound; a bound must not exceed the best
-    known plan; and a run may call itself optimal only at the best known value. Missing methods
+    exactly) nor fall below the reference's proven lower bound; a bound valid for the instance must
+    not exceed the best known plan, and a run with such a bound may call itself optimal only at the
+    best known value (a fixed-order run is optimal for its order only: it is not held to either). Missing methods
     and instances the reference does not hold are not violations (:func:`uncovered` lists them).
     """
     out = []
@@ -687,11 +721,12 @@ def compare_to_reference(rows: Iterable[BenchRow], reference: Reference) -> list
             out.append(Violation(r.key, r.method, "below-bound",
                                  f"extra {r.extra_bytes} B < proven lower bound {ref.lower_bound} B "
                                  f"({ref.bound_method}): the bound or the plan's cost is wrong"))
-        if r.bound is not None and r.bound > ref.best_extra_bytes:
+        bound = r.instance_bound
+        if bound is not None and bound > ref.best_extra_bytes:
             out.append(Violation(r.key, r.method, "bound-above-plan",
-                                 f"bound {r.bound} B > best known plan {ref.best_extra_bytes} B "
+                                 f"bound {bound} B > best known plan {ref.best_extra_bytes} B "
                                  f"({ref.best_method}): the bound is wrong"))
-        if r.status == "optimal" and r.extra_bytes > ref.best_extra_bytes:
+        if bound is not None and r.status == "optimal" and r.extra_bytes > ref.best_extra_bytes:
             out.append(Violation(r.key, r.method, "false-optimal",
                                  f"claims optimal at {r.extra_bytes} B, {ref.best_method} found "
                                  f"{ref.best_extra_bytes} B"))
@@ -749,14 +784,15 @@ def merge_reference(reference: Reference, rows: Iterable[BenchRow], *, force: bo
             best, best_method = old.best_extra_bytes, old.best_method
         if force:
             best, best_method = min((v, m) for m, v in methods.items())
-        bounded = [r for r in mine if r.bound is not None]
         lb, lb_method = (0, "") if old is None or force else (old.lower_bound, old.bound_method)
-        for r in bounded:
-            assert r.bound is not None
-            if r.bound > best:
-                refused.append(f"{key} {r.method}: bound {r.bound} B above the best known plan {best} B")
-            elif r.bound > lb:
-                lb, lb_method = r.bound, r.method
+        for r in mine:
+            bound = r.instance_bound
+            if bound is None:
+                continue
+            if bound > best:
+                refused.append(f"{key} {r.method}: bound {bound} B above the best known plan {best} B")
+            elif bound > lb:
+                lb, lb_method = bound, r.method
         new = ReferenceEntry(r0.model, r0.weights, r0.budget, r0.scratchpad_bytes, best, best_method, lb, lb_method,
                              methods)
         if new != old:
@@ -1030,12 +1066,14 @@ def _optimality_section(rows: Sequence[BenchRow], methods: Sequence[str], missin
     lines = [
         "## Proven optimal",
         "",
-        f"An instance (model, weights variant, budget) is proven optimal when some method's proven lower bound "
-        f"reaches the least extra traffic any method found (a plan with no extra traffic is optimal by itself). "
+        "An instance (model, weights variant, budget) is proven optimal when a proven lower bound valid for every "
+        f"plan of the instance (from {', '.join(GLOBAL_BOUND_METHODS)}; `auto` counts when it ran one of them) "
+        "reaches the least extra traffic any method found; a plan with no extra traffic is optimal by itself. "
+        "A fixed-order run's `optimal` is optimal for its order only and proves nothing about the instance. "
         f"**{len(proven)} of {len(planned)} instances are proven optimal** "
         f"({len(zero)} of them need no extra traffic at all).",
         "",
-        "| method | runs with a valid plan | proven optimal by the run | best of the instance | invalid | errors |",
+        "| method | runs with a valid plan | status optimal | best of the instance | invalid | errors |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     best_of = {s.key: s.best_extra_bytes for s in planned}
@@ -1105,9 +1143,9 @@ def _model_tables(result: BenchResult) -> list[str]:
     methods = [m for m in result.config.methods if m not in result.missing_methods]
     summaries = {s.key: s for s in instances(result.rows)}
     lines = ["## Per model", "",
-             "Extra off-chip bytes of each method's plan (`*` proven optimal by that run; `invalid` / `error`: see "
-             "the failed runs above). *bound*: the highest proven lower bound of any method; *best*: the least extra "
-             "traffic found.", ""]
+             "Extra off-chip bytes of each method's plan (`*`: the run's status is optimal, for fixed-order optimal "
+             "for its order; `invalid` / `error`: see the failed runs above). *bound*: the highest lower bound valid "
+             "for the instance (joint); *best*: the least extra traffic found.", ""]
     by_key = {(r.key, r.method): r for r in result.rows}
     for m in result.models:
         lines += [f"### {m.display} (`{m.name}`, {m.group})", ""]
