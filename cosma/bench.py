@@ -83,7 +83,7 @@ HEADLINE_GROUPS: tuple[str, ...] = ("human", "nas")
 #: The COSMA paper's average reductions at M_R against the best baseline, for comparison.
 PAPER_REDUCTION = {"human": 0.84, "nas": 0.85}
 #: Seconds per solve in a default run (a full run then fits in an hour on two cores).
-DEFAULT_TIME_LIMIT = 20.0
+DEFAULT_TIME_LIMIT = 30.0
 #: Seconds for each minimum-peak search behind M_P; fixed, so that a run's budgets do not depend
 #: on the per-solve time limit.
 BUDGET_TIME_LIMIT = 10.0

@@ -392,8 +392,8 @@ def sweep_cmd(models: tuple[Path, ...], input_shapes, element_bytes, weights, fu
 @click.option("--budgets", multiple=True, metavar="NAMES", help="Budgets, comma-separated (default: M_R,M_H,M_P).")
 @click.option("--weights", type=click.Choice(["both", "with", "without"]), default="both", show_default=True,
               help="Weights in the scratchpad, activation-only, or both.")
-@click.option("--time-limit", type=click.FloatRange(min=0), default=20.0, show_default=True,
-              help="Seconds per solve.")
+@click.option("--time-limit", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Seconds per solve (a full run then fits in an hour on two cores).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Solves at a time.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--zoo-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
