@@ -154,11 +154,15 @@ def inspect(model: Path, input_shapes, element_bytes, weights, fuse, top: int) -
 @click.option("--time-limit", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--solver", type=click.Choice(["auto", "cpsat", "highs", "cbc"]), default="auto", show_default=True,
+              help="Backend of the exact methods: CP-SAT (auto) or the COSMA MILP with HiGHS or CBC.")
+@click.option("--solver-param", "solver_params", multiple=True, metavar="NAME=VALUE",
+              help="A backend parameter passed through by name, e.g. log_search_progress=true (repeatable).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_user_errors
 def compile_cmd(model: Path, input_shapes, element_bytes, weights, fuse, scratchpad: str, output: Path | None,
                 method: str, allocator: str, alignment: int, time_limit: float, threads: int, seed: int,
-                quiet: bool) -> None:
+                solver: str, solver_params: tuple[str, ...], quiet: bool) -> None:
     """Plan MODEL for a scratchpad of SIZE and write the plan JSON."""
     from cosma.budgets import resolve_budget
     from cosma.methods import compile as compile_graph
@@ -167,8 +171,11 @@ def compile_cmd(model: Path, input_shapes, element_bytes, weights, fuse, scratch
     budget = resolve_budget(graph, scratchpad, alignment=alignment, time_limit=time_limit)
     if budget <= 0:
         raise OptionError(f"--scratchpad {scratchpad} is {budget} B; give a positive size such as 512KiB, or M_R")
+    from cosma.formulation.run import parse_solver_params
+
     plan = compile_graph(graph, budget, method=method, alignment=alignment, allocator=allocator,
-                         time_limit=time_limit, threads=threads, seed=seed, quiet=quiet)
+                         time_limit=time_limit, threads=threads, seed=seed, quiet=quiet, solver=solver,
+                         solver_params=parse_solver_params(solver_params))
     if output is not None:
         try:
             plan.save(output)

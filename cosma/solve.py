@@ -2,24 +2,29 @@
 
 Each is a short driver of named phases (docs/formulation.md, "Solving"):
 
-1. warm start: the best baseline (never worse than any of them; for min-peak, a no-eviction plan);
+1. warm start: the best baseline (so the result is never worse than any of them); for min-peak, a
+   plan without eviction on a minimum-peak order, when one fits;
 2. instance: scale, index and window the graph (:class:`~cosma.formulation.instance.Instance`);
-3. bound: the cheap forced-spanning cover (:mod:`cosma.formulation.bounds`); when the warm start meets
-   it, it is optimal and no solver runs;
-4. solve: the chosen backend (``cpsat`` by default; ``highs`` or ``cbc`` for the COSMA MILP) with the
-   warm start as hint, the bound as a floor and the warm start's cost as a ceiling, under the time
-   limit, with a live progress line; Ctrl-C stops it like the time limit does;
-5. decode and validate: the residency becomes steps, replayed by :meth:`~cosma.plan.Plan.from_steps`;
-6. choose: the better of the solver's plan and the warm start, with the best proven bound.
+3. bound: the cheap forced-spanning cover (:mod:`cosma.formulation.bounds`); a warm start that meets
+   it is optimal and no solver runs;
+4. solve, with the warm start as hint, the best bound as floor and the best plan as ceiling:
 
-The result's summary carries status (``optimal`` / ``feasible`` / ``time-limit``), the bound, the gap
-and the times; ``details`` holds the solver's own objective and bound, the phases and the baseline.
+   - ``cpsat`` (default): the capacity-only relaxation (its optimum is a bound), an allocation of the
+     relaxation's residency (a plan that meets the bound ends the solve), then the full model;
+   - ``highs`` / ``cbc``: the COSMA MILP;
+
+5. decode and validate: every residency becomes steps, replayed by :meth:`~cosma.plan.Plan.from_steps`;
+6. finish: the best plan so far with the best proven bound, status and times.
+
+The time limit covers all phases. Ctrl-C stops the running phase like the time limit does and the
+best plan so far is returned. The summary carries status (``optimal`` / ``feasible`` / ``time-limit``),
+the bound, the gap and the times; ``details`` lists the phases with their own status and bound.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from cosma.check import PlanInvalid
@@ -30,7 +35,7 @@ from cosma.formulation.progress import progress_line
 from cosma.formulation.residency import Residency, residency_of_plan
 from cosma.formulation.run import Clock, Outcome, SolverParams
 from cosma.graph import Graph
-from cosma.plan import Accelerator, Plan
+from cosma.plan import Accelerator, Load, Plan, Run
 from cosma.replace.engine import check_budget, plan_fixed_order
 
 if TYPE_CHECKING:
@@ -39,6 +44,8 @@ if TYPE_CHECKING:
 #: Backends, the default first (docs/formulation.md, "Which formulation" gives the measurements).
 SOLVERS: tuple[str, ...] = ("cpsat", "highs", "cbc")
 DEFAULT_SOLVER = "cpsat"
+#: Share of the time left that the relaxation, then the allocation, may take before the full model.
+PHASE_SHARE = 0.3
 
 
 class NoEvictionFreePlan(CosmaError):
@@ -52,13 +59,115 @@ def solve_joint(graph: Graph, accelerator: Accelerator, options: Options) -> Pla
 
 
 def solve_fixed_order(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
-    """COSMA's FS mode: the order is given (``options.extra["order"]``, default the ONNX order)."""
-    return solve_exact(graph, accelerator, options, mode="fixed-order", order=options.extra.get("order"))
+    """COSMA's FS mode: addresses and evictions for a given order.
+
+    ``options.extra["order"]``: ``"minpeak"`` (default: a minimum-peak order), ``"default"`` (the ONNX
+    order) or a sequence of operator names.
+    """
+    return solve_exact(graph, accelerator, options, mode="fixed-order",
+                       order=fixed_order(graph, accelerator, options))
 
 
 def solve_min_peak(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
     """No eviction at all: an order and addresses of least extent; fails if none fits the scratchpad."""
     return solve_exact(graph, accelerator, options, mode="min-peak")
+
+
+def fixed_order(graph: Graph, accelerator: Accelerator, options: Options) -> tuple[str, ...]:
+    choice = options.extra.get("order", "minpeak")
+    if choice == "default":
+        return graph.default_order
+    if choice == "minpeak":
+        from cosma.baselines import baseline_order
+
+        return baseline_order(graph, accelerator, "minpeak", _quick(options)).order
+    if isinstance(choice, str):
+        raise OptionError(f"unknown order {choice!r} for fixed-order; use minpeak, default or a list of operators")
+    order = tuple(choice)
+    if not graph.is_topological(order):
+        raise OptionError("the given order is not a topological order of the graph's operators")
+    return order
+
+
+# ------------------------------------------------------------------------ search
+@dataclass
+class Search:
+    """The state the phases share: the best plan, the best proven bound (model units), what happened."""
+
+    instance: Instance
+    solver: str
+    clock: Clock
+    best: Plan | None
+    lower: int = 0
+    progress: Any = None
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+    timed_out: bool = False
+
+    @property
+    def min_peak(self) -> bool:
+        return self.instance.mode == "min-peak"
+
+    @property
+    def scale(self) -> int:
+        """Bytes per model unit of the objective."""
+        return self.instance.unit if self.min_peak else self.instance.cost_unit
+
+    def value(self, plan: Plan) -> int:
+        """A plan's objective in model units: extra traffic, or (min-peak) its extent."""
+        if self.min_peak:
+            return -(-extent(plan) // self.instance.unit)
+        return plan.extra_bytes // self.instance.cost_unit
+
+    @property
+    def upper(self) -> int | None:
+        return None if self.best is None else self.value(self.best)
+
+    def finished(self) -> bool:
+        return self.interrupted or self.clock.left() <= 0.01 or (self.upper is not None and self.upper <= self.lower)
+
+    def params(self, options: Options, share: float | None = None) -> SolverParams:
+        left = self.clock.left() if share is None else min(self.clock.left(), max(1.0, share * self.clock.left()))
+        return SolverParams(time_limit=max(left, 0.01), threads=options.threads, seed=options.seed,
+                            extra=dict(options.solver_params))
+
+    def offer(self, plan: Plan | None) -> None:
+        if plan is None or (self.min_peak and plan.extra_bytes != 0):
+            return
+        if self.best is None or self.value(plan) < self.value(self.best):
+            self.best = plan
+            self.progress.update(incumbent=self.value(plan))
+
+    def prove(self, bound: int | None) -> None:
+        if bound is not None and bound > self.lower:
+            self.lower = bound
+            self.progress.update(bound=bound)
+
+    def record(self, name: str, outcome: Outcome, *, objective: bool = True, expect: int | None = None) -> Plan | None:
+        """Log a phase; decode, validate and offer its plan; keep its bound if the replay agrees with it.
+
+        ``objective``: the outcome's objective and bound are the problem's (not an allocation's feasibility);
+        ``expect``: the objective its plan must replay to (an allocation of a relaxation's residency).
+        """
+        self.interrupted |= outcome.interrupted
+        self.timed_out |= outcome.status == "time-limit"
+        entry: dict[str, Any] = {
+            "phase": name, "status": outcome.status, "seconds": round(outcome.seconds, 3), **dict(outcome.details)}
+        if objective:
+            entry["objective"] = None if outcome.objective is None else outcome.objective * self.scale
+            entry["bound"] = None if outcome.bound is None else outcome.bound * self.scale
+        plan = decode(self.instance, outcome.residency, self.solver) if outcome.residency is not None else None
+        trusted = True
+        claimed = outcome.objective if objective else expect
+        if plan is not None and claimed is not None and self.value(plan) != claimed:
+            # the model disagrees with the replay: a bug (the tests assert it never happens); drop its bound
+            entry["mismatch"] = {"model": claimed * self.scale, "replay": self.value(plan) * self.scale}
+            trusted = False
+        self.phases.append(entry)
+        self.offer(plan)
+        if objective and trusted:
+            self.prove(outcome.bound)
+        return plan
 
 
 # ------------------------------------------------------------------------ driver
@@ -72,152 +181,84 @@ def solve_exact(
 ) -> Plan:
     """The exact method in ``mode``; see the module docstring for the phases."""
     clock = Clock(options.time_limit)
-    solver_name = DEFAULT_SOLVER if options.solver in ("auto", "", None) else options.solver
-    if solver_name not in SOLVERS:
+    solver = DEFAULT_SOLVER if options.solver in ("auto", "", None) else options.solver
+    if solver not in SOLVERS:
         raise OptionError(f"unknown solver {options.solver!r}; choose one of: auto, {', '.join(SOLVERS)}")
     check_budget(graph, accelerator)
-    if order is not None and not graph.is_topological(order):
-        raise OptionError("the given order is not a topological order of the graph's operators")
 
-    warm = warm_start(graph, accelerator, options, mode, order, clock)
+    warm = warm_start(graph, accelerator, options, mode, order)
+    warm_seconds = clock.elapsed()
     instance = Instance.build(graph, accelerator, mode, order)
-    phases: list[dict[str, Any]] = []
-    title = f"{graph.name}: {mode}/{solver_name}"
-    if mode == "min-peak":
-        return _min_peak(instance, options, solver_name, warm, clock, phases, title)
-
-    lower = bounds.eviction_bound(instance)
-    phases.append({"phase": "cover bound", "bound": lower * instance.cost_unit, "seconds": round(clock.elapsed(), 3)})
-    assert warm is not None  # every joint / fixed-order problem that passes check_budget has a baseline
-    upper = warm.extra_bytes // instance.cost_unit
-    outcome: Outcome | None = None
-    plan: Plan | None = None
-    if upper > lower:
-        with progress_line(title, options.quiet) as progress:
-            progress.update(incumbent=upper, bound=lower)
-            if solver_name == "cpsat" and not options.extra.get("single_phase"):
-                plan, outcome = _cpsat_phases(instance, options, clock, progress, warm, lower, phases)
-            else:
-                progress.set_phase(solver_name, instance.cost_unit)
-                outcome = _run(instance, solver_name, _params(options, clock), progress, residency_of_plan(warm),
-                               lower, upper)
-                phases.append(_phase(solver_name, outcome, instance.cost_unit))
-                plan = _decode(instance, outcome, solver_name)
-    if plan is not None and outcome is not None and plan.extra_bytes != outcome.objective * instance.cost_unit:
-        # the model disagrees with the replay: its bound cannot be trusted (a bug; tests assert it never happens)
-        phases.append({"phase": "model mismatch", "objective": outcome.objective * instance.cost_unit,
-                       "replayed": plan.extra_bytes})
-        outcome = replace(outcome, bound=None, status="feasible")
-    best_bound = max([lower] + ([outcome.bound] if outcome and outcome.bound is not None else []))
-    chosen = plan if plan is not None and plan.extra_bytes < warm.extra_bytes else warm
-    status = "optimal" if outcome is None else _status(outcome)
-    return _finish(chosen, instance, solver_name, status, best_bound * instance.cost_unit, outcome, warm, phases,
-                   clock)
+    search = Search(instance, solver, clock, warm)
+    search.lower = bounds.extent_bound(instance) if mode == "min-peak" else bounds.eviction_bound(instance)
+    search.phases.append({"phase": "warm start", "seconds": round(warm_seconds, 3),
+                          "objective": None if warm is None else search.value(warm) * search.scale})
+    search.phases.append({"phase": "cover bound", "bound": search.lower * search.scale,
+                          "seconds": round(clock.elapsed() - warm_seconds, 3)})
+    with progress_line(f"{graph.name}: {mode}/{solver}", options.quiet) as progress:
+        search.progress = progress
+        progress.set_phase(solver, search.scale)
+        progress.update(incumbent=search.upper, bound=search.lower)
+        try:
+            if not search.finished():
+                if solver == "cpsat" and not options.extra.get("single_phase"):
+                    run_cpsat_phases(search, options)
+                else:
+                    run_single_model(search, options)
+        except KeyboardInterrupt:  # between two solver calls: the best plan so far still stands
+            search.interrupted = True
+    return finish(search, options, warm)
 
 
-def _cpsat_phases(instance: Instance, options: Options, clock: Clock, progress: Any, warm: Plan, lower: int,
-                  phases: list[dict[str, Any]]) -> tuple[Plan | None, Outcome]:
-    """CP-SAT in three phases (docs/formulation.md, "Solving"): the capacity-only relaxation, an allocation of
-    its residency (a matching plan ends the solve), then the full model from the best plan so far.
-
-    The relaxation's bound is valid for the full model, so each phase starts where the last one left off.
-    """
-    scale = instance.cost_unit
-    best = warm
-    upper = warm.extra_bytes // scale
-    progress.set_phase("relaxation", scale)
-    share = max(1.0, 0.3 * clock.left())
-    relaxed_model = cpsat.build(instance, addresses=False, lower=lower, upper=upper)
-    cpsat.add_hint(relaxed_model, residency_of_plan(warm))
-    relaxed = cpsat.solve(relaxed_model, _params(options, clock, share), progress)
-    phases.append(_phase("relaxation", relaxed, scale))
-    if relaxed.bound is not None:
-        lower = max(lower, relaxed.bound)
-    outcome = relaxed
-    if relaxed.interrupted:
-        return None, replace(relaxed, bound=lower)
-    if relaxed.residency is not None:
-        progress.set_phase("allocation", scale)
-        placing = cpsat.allocate(instance, relaxed.residency)
-        placed = cpsat.solve(placing, _params(options, clock, max(1.0, 0.3 * clock.left())),
-                             decoder=lambda m, value: cpsat.placed(m, relaxed.residency, value))
-        phases.append({**_phase("allocation", placed, scale), "objective": None, "bound": None})
-        if placed.residency is not None:
-            candidate = placed.residency.to_plan(instance.graph, instance.accelerator, method=f"{instance.mode}/cpsat")
-            if candidate.extra_bytes < best.extra_bytes:
-                best = candidate
-                progress.update(incumbent=best.extra_bytes // scale)
-        if placed.interrupted:
-            return (best if best is not warm else None), replace(relaxed, status="feasible", bound=lower,
-                                                                  interrupted=True)
-    if best.extra_bytes // scale <= lower or clock.left() <= 0.01:
-        status = "optimal" if best.extra_bytes // scale <= lower else "time-limit"
-        return (best if best is not warm else None), replace(outcome, status=status, bound=lower,
-                                                             objective=best.extra_bytes // scale)
-    progress.set_phase("cpsat", scale)
-    full_model = cpsat.build(instance, lower=lower, upper=best.extra_bytes // scale)
-    cpsat.add_hint(full_model, residency_of_plan(best))
-    full = cpsat.solve(full_model, _params(options, clock), progress)
-    phases.append(_phase("cpsat", full, scale))
-    full = replace(full, bound=lower if full.bound is None else max(full.bound, lower))
-    plan = _decode(instance, full, "cpsat")
-    if plan is None or plan.extra_bytes >= best.extra_bytes:
-        plan = best if best is not warm else None
-        full = replace(full, objective=best.extra_bytes // scale)
-    return plan, full
+def run_cpsat_phases(search: Search, options: Options) -> None:
+    """Relaxation, allocation, full model; each starts from the best plan and bound of the ones before."""
+    inst = search.instance
+    if not search.min_peak:
+        search.progress.set_phase("relaxation", search.scale)
+        relaxed_model = cpsat.build(inst, addresses=False, lower=search.lower, upper=search.upper)
+        if search.best is not None:
+            cpsat.add_hint(relaxed_model, residency_of_plan(search.best))
+        relaxed = cpsat.solve(relaxed_model, search.params(options, PHASE_SHARE), search.progress)
+        search.record("relaxation", replace(relaxed, residency=None))
+        if relaxed.residency is not None and not search.finished():
+            search.progress.set_phase("allocation", search.scale)
+            placing = cpsat.allocate(inst, relaxed.residency)
+            placed = cpsat.solve(placing, search.params(options, PHASE_SHARE),
+                                 decoder=lambda m, value: cpsat.placed(m, relaxed.residency, value))
+            search.record("allocation", placed, objective=False, expect=relaxed.objective)
+    if search.finished():
+        return
+    search.progress.set_phase("cpsat", search.scale)
+    model = cpsat.build(inst, lower=search.lower, upper=search.upper)
+    if search.best is not None:
+        cpsat.add_hint(model, residency_of_plan(search.best))
+    search.record("cpsat", cpsat.solve(model, search.params(options), search.progress))
 
 
-def _run(instance: Instance, solver_name: str, params: SolverParams, progress: Any, hint: Residency | None,
-         lower: int, upper: int | None) -> Outcome:
-    if solver_name == "cpsat":
-        model = cpsat.build(instance, lower=lower, upper=upper)
+def run_single_model(search: Search, options: Options) -> None:
+    """One model with one backend: CP-SAT without phases, or the MILP with HiGHS or CBC."""
+    inst, hint = search.instance, residency_of_plan(search.best) if search.best is not None else None
+    if search.solver == "cpsat":
+        model = cpsat.build(inst, lower=search.lower, upper=search.upper)
         if hint is not None:
             cpsat.add_hint(model, hint)
-        return cpsat.solve(model, params, progress)
-    model = milp.build(instance, lower=lower, upper=upper)
-    return milp.solve(model, params, solver_name, progress, hint)
+        outcome = cpsat.solve(model, search.params(options), search.progress)
+    else:
+        outcome = milp.solve(milp.build(inst, lower=search.lower, upper=search.upper), search.params(options),
+                             search.solver, search.progress, hint)
+    search.record(search.solver, outcome)
 
 
-def _params(options: Options, clock: Clock, share: float | None = None) -> SolverParams:
-    left = clock.left() if share is None else min(clock.left(), share)
-    return SolverParams(time_limit=max(left, 0.01), threads=options.threads, seed=options.seed,
-                        extra=dict(options.solver_params))
-
-
-def _phase(name: str, outcome: Outcome, scale: int) -> dict[str, Any]:
-    return {
-        "phase": name,
-        "status": outcome.status,
-        "objective": None if outcome.objective is None else outcome.objective * scale,
-        "bound": None if outcome.bound is None else outcome.bound * scale,
-        "seconds": round(outcome.seconds, 3),
-        **({"interrupted": True} if outcome.interrupted else {}),
-        **dict(outcome.details),
-    }
-
-
-def _status(outcome: Outcome) -> str:
-    if outcome.status == "optimal":
-        return "optimal"
-    if outcome.status == "time-limit":
-        return "time-limit"
-    return "feasible"
-
-
-def _decode(instance: Instance, outcome: Outcome, solver_name: str) -> Plan | None:
-    """The solver's plan, replayed; a MILP solution whose rounding breaks a rule gets its addresses re-placed."""
-    if outcome.residency is None:
-        return None
+def decode(instance: Instance, residency: Residency, solver: str) -> Plan | None:
+    """The plan of a residency, replayed; when MILP rounding breaks a rule, its addresses are placed again."""
     graph, accelerator = instance.graph, instance.accelerator
-    method = f"{instance.mode}/{solver_name}"
+    method = f"{instance.mode}/{solver}"
     try:
-        return outcome.residency.to_plan(graph, accelerator, method=method)
+        return residency.to_plan(graph, accelerator, method=method)
     except PlanInvalid:
-        if instance.mode == "min-peak":
-            return None
-    model = cpsat.allocate(instance, outcome.residency)
-    placed = cpsat.solve(model, SolverParams(time_limit=10.0), decoder=lambda m, value: cpsat.placed(
-        m, outcome.residency, value))
+        pass
+    placed = cpsat.solve(cpsat.allocate(instance, residency), SolverParams(time_limit=10.0),
+                         decoder=lambda m, value: cpsat.placed(m, residency, value))
     if placed.residency is None:
         return None
     try:
@@ -226,64 +267,83 @@ def _decode(instance: Instance, outcome: Outcome, solver_name: str) -> Plan | No
         return None
 
 
-def _finish(plan: Plan, instance: Instance, solver_name: str, status: str, bound_bytes: int,
-            outcome: Outcome | None, warm: Plan | None, phases: list[dict[str, Any]], clock: Clock,
-            extra: dict[str, Any] | None = None) -> Plan:
-    bound_bytes = min(bound_bytes, plan.extra_bytes)
-    if bound_bytes == plan.extra_bytes:
+def finish(search: Search, options: Options, warm: Plan | None) -> Plan:
+    """The best plan with the best bound, its status and the story of the solve."""
+    inst, plan = search.instance, search.best
+    if plan is None:
+        return _no_plan(search, options)
+    if search.upper is not None and search.upper <= search.lower:
         status = "optimal"
-    details = {
-        "mode": instance.mode,
-        "solver": solver_name,
-        "solver_status": outcome.status if outcome else "not run",
-        "objective": plan.extra_bytes,
-        "from": plan.summary.method,
+    elif search.interrupted:
+        status = "feasible"
+    elif search.timed_out or search.clock.left() <= 0.01:
+        status = "time-limit"
+    else:
+        status = "feasible"
+    details: dict[str, Any] = {
+        "mode": inst.mode,
+        "solver": search.solver,
+        "found_by": plan.summary.method,
         "baseline": warm.summary.method if warm else None,
         "baseline_extra_bytes": warm.extra_bytes if warm else None,
-        "phases": phases,
-        "interrupted": bool(outcome and outcome.interrupted),
-        "instance": {"ops": len(instance.order), "tensors": len(instance.tensors), "unit": instance.unit,
-                     "capacity_units": instance.capacity},
-        **(extra or {}),
+        "phases": search.phases,
+        "interrupted": search.interrupted,
+        "instance": {"ops": len(inst.order), "tensors": len(inst.tensors), "unit": inst.unit,
+                     "capacity_units": inst.capacity},
     }
-    return plan.with_summary(
-        method=instance.mode,
-        status=status,
-        bound=bound_bytes,
-        solve_seconds=clock.elapsed(),
-        details=details,
-    )
+    bound = min(search.lower * search.scale, plan.extra_bytes)
+    if search.min_peak:
+        size = extent(plan)
+        details.update(extent_bytes=size, extent_bound_bytes=min(search.lower * search.scale, size),
+                       extent_status=status)
+        status, bound = "optimal", 0  # no plan has less than no extra traffic
+    return plan.with_summary(method=inst.mode, status=status, bound=bound, solve_seconds=search.clock.elapsed(),
+                             details=details)
+
+
+def _no_plan(search: Search, options: Options) -> Plan:
+    inst = search.instance
+    name, size = inst.graph.name, inst.accelerator.scratchpad_bytes
+    proven = not search.interrupted and not search.timed_out and any(
+        p.get("status") == "infeasible" for p in search.phases)
+    if proven:
+        raise NoEvictionFreePlan(
+            f"{name} cannot run in {size} B without eviction (proven; no-eviction plans need at least "
+            f"{search.lower * search.scale} B); use --method joint, or a larger scratchpad")
+    raise NoEvictionFreePlan(
+        f"no plan without eviction found for {name} in {size} B within {options.time_limit:g} s "
+        f"(a lower bound is {search.lower * search.scale} B); use --method joint, a larger scratchpad "
+        "or a longer --time-limit")
 
 
 # -------------------------------------------------------------------- warm start
-def warm_start(graph: Graph, accelerator: Accelerator, options: Options, mode: Mode,
-               order: Sequence[str] | None, clock: Clock) -> Plan | None:
-    """The plan the solver starts from: the best baseline (joint), the best policy on the order (fixed-order),
-    or a no-eviction plan on a minimum-peak order (min-peak; None when that order does not fit)."""
-    from cosma.baselines import best_baseline
-
+def _quick(options: Options) -> Options:
+    """Options for the warm start's minimum-peak search: at most a fifth of the time limit, 10 s by default."""
     limit = min(float(options.extra.get("minpeak_time_limit", 10.0)), max(0.1, 0.2 * options.time_limit))
-    quick = replace(options, extra={**options.extra, "minpeak_time_limit": limit})
+    return replace(options, extra={**options.extra, "minpeak_time_limit": limit})
+
+
+def warm_start(graph: Graph, accelerator: Accelerator, options: Options, mode: Mode,
+               order: Sequence[str] | None) -> Plan | None:
+    """The best baseline (joint), the better policy on the order (fixed-order), or a plan without eviction
+    on a minimum-peak order (min-peak; None when that plan needs eviction)."""
+    from cosma.baselines import baseline_order, best_baseline
+
     if mode == "joint":
-        return best_baseline(graph, accelerator, quick)
+        return best_baseline(graph, accelerator, _quick(options))
     if mode == "fixed-order":
         order = tuple(order) if order is not None else graph.default_order
         plans = [plan_fixed_order(graph, accelerator, order, allocator=options.allocator, policy=p,
                                   method=f"fixed+{p}") for p in ("belady", "greedy")]
         return min(plans, key=lambda p: p.extra_bytes)
-    from cosma.schedule import min_peak_order
-
-    schedule = min_peak_order(graph, time_limit=limit)
+    schedule = baseline_order(graph, accelerator, "minpeak", _quick(options))
     plan = plan_fixed_order(graph, accelerator, schedule.order, allocator=options.allocator, policy="belady",
                             method="minpeak+belady")
     return plan if plan.extra_bytes == 0 else None
 
 
-# ---------------------------------------------------------------------- min-peak
-def _extent(plan: Plan) -> int:
-    """Highest address any step of ``plan`` uses."""
-    from cosma.plan import Load, Run
-
+def extent(plan: Plan) -> int:
+    """The highest address any step of ``plan`` uses."""
     top = 0
     for st in plan.steps:
         if isinstance(st, Load):
@@ -291,39 +351,3 @@ def _extent(plan: Plan) -> int:
         elif isinstance(st, Run):
             top = max([top] + [off + plan.graph.size(t) for t, off in st.outputs])
     return top
-
-
-def _min_peak(instance: Instance, options: Options, solver_name: str, warm: Plan | None, clock: Clock,
-              phases: list[dict[str, Any]], title: str) -> Plan:
-    unit = instance.unit
-    lower = bounds.extent_bound(instance)
-    phases.append({"phase": "extent bound", "bound": lower * unit})
-    upper = -(-_extent(warm) // unit) if warm is not None else None
-    outcome = None
-    if upper is None or upper > lower:
-        params = _params(options, clock)
-        with progress_line(title, options.quiet) as progress:
-            progress.set_phase(solver_name, unit)
-            outcome = _run(instance, solver_name, params, progress, residency_of_plan(warm) if warm else None,
-                           lower, upper)
-        phases.append(_phase(solver_name, outcome, unit))
-    plan = _decode(instance, outcome, solver_name) if outcome else None
-    candidates = [p for p in (plan, warm) if p is not None and p.extra_bytes == 0]
-    graph = instance.graph
-    if not candidates:
-        if outcome is not None and outcome.status == "infeasible":
-            raise NoEvictionFreePlan(
-                f"{graph.name} cannot run in {instance.accelerator.scratchpad_bytes} B without eviction "
-                f"(proven; it needs at least {lower * unit} B); use --method joint, or a larger scratchpad")
-        raise NoEvictionFreePlan(
-            f"no plan without eviction found for {graph.name} in {instance.accelerator.scratchpad_bytes} B "
-            f"within {options.time_limit:g} s; use --method joint, a larger scratchpad or a longer --time-limit")
-    chosen = min(candidates, key=_extent)
-    extent = _extent(chosen)
-    extent_bound = max([lower] + ([outcome.bound] if outcome and outcome.bound is not None else [])) * unit
-    extent_bound = min(extent_bound, extent)
-    status = "optimal" if outcome is None else _status(outcome)
-    extra = {"extent_bytes": extent, "extent_bound_bytes": extent_bound,
-             "extent_status": "optimal" if extent_bound >= extent or (outcome and outcome.status == "optimal")
-             else status}
-    return _finish(chosen, instance, solver_name, "optimal", 0, outcome, warm, phases, clock, extra)

@@ -32,17 +32,27 @@ class Cover:
     cost: int  # cost units
 
 
-def spanning(instance: Instance, op: str) -> frozenset[str]:
-    """``S_o``: tensors not used by ``op`` with a use forced before it and a use forced after it."""
-    io = set(instance.graph.op(op).inputs) | set(instance.graph.op(op).outputs)
-    out = set()
+def spanning_sets(instance: Instance) -> dict[str, frozenset[str]]:
+    """``S_o`` for every operator: tensors not used by ``o`` with a use forced before and one forced after it."""
+    members: dict[str, set[str]] = {o: set() for o in instance.order}
     for t in instance.tensors:
-        if t in io:
-            continue
-        us = instance.uses[t]
-        if any(instance.forced_before(u, op) for u in us) and any(instance.forced_before(op, u) for u in us):
-            out.add(t)
-    return frozenset(out)
+        before = after = 0
+        for u in instance.uses[t]:
+            before |= instance.after_mask(u)  # ops that some use of t is forced to precede
+            after |= instance.before_mask(u)  # ops that some use of t is forced to follow
+        for u in instance.uses[t]:
+            before &= ~(1 << instance.index[u])
+        span = before & after
+        while span:
+            low = span & -span
+            members[instance.order[low.bit_length() - 1]].add(t)
+            span ^= low
+    return {o: frozenset(ts) for o, ts in members.items()}
+
+
+def spanning(instance: Instance, op: str) -> frozenset[str]:
+    """``S_o`` of one operator."""
+    return spanning_sets(instance)[op]
 
 
 def must_units(instance: Instance, op: str) -> int:
@@ -50,9 +60,9 @@ def must_units(instance: Instance, op: str) -> int:
     return sum(instance.footprint.get(t, 0) for t in set(o.inputs) | set(o.outputs))
 
 
-def cover(instance: Instance, op: str) -> Cover:
+def cover(instance: Instance, op: str, span: frozenset[str] | None = None) -> Cover:
     """The cheapest set of forced spanners of ``op`` whose eviction makes its step fit."""
-    span = spanning(instance, op)
+    span = spanning(instance, op) if span is None else span
     must = must_units(instance, op)
     room = instance.capacity - must
     items = sorted(span)
@@ -70,7 +80,8 @@ def cover(instance: Instance, op: str) -> Cover:
 
 def eviction_bound(instance: Instance) -> int:
     """Lower bound on the extra traffic (cost units): covers of operators with disjoint spanning sets."""
-    covers = sorted((cover(instance, o) for o in instance.order), key=lambda c: -c.cost)
+    sets = spanning_sets(instance)
+    covers = sorted((cover(instance, o, sets[o]) for o in instance.order), key=lambda c: -c.cost)
     total, used = 0, set()
     for c in covers:
         if c.cost == 0:
@@ -83,7 +94,8 @@ def eviction_bound(instance: Instance) -> int:
 
 def extent_bound(instance: Instance) -> int:
     """Lower bound on the address extent (units) of a plan that never evicts."""
+    sets = spanning_sets(instance)
     return max(
-        (must_units(instance, o) + sum(instance.footprint[t] for t in spanning(instance, o)) for o in instance.order),
+        (must_units(instance, o) + sum(instance.footprint[t] for t in sets[o]) for o in instance.order),
         default=0,
     )

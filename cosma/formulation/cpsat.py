@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ortools.sat import sat_parameters_pb2
 from ortools.sat.python import cp_model
 
 from cosma.errors import OptionError
@@ -51,6 +52,7 @@ class CpSatModel:
     op_interval: dict[str, Any] = field(default_factory=dict)
     nexts: dict[Succession, Any] = field(default_factory=dict)
     keep: dict[Succession, Any] = field(default_factory=dict)
+    breaks: dict[Succession, Any] = field(default_factory=dict)
     spill: dict[str, Any] = field(default_factory=dict)
     addr: dict[tuple[str, str], Any] = field(default_factory=dict)
     boxes: list[tuple[Any, Any]] = field(default_factory=list)  # (x interval, y interval)
@@ -144,7 +146,7 @@ def add_spills(m: CpSatModel) -> None:
             continue
         if t not in m.spill:
             m.spill[t] = model.new_bool_var(f"spill[{t}]")
-        # spill >= next - keep: a succession taken but not kept is a reload
+        # a succession taken but not kept is a reload, which needs the one store
         model.add(m.spill[t] >= nxt - m.keep[t, u, v])
 
 
@@ -257,7 +259,11 @@ def add_objective(m: CpSatModel, lower: int = 0, upper: int | None = None) -> No
         return
     terms = []
     for (t, u, v), keep in m.keep.items():
-        terms.append(inst.reload_cost(t) * (m.nexts[t, u, v] - keep))
+        # a break: the succession is taken but t is not kept; as a boolean, the objective is a positive sum
+        brk = model.new_bool_var(f"break[{t},{u},{v}]")
+        model.add(brk + keep == m.nexts[t, u, v])
+        m.breaks[t, u, v] = brk
+        terms.append(inst.reload_cost(t) * brk)
     terms.extend(inst.spill_cost(t) * s for t, s in m.spill.items())
     m.cost = sum(terms)
     if lower > 0:
@@ -284,6 +290,7 @@ def add_hint(m: CpSatModel, residency: Residency) -> None:
         kept = nxt_value and seg_u is not None and seg_u is seg_v
         if not m.min_peak:
             model.add_hint(m.keep[t, u, v], kept)
+            model.add_hint(m.breaks[t, u, v], nxt_value and not kept)
     for t, s in m.spill.items():
         model.add_hint(s, any(not seg.created for seg in residency.segments if seg.tensor == t))
     for (t, _u), a in m.addr.items():
@@ -377,7 +384,7 @@ def configure(solver: cp_model.CpSolver, params: SolverParams) -> None:
     p.random_seed = params.seed
     p.catch_sigint_signal = False  # Ctrl-C reaches Python, which stops the search (run_interruptibly)
     for name, value in params.extra.items():
-        if name not in p.DESCRIPTOR.fields_by_name:
+        if name not in sat_parameters_pb2.SatParameters.DESCRIPTOR.fields_by_name:
             raise OptionError(f"--solver-param {name}: CP-SAT has no parameter of that name (see sat_parameters.proto)")
         try:
             setattr(p, name, typed(value, getattr(p, name)))

@@ -63,6 +63,7 @@ class Instance:
     earliest: Mapping[str, int]
     latest: Mapping[str, int]
     ancestors: Mapping[str, int]  # bitset over op indices (index in ``order``)
+    descendants: Mapping[str, int]
     index: Mapping[str, int]
 
     # ------------------------------------------------------------------ building
@@ -94,14 +95,14 @@ class Instance:
                 bits |= ancestors[p] | (1 << index[p])
             ancestors[o] = bits
         n = len(order)
+        descendants = {o: 0 for o in order}
+        for o in reversed(order):
+            for s in graph.dag.successors(o):
+                descendants[o] |= descendants[s] | (1 << index[s])
         if mode == "fixed-order":
             earliest = dict(index)
             latest = dict(index)
         else:
-            descendants = {o: 0 for o in order}
-            for o in reversed(order):
-                for s in graph.dag.successors(o):
-                    descendants[o] |= descendants[s] | (1 << index[s])
             earliest = {o: ancestors[o].bit_count() for o in order}
             latest = {o: n - 1 - descendants[o].bit_count() for o in order}
 
@@ -125,6 +126,7 @@ class Instance:
             earliest=_frozen(earliest),
             latest=_frozen(latest),
             ancestors=_frozen(ancestors),
+            descendants=_frozen(descendants),
             index=_frozen(index),
         )
 
@@ -154,6 +156,40 @@ class Instance:
         if self.mode == "fixed-order":
             return self.index[u] < self.index[v]
         return bool(self.ancestors[v] >> self.index[u] & 1) or self.latest[u] < self.earliest[v]
+
+    def after_mask(self, u: str) -> int:
+        """Bitset of the operators that run after ``u`` in every allowed order."""
+        k, n = self.index[u], len(self.order)
+        if self.mode == "fixed-order":
+            return ((1 << n) - 1) & ~((1 << (k + 1)) - 1)
+        return self.descendants[u] | self._starting_after(self.latest[u])
+
+    def before_mask(self, u: str) -> int:
+        """Bitset of the operators that run before ``u`` in every allowed order."""
+        k = self.index[u]
+        if self.mode == "fixed-order":
+            return (1 << k) - 1
+        return self.ancestors[u] | self._ending_before(self.earliest[u])
+
+    def _starting_after(self, step: int) -> int:
+        return self._window_masks[0][step + 1] if step + 1 < len(self.order) else 0
+
+    def _ending_before(self, step: int) -> int:
+        return self._window_masks[1][step - 1] if step >= 1 else 0
+
+    @cached_property
+    def _window_masks(self) -> tuple[list[int], list[int]]:
+        """[s]: bitset of ops whose earliest step is >= s; and of ops whose latest step is <= s."""
+        n = len(self.order)
+        by_earliest, by_latest = [0] * (n + 1), [0] * n
+        for o in self.order:
+            by_earliest[self.earliest[o]] |= 1 << self.index[o]
+            by_latest[self.latest[o]] |= 1 << self.index[o]
+        for s in range(n - 1, -1, -1):
+            by_earliest[s] |= by_earliest[s + 1]
+        for s in range(1, n):
+            by_latest[s] |= by_latest[s - 1]
+        return by_earliest, by_latest
 
     def may_precede(self, u: str, v: str) -> bool:
         """Whether some allowed order runs ``u`` before ``v``."""
