@@ -66,8 +66,13 @@ class CpSatModel:
         return self.instance.mode == "min-peak"
 
 
-def build(instance: Instance, *, addresses: bool = True, lower: int = 0, upper: int | None = None) -> CpSatModel:
-    """The CP-SAT model of ``instance``; ``lower``/``upper`` bound the objective (cost units, or extent)."""
+def build(instance: Instance, *, addresses: bool = True, lower: int = 0, upper: int | None = None,
+          symmetry_breaking: bool = True) -> CpSatModel:
+    """The CP-SAT model of ``instance``; ``lower``/``upper`` bound the objective (cost units, or extent).
+
+    ``symmetry_breaking=False`` leaves out :func:`add_symmetry_breaking`, for callers that fix some
+    addresses afterwards (the ``dc`` driver's window boundaries): the mirror image of such a plan is not one.
+    """
     m = CpSatModel(instance, addresses)
     add_order(m)
     add_successions(m)
@@ -76,7 +81,8 @@ def build(instance: Instance, *, addresses: bool = True, lower: int = 0, upper: 
     if addresses:
         add_addresses(m)
         add_non_overlap(m)
-        add_symmetry_breaking(m)
+        if symmetry_breaking:
+            add_symmetry_breaking(m)
     add_capacity(m)
     add_objective(m, lower, upper)
     return m
