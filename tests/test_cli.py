@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from cosma.check import replay
 from cosma.cli import main
 from cosma.frontend import load_onnx
+from cosma.methods import DEFAULT_METHOD
 
 WIDTH = 16  # activations are 1 x WIDTH float32 = 64 B, weights WIDTH x WIDTH = 1 KiB
 
@@ -167,7 +168,7 @@ def test_compile_options_give_valid_plans(model: Path, tmp_path: Path, options: 
     if "--no-weights" in options:
         assert all(t["kind"] != "weight" for t in data["tensors"])
     if "--method" in options:
-        assert data["summary"]["method"] == {"auto": "default+belady"}.get(options[1], options[1])
+        assert data["summary"]["method"] == {"auto": DEFAULT_METHOD}.get(options[1], options[1])
 
 
 def test_compile_symbolic_input_with_input_shape(symbolic_model: Path, tmp_path: Path) -> None:

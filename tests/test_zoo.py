@@ -108,7 +108,7 @@ def test_small_model_loads_with_every_shape_and_plans_at_m_r(name):
     # Every weight an operator reads directly is one of the stripped inputs or derived from them.
     assert {t.name for t in graph.tensors if t.kind == "input"} == {i.name for i in entry.inputs} & read
     assert stripped & read <= {t.name for t in graph.tensors if t.kind == "weight"}
-    plan = cosma.compile(graph, graph.min_scratchpad)
+    plan = cosma.compile(graph, graph.min_scratchpad, time_limit=5)
     result = cosma.replay(plan.to_dict())
     assert result.extra_bytes == plan.summary.extra_bytes
     assert result.ops == len(graph.ops)
