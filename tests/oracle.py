@@ -271,3 +271,11 @@ def optimum_by_segments(graph: Graph, capacity: int, *, alignment: int = 1,
         if _packs(segments, capacity, alignment):
             return cost
     return None
+
+
+def min_peak_by_segments(graph: Graph, *, alignment: int = 1) -> int:
+    """Smallest scratchpad in which some plan has no extra traffic, by :func:`optimum_by_segments`."""
+    capacity = graph.min_scratchpad
+    while optimum_by_segments(graph, capacity, alignment=alignment) != 0:
+        capacity += 1
+    return capacity

@@ -24,8 +24,13 @@ Solved by HiGHS through highspy (warm start, progress, Ctrl-C) or by CBC through
 
 from __future__ import annotations
 
+import json
 import math
+import pickle
 import re
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -39,7 +44,7 @@ import pulp
 from cosma.errors import OptionError
 from cosma.formulation.instance import Instance
 from cosma.formulation.residency import Residency, Segment
-from cosma.formulation.run import NoProgress, Outcome, OutcomeStatus, Progress, SolverParams, run_interruptibly, typed
+from cosma.formulation.run import NoProgress, Outcome, OutcomeStatus, Progress, SolverParams, run_interruptibly
 
 Expr = Any  # a PuLP expression, variable or number
 
@@ -398,21 +403,9 @@ def _matrix(lp: pulp.LpProblem) -> tuple[list[pulp.LpVariable], dict[str, int]]:
 
 
 def _solve_highs(m: MilpModel, params: SolverParams, progress: Progress, hint: Residency | None) -> Outcome:
-    import highspy
-
+    """HiGHS in its own process (see :mod:`cosma.formulation.highs_worker` for why), fed the PuLP model's arrays."""
     lp = m.lp
     variables, column = _matrix(lp)
-    inf = highspy.kHighsInf
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    n = len(variables)
-    lower = np.array([-inf if v.lowBound is None else v.lowBound for v in variables], dtype=np.float64)
-    upper = np.array([inf if v.upBound is None else v.upBound for v in variables], dtype=np.float64)
-    cost = np.array([lp.objective.get(v, 0.0) for v in variables], dtype=np.float64)
-    h.addCols(n, cost, lower, upper, 0, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
-    ints = np.array([i for i, v in enumerate(variables) if v.cat == pulp.LpInteger], dtype=np.int32)
-    if len(ints):
-        h.changeColsIntegrality(len(ints), ints, np.ones(len(ints), dtype=np.uint8))
     starts, index, vals, row_lo, row_hi = [], [], [], [], []
     for c in lp.constraints.values():
         starts.append(len(index))
@@ -421,61 +414,85 @@ def _solve_highs(m: MilpModel, params: SolverParams, progress: Progress, hint: R
                 index.append(column[v.name])
                 vals.append(coef)
         bound = -c.constant
-        row_lo.append(bound if c.sense in (pulp.LpConstraintGE, pulp.LpConstraintEQ) else -inf)
-        row_hi.append(bound if c.sense in (pulp.LpConstraintLE, pulp.LpConstraintEQ) else inf)
-    h.addRows(len(starts), np.array(row_lo), np.array(row_hi), len(index), np.array(starts, dtype=np.int32),
-              np.array(index, dtype=np.int32), np.array(vals, dtype=np.float64))
-    h.setOptionValue("time_limit", float(max(params.time_limit, 0.001)))
-    h.setOptionValue("random_seed", int(params.seed))
-    h.setOptionValue("threads", int(params.threads))
-    h.setOptionValue("mip_feasibility_tolerance", integrality_tolerance(m))
-    h.setOptionValue("mip_rel_gap", 0.0)
-    h.setOptionValue("mip_abs_gap", 0.999)  # costs are integers: within 1 of the bound is optimal
+        row_lo.append(bound if c.sense in (pulp.LpConstraintGE, pulp.LpConstraintEQ) else -math.inf)
+        row_hi.append(bound if c.sense in (pulp.LpConstraintLE, pulp.LpConstraintEQ) else math.inf)
+    options: dict[str, Any] = {
+        "time_limit": float(max(params.time_limit, 0.001)),
+        "random_seed": int(params.seed),
+        "threads": int(params.threads),
+        "mip_feasibility_tolerance": integrality_tolerance(m),
+        "mip_rel_gap": 0.0,
+        "mip_abs_gap": 0.999,  # costs are integers: within 1 of the bound is optimal
+    }
     for name, value in params.extra.items():
-        status, current = h.getOptionValue(name)
-        if status != highspy.HighsStatus.kOk:
-            raise OptionError(f"--solver-param {name}: HiGHS has no option of that name")
-        try:
-            h.setOptionValue(name, typed(value, current))
-        except (TypeError, ValueError) as e:
-            raise OptionError(f"--solver-param {name}={value}: {e}") from None
-    offset = lp.objective.constant
+        options[name] = _highs_value(value)
+    payload: dict[str, Any] = {
+        "cost": np.array([lp.objective.get(v, 0.0) for v in variables], dtype=np.float64),
+        "col_lower": np.array([-math.inf if v.lowBound is None else v.lowBound for v in variables], dtype=np.float64),
+        "col_upper": np.array([math.inf if v.upBound is None else v.upBound for v in variables], dtype=np.float64),
+        "integer": np.array([i for i, v in enumerate(variables) if v.cat == pulp.LpInteger], dtype=np.int32),
+        "row_lower": np.array(row_lo, dtype=np.float64),
+        "row_upper": np.array(row_hi, dtype=np.float64),
+        "starts": np.array(starts, dtype=np.int32),
+        "index": np.array(index, dtype=np.int32),
+        "values": np.array(vals, dtype=np.float64),
+        "offset": float(lp.objective.constant),
+        "options": options,
+    }
     if hint is not None:
         hinted = hint_values(m, hint)
         idx = np.array([column[k] for k in hinted if k in column], dtype=np.int32)
-        h.setSolution(len(idx), idx, np.array([hinted[variables[i].name] for i in idx], dtype=np.float64))
-
-    def report(e: Any) -> None:
-        out = e.data_out
-        progress.update(incumbent=out.objective_function_value + offset, bound=out.mip_dual_bound + offset)
-
-    h.cbMipImprovingSolution.subscribe(report)
-    h.HandleUserInterrupt = True
+        payload["start"] = (idx, np.array([hinted[variables[i].name] for i in idx], dtype=np.float64))
     started = time.perf_counter()
-    _, interrupted = run_interruptibly(h.run, h.cancelSolve)
+    result, interrupted = _run_worker(payload, progress)
     seconds = time.perf_counter() - started
-    model_status = h.getModelStatus()
-    info = h.getInfo()
-    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    S = highspy.HighsModelStatus
-    kind: OutcomeStatus = {
-        S.kOptimal: "optimal",
-        S.kInfeasible: "infeasible",
-        S.kTimeLimit: "time-limit",
-        S.kInterrupt: "feasible",
-    }.get(model_status, "unknown")
-    objective = round(info.objective_function_value + offset) if has_solution else None
-    bound = None
-    if kind == "optimal" and has_solution:
-        bound = objective
-    elif math.isfinite(info.mip_dual_bound):
-        bound = math.ceil(info.mip_dual_bound + offset - 1e-6)
+    if "error" in result:
+        raise OptionError(f"--solver-param: {result['error']}")
+    kind: OutcomeStatus = {"Optimal": "optimal", "Infeasible": "infeasible", "Time limit reached": "time-limit",
+                           "Interrupted by user": "feasible"}.get(result["status"], "unknown")
+    objective = round(result["objective"]) if result["has_solution"] else None
+    bound = objective if kind == "optimal" else (
+        math.ceil(result["bound"] - 1e-6) if result["bound"] is not None else None)
     residency = None
-    if has_solution:
-        col = list(h.getSolution().col_value)
+    if result["has_solution"]:
+        col = result["col_value"]
         residency = decode(m, lambda v: col[column[v.name]])
-    return Outcome(kind, objective, bound, seconds, residency, interrupted,
-                   details={"nodes": int(info.mip_node_count), "rows": len(starts), "columns": n})
+    return Outcome(kind, objective, bound, seconds, residency, interrupted or result["interrupted"],
+                   details={"nodes": result["nodes"], "rows": len(starts), "columns": len(variables)})
+
+
+def _highs_value(text: str) -> Any:
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def _run_worker(payload: dict[str, Any], progress: Progress) -> tuple[dict[str, Any], bool]:
+    worker = Path(__file__).with_name("highs_worker.py")
+    proc = subprocess.Popen([sys.executable, str(worker)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(pickle.dumps(payload))
+    proc.stdin.close()
+
+    def read() -> dict[str, Any]:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            message = json.loads(line)
+            if "result" in message:
+                return message["result"]
+            progress.update(incumbent=message["incumbent"], bound=message["bound"])
+        proc.wait()
+        error = proc.stderr.read().decode(errors="replace").strip().splitlines()  # type: ignore[union-attr]
+        raise RuntimeError(f"the HiGHS worker ended without a result: {error[-1] if error else proc.returncode}")
+
+    try:
+        result, interrupted = run_interruptibly(read, lambda: proc.send_signal(signal.SIGINT))
+    finally:
+        proc.wait()
+    return result, interrupted
 
 
 _CBC_BOUND = re.compile(r"(?:Lower bound|Best possible):\s*(-?[0-9.eE+]+)")

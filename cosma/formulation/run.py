@@ -54,24 +54,33 @@ class NoProgress:
 
 
 def run_interruptibly(solve: Callable[[], Any], stop: Callable[[], None]) -> tuple[Any, bool]:
-    """Run ``solve`` in a thread; on Ctrl-C call ``stop`` and wait for it. Returns (result, interrupted)."""
+    """Run ``solve`` in a thread; on Ctrl-C call ``stop`` and wait for it. Returns (result, interrupted).
+
+    The main thread polls with short sleeps rather than ``Thread.join``: a KeyboardInterrupt that lands
+    inside ``join`` can leave the thread marked finished while it still runs.
+    """
     box: dict[str, Any] = {}
+    done = threading.Event()
 
     def target() -> None:
         try:
             box["result"] = solve()
         except BaseException as e:  # re-raised in the caller's thread
             box["error"] = e
+        finally:
+            done.set()
 
     worker = threading.Thread(target=target, name="cosma-solver", daemon=True)
     worker.start()
     interrupted = False
-    while worker.is_alive():
+    while not done.is_set():
         try:
-            worker.join(0.05)
+            time.sleep(0.02)
         except KeyboardInterrupt:
-            interrupted = True
-            stop()
+            if not interrupted:
+                interrupted = True
+                stop()
+    worker.join()
     if "error" in box:
         raise box["error"]
     return box.get("result"), interrupted
