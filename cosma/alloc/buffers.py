@@ -82,7 +82,8 @@ class Packing:
     status: Status
     seconds: float
     capacity: int | None = None
-    nodes: int = 0  # search nodes expanded (0 when heuristics sufficed)
+    nodes: int = 0  # canonical-search nodes expanded (0 when the heuristics sufficed)
+    method: str = ""  # what produced the packing: greedy, search, cp-sat (joined by + over components)
 
     @property
     def proven(self) -> bool:

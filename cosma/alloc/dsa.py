@@ -1,0 +1,194 @@
+"""Offline address assignment (dynamic storage allocation): the driver.
+
+:func:`solve` packs buffers with fixed lifetimes into one address space, either within a
+capacity (decision) or as low as possible (minimise). Phases, per independent component
+(no lifetime crosses between components):
+
+1. greedy heuristics (:mod:`cosma.alloc.greedy`) give a packing and an upper bound;
+2. the complete canonical search (:mod:`cosma.alloc.search`) runs with a node budget: it finds
+   a packing or proves that none fits;
+3. if the budget runs out undecided, the CP-SAT model (:mod:`cosma.alloc.cpsat`) gets the
+   remaining time.
+
+The lower bound is the max-load (the largest total size live at one time) or a pinned
+buffer's top, raised when a search proves a smaller height impossible. Every packing returned
+has passed the independent check in :mod:`cosma.alloc.verify`.
+
+>>> from cosma.alloc.buffers import Buffer
+>>> p = solve([Buffer("a", 0, 2, 4), Buffer("b", 1, 3, 4), Buffer("c", 2, 4, 4)])
+>>> p.height, p.lower_bound, p.status
+(8, 8, 'optimal')
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cosma.alloc.buffers import AllocError, Buffer, Packing
+from cosma.alloc.cpsat import solve_cpsat
+from cosma.alloc.greedy import best_greedy, height_of
+from cosma.alloc.problem import NO_OFFSET, Instance, make_instance, split_components, unit_of
+from cosma.alloc.search import search
+from cosma.alloc.verify import packing_errors
+
+SEARCH_NODES = 10_000
+"""Node budget of the canonical search per question before CP-SAT takes over."""
+
+
+@dataclass
+class _Component:
+    inst: Instance
+    offsets: np.ndarray  # best packing so far, in units
+    lower: int  # proven lower bound on its height, in units
+    method: str
+    nodes: int = 0
+
+    @property
+    def height(self) -> int:
+        return height_of(self.inst, self.offsets)
+
+    def take(self, offsets: np.ndarray, method: str) -> None:
+        if height_of(self.inst, offsets) < self.height:
+            self.offsets, self.method = offsets, method
+
+
+def solve(buffers: Sequence[Buffer], capacity: int | None = None, time_limit: float = 60.0, seed: int = 0,
+          workers: int = 1, search_nodes: int = SEARCH_NODES) -> Packing:
+    """Addresses for ``buffers``: within ``capacity`` bytes if given, else of least height.
+
+    Returns the lowest packing found within ``time_limit`` seconds with a proven lower bound.
+    Decision mode stops at the first packing that fits (``feasible``, or ``optimal`` when it
+    meets the lower bound); ``infeasible`` means proven that nothing fits, ``unknown`` that the
+    time ran out first (the packing returned then exceeds the capacity). ``seed`` and
+    ``workers`` go to CP-SAT; with one worker the result is the same on every run unless the
+    time limit cuts a phase short.
+    """
+    start = time.monotonic()
+    deadline = start + max(0.0, time_limit)
+    buffers = list(buffers)
+    _validate(buffers, capacity)
+    unit = unit_of(buffers)
+    components = [_start(make_instance(group, unit)) for group in split_components(buffers)]
+    if capacity is None:
+        status = _minimise(components, deadline, seed, workers, search_nodes)
+    else:
+        status = _fit_all(components, capacity // unit, deadline, seed, workers, search_nodes)
+    offsets = {b.id: (b.offset or 0) for b in buffers if b.size == 0}
+    for c in components:
+        offsets.update(c.inst.to_bytes(c.offsets))
+    offsets = {b.id: offsets[b.id] for b in buffers}
+    errors = packing_errors(buffers, offsets)
+    if errors:
+        raise RuntimeError(f"allocation engine produced an invalid packing: {errors[0]}")
+    height = max((c.height for c in components), default=0) * unit
+    lower = max((c.lower for c in components), default=0) * unit
+    if capacity is not None and status == "infeasible":
+        lower = max(lower, (capacity // unit + 1) * unit)
+    if status == "feasible" and height == lower:
+        status = "optimal"
+    methods = sorted({c.method for c in components if c.inst.n > 1} or {c.method for c in components})
+    return Packing(offsets=offsets, height=height, lower_bound=lower, status=status,
+                   seconds=time.monotonic() - start, capacity=capacity, nodes=sum(c.nodes for c in components),
+                   method="+".join(methods) or "none")
+
+
+def _validate(buffers: list[Buffer], capacity: int | None) -> None:
+    ids = [b.id for b in buffers]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise AllocError(f"buffer id {dup!r} appears twice; ids must be unique")
+    if capacity is not None and capacity < 0:
+        raise AllocError(f"capacity {capacity} is negative")
+    pinned = sorted((b for b in buffers if b.offset is not None and b.size > 0), key=lambda b: b.lower)
+    for i, a in enumerate(pinned):
+        for b in pinned[i + 1:]:
+            if b.lower >= a.upper:
+                break
+            if a.offset < b.offset + b.size and b.offset < a.offset + a.size:
+                raise AllocError(f"pinned buffers {a.id!r} and {b.id!r} overlap while both live; "
+                                 "move one of their offsets")
+
+
+def _start(inst: Instance) -> _Component:
+    pinned_tops = np.where(inst.fixed != NO_OFFSET, inst.fixed + inst.size, 0)
+    lower = max(inst.max_load, int(pinned_tops.max(initial=0)))
+    return _Component(inst, best_greedy(inst), lower, "greedy")
+
+
+def _fit_all(components: list[_Component], capacity: int, deadline: float, seed: int, workers: int,
+             nodes: int) -> str:
+    """Decision mode: make every component fit ``capacity`` units."""
+    status = "feasible"
+    for c in sorted(components, key=lambda c: -c.inst.n):
+        answer = _fit(c, capacity, deadline, seed, workers, nodes, cpsat=True)
+        if answer == "infeasible":
+            return "infeasible"
+        if answer == "unknown":
+            status = "unknown"
+    return status
+
+
+def _fit(c: _Component, capacity: int, deadline: float, seed: int, workers: int, nodes: int,
+         cpsat: bool) -> str:
+    """Make ``c`` fit ``capacity``: 'feasible', 'infeasible' (proven, bound raised) or 'unknown'."""
+    if c.height <= capacity:
+        return "feasible"
+    if c.lower > capacity:
+        return "infeasible"
+    result = search(c.inst, capacity, deadline, node_limit=nodes)
+    c.nodes += result.nodes
+    if result.offsets is not None:
+        c.take(result.offsets, "search")
+        return "feasible"
+    if result.infeasible:
+        c.lower = max(c.lower, capacity + 1)
+        return "infeasible"
+    left = deadline - time.monotonic()
+    if not cpsat or left <= 0:
+        return "unknown"
+    cp = solve_cpsat(c.inst, capacity, left, seed=seed, workers=workers)
+    if cp.offsets is not None:
+        c.take(cp.offsets, "cp-sat")
+        return "feasible"
+    if cp.infeasible:
+        c.lower = max(c.lower, capacity + 1)
+        return "infeasible"
+    return "unknown"
+
+
+def _minimise(components: list[_Component], deadline: float, seed: int, workers: int, nodes: int) -> str:
+    """Minimise mode: fit every component under the proven lower bound, raising it on proofs;
+    what the search leaves open goes to CP-SAT's minimisation."""
+    undecided = False
+    while not undecided:
+        target = max((c.lower for c in components), default=0)
+        raised = False
+        for c in sorted(components, key=lambda c: -c.inst.n):
+            if c.height <= target:
+                continue
+            if time.monotonic() >= deadline:
+                undecided = True
+                break
+            answer = _fit(c, target, deadline, seed, workers, nodes, cpsat=False)
+            if answer == "infeasible":
+                raised = True
+                break
+            if answer == "unknown":
+                undecided = True
+        if not raised and not undecided:
+            return "optimal"
+    target = max(c.lower for c in components)
+    open_ = [c for c in components if c.height > target]
+    for k, c in enumerate(open_):
+        left = (deadline - time.monotonic()) / (len(open_) - k)
+        if left <= 0:
+            break
+        cp = solve_cpsat(c.inst, c.height, left, minimise=True, hint=c.offsets, seed=seed, workers=workers)
+        if cp.offsets is not None:
+            c.take(cp.offsets, "cp-sat")
+        c.lower = max(c.lower, cp.bound)
+    return "feasible"

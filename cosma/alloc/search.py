@@ -1,0 +1,253 @@
+"""Complete search over canonical packings (in the vein of Google's MiniMalloc).
+
+**State.** A node is the set ``U`` of unplaced buffers and, for each, its *floor* ``cand[i]``:
+the lowest offset it may take, i.e. the top of the highest placed buffer it conflicts with
+(rounded up to its alignment). The node asks: can ``U`` be packed within the capacity with
+every buffer at or above its floor? Nothing else about the placed buffers matters, so the
+answer depends on ``(U, cand)`` alone, and failed nodes are remembered under that key.
+
+**Branching.** Take a buffer ``b`` whose floor is the lowest of all (so no unplaced buffer it
+conflicts with can go below it). Either ``b`` sits exactly on its floor -- place it there and
+lift the floors of the buffers it conflicts with to its top -- or it does not. In a packing
+where every buffer is as low as it can go (any packing can be pushed down to one), a buffer
+above its floor rests on the top of an unplaced buffer ``j`` it conflicts with, so in the
+second branch its floor rises to the lowest such top, ``min_j cand[j] + size[j]``. Both
+branches together lose no packing, which makes an exhausted search a proof of infeasibility.
+
+**Pruning.** In every time section the unplaced buffers that live there must stack above their
+floors within the capacity. Stacking them in order of floor is optimal for one section (one
+machine, release dates, common deadline), which gives the bound
+``max_i cand[i] + sum(size[j] for j in the section with cand[j] >= cand[i]) <= capacity``.
+
+**Decomposition.** When no unplaced buffer spans a time point the node splits into
+independent sub-nodes, solved (and remembered) separately.
+
+**Order.** Among the buffers at the lowest floor, the branching buffer is the first in a static
+preorder (MiniMalloc's W/A/T keys), optionally restricted to buffers living in the section with
+the least slack. The search cycles through these orders with a node limit that doubles each
+round, keeping the memory of failed nodes (valid for every order).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cosma.alloc.problem import NO_OFFSET, Instance
+
+STRATEGIES: tuple[tuple[str, bool], ...] = tuple(
+    (key, tight) for tight in (False, True) for key in ("WAT", "TAW", "TWA")
+)
+"""(static preorder, prefer the tightest section) pairs tried in turn."""
+
+_FAR = np.int64(1) << 60
+
+Node = tuple[np.ndarray, np.ndarray]  # (unplaced buffers sorted by first section, floors)
+Answer = dict[int, int] | None  # offsets of the node's buffers, or None if it has no packing
+
+
+class _Stop(Exception):
+    """The node or time budget ran out."""
+
+
+@dataclass
+class SearchResult:
+    offsets: np.ndarray | None  # in units; None if no packing was found
+    infeasible: bool  # the search was exhausted: no packing fits the capacity
+    nodes: int
+
+
+@dataclass
+class _Search:
+    inst: Instance
+    capacity: int
+    deadline: float
+    stop: Callable[[], bool] = lambda: False
+    nodes: int = 0
+    budget: int = 0
+    failed: set[tuple[bytes, bytes]] = field(default_factory=set)
+    rank: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    tight: bool = False
+
+    def __post_init__(self) -> None:
+        inst = self.inst
+        self.fixed_conflicts = tuple(c[inst.fixed[c] != NO_OFFSET] for c in inst.conflicts)
+        self.is_fixed = inst.fixed != NO_OFFSET
+
+    # ---- the node budget -------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        self.nodes += 1
+        self.budget -= 1
+        if self.budget < 0 or (self.nodes & 255 == 0 and (time.monotonic() > self.deadline or self.stop())):
+            raise _Stop
+
+    # ---- decomposition ---------------------------------------------------------------------
+
+    def _split(self, U: np.ndarray) -> list[np.ndarray]:
+        """Independent groups of ``U`` (which is sorted by first section)."""
+        reach = np.maximum.accumulate(self.inst.hi[U])
+        cuts = np.flatnonzero(self.inst.lo[U][1:] >= reach[:-1]) + 1
+        return np.split(U, cuts) if len(cuts) else [U]
+
+    def run(self, U: np.ndarray, cand: np.ndarray) -> dict[int, int] | None:
+        """Solve the node ``(U, cand)``. Nodes are generators that yield the child nodes they
+        need and receive their answers, so the depth of the search is not limited by Python's
+        call stack."""
+        stack: list[Generator[Node, Answer, Answer]] = [self._solve(U, cand)]
+        answer: Answer = None
+        while stack:
+            try:
+                child = stack[-1].send(answer)
+            except StopIteration as done:
+                stack.pop()
+                answer = done.value
+                continue
+            stack.append(self._solve(*child))
+            answer = None
+        return answer
+
+    def _solve(self, U: np.ndarray, cand: np.ndarray) -> Generator[Node, Answer, Answer]:
+        parts = self._split(U)
+        if len(parts) == 1:
+            return (yield from self._node(U, cand))
+        found: dict[int, int] = {}
+        for part in sorted(parts, key=len):  # small parts first: cheap to settle, and often the cause
+            placed = yield part, cand
+            if placed is None:
+                return None
+            found.update(placed)
+        return found
+
+    # ---- one node: place-or-raise on the branching buffer, until it fails ------------------
+
+    def _node(self, U: np.ndarray, cand: np.ndarray) -> Generator[Node, Answer, Answer]:
+        inst, cap = self.inst, self.capacity
+        seen: list[tuple[bytes, bytes]] = []
+        owned = False  # whether ``cand`` is this frame's own copy
+        while True:
+            self._tick()
+            key = (U.tobytes(), cand[U].tobytes())
+            if key in self.failed:
+                break
+            seen.append(key)
+            room = self._section_slack(U, cand)
+            if room is None:
+                break
+            b = self._branch_buffer(U, cand, room)
+            at = int(cand[b])
+            top = at + int(inst.size[b])
+            if self._fits(b, at, top):
+                if len(U) == 1:
+                    return {b: at}
+                child = cand.copy()
+                near = inst.conflicts[b]
+                a = inst.align[near]
+                child[near] = np.maximum(child[near], -(-top // a) * a)
+                placed = yield U[U != b], child  # noqa: SIM300
+                if placed is not None:
+                    placed[b] = at
+                    return placed
+            if self.is_fixed[b]:
+                break  # a pinned buffer cannot rise
+            rise = self._rise(U, cand, b)
+            if rise is None or rise + inst.size[b] > cap:
+                break
+            if not owned:
+                cand, owned = cand.copy(), True
+            cand[b] = rise
+        self.failed.update(seen)
+        return None
+
+    def _fits(self, b: int, at: int, top: int) -> bool:
+        if top > self.capacity:
+            return False
+        if self.is_fixed[b]:
+            return at == self.inst.fixed[b]
+        # pinned buffers it conflicts with: placed ones lie below ``at`` (they set its floor);
+        # the others lie at or above the lowest floor, and ``b`` must not reach into them
+        pins = self.fixed_conflicts[b]
+        starts = self.inst.fixed[pins]
+        return bool(((starts + self.inst.size[pins] <= at) | (starts >= top)).all())
+
+    def _rise(self, U: np.ndarray, cand: np.ndarray, b: int) -> int | None:
+        """The floor of ``b`` once it may not sit on its current floor: the lowest top of an
+        unplaced buffer it conflicts with (it must rest on one), aligned, and above the floor."""
+        inst = self.inst
+        near = inst.conflicts[b]
+        inU = np.zeros(inst.n, dtype=bool)
+        inU[U] = True
+        near = near[inU[near]]
+        if not len(near):
+            return None
+        a = int(inst.align[b])
+        lowest = int((cand[near] + inst.size[near]).min())
+        return max(int(cand[b]) + a, -(-lowest // a) * a)
+
+    # ---- bound and branching choice --------------------------------------------------------
+
+    def _section_slack(self, U: np.ndarray, cand: np.ndarray) -> tuple[int, np.ndarray] | None:
+        """Per-section slack of the floor-ordered stacking, or None if some section overflows."""
+        inst = self.inst
+        s0, s1 = int(inst.lo[U].min()), int(inst.hi[U].max())
+        order = U[np.argsort(-cand[U], kind="stable")]
+        cover = inst.cover[order, s0:s1]
+        above = np.cumsum(cover * inst.size[order][:, None], axis=0)  # size with floor >= this row's
+        makespan = np.where(cover, above + cand[order][:, None], 0).max(axis=0)
+        if makespan.max() > self.capacity:
+            return None
+        return s0, self.capacity - makespan
+
+    def _branch_buffer(self, U: np.ndarray, cand: np.ndarray, room: tuple[int, np.ndarray]) -> int:
+        floors = cand[U]
+        low = floors.min()
+        at_low = U[floors == low]
+        pinned = at_low[self.is_fixed[at_low]]
+        if len(pinned):
+            return int(pinned[0])  # a pinned buffer at the lowest floor has no alternative
+        if self.tight and len(at_low) > 1:
+            s0, slack = room
+            inst = self.inst
+            lowest = np.where(inst.cover[U, s0:s0 + len(slack)], floors[:, None], _FAR).min(axis=0)
+            s = s0 + int(np.where(lowest == low, slack, _FAR).argmin())
+            living = at_low[(inst.lo[at_low] <= s) & (s < inst.hi[at_low])]
+            if len(living):
+                at_low = living
+        return int(at_low[np.argmin(self.rank[at_low])])
+
+
+def search(inst: Instance, capacity: int, deadline: float, node_limit: int | None = None,
+           stop: Callable[[], bool] = lambda: False) -> SearchResult:
+    """Look for a packing of ``inst`` within ``capacity`` (units) until ``deadline`` (monotonic
+    seconds) or ``node_limit`` nodes; cycles through :data:`STRATEGIES` with doubling limits."""
+    s = _Search(inst, capacity, deadline, stop)
+    if int(inst.size.max(initial=0)) > capacity or inst.max_load > capacity:
+        return SearchResult(None, True, 0)
+    cand = np.where(inst.fixed != NO_OFFSET, inst.fixed, 0).astype(np.int64)
+    U = np.arange(inst.n)
+    ranks = {key: inst.preorder(key) for key, _ in STRATEGIES}
+    limit = max(2 * inst.n, 64)
+    total = node_limit if node_limit is not None else 1 << 62
+    try:
+        while True:
+            for key, tight in STRATEGIES:
+                s.rank, s.tight = ranks[key], tight
+                s.budget = min(limit, total - s.nodes)
+                if s.budget <= 0:
+                    raise _Stop
+                try:
+                    placed = s.run(U, cand)
+                except _Stop:
+                    if s.budget >= 0:  # time ran out, not the round's limit
+                        raise
+                    continue
+                if placed is None:
+                    return SearchResult(None, True, s.nodes)
+                offsets = np.array([placed[i] for i in range(inst.n)], dtype=np.int64)
+                return SearchResult(offsets, False, s.nodes)
+            limit *= 2
+    except _Stop:
+        return SearchResult(None, False, s.nodes)
