@@ -429,5 +429,27 @@ def bench_cmd(models: tuple[str, ...], methods: tuple[str, ...], budgets: tuple[
     )
     sys.exit(status)
 
+
+@main.command(name="alloc")
+@click.argument("buffers", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--capacity", "-c", metavar="SIZE", default=None,
+              help="Fit within SIZE bytes (or 512KiB, 1MiB...); omitted: find the least height.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the buffers with an offset column (written atomically, only if they fit).")
+@click.option("--time-limit", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CP-SAT workers.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_user_errors
+def alloc_cmd(buffers: Path, capacity: str | None, output: Path | None, time_limit: float, threads: int,
+              seed: int) -> None:
+    """Assign an offset to every buffer of a MiniMalloc CSV (id,lower,upper,size; upper exclusive).
+
+    Exit status: 0 packed, 1 proven not to fit the capacity, 2 bad input, 3 undecided in time."""
+    from cosma.alloc.command import alloc_command
+
+    sys.exit(alloc_command(buffers, capacity, output, time_limit=time_limit, seed=seed, threads=threads,
+                           echo=click.echo))
+
+
 if __name__ == "__main__":
     main()

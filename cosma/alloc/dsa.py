@@ -124,7 +124,7 @@ def _fit_all(components: list[_Component], capacity: int, deadline: float, seed:
     """Decision mode: make every component fit ``capacity`` units."""
     status = "feasible"
     for c in sorted(components, key=lambda c: -c.inst.n):
-        answer = _fit(c, capacity, deadline, seed, workers, nodes, cpsat=True)
+        answer = _fit(c, capacity, deadline, seed, workers, nodes)
         if answer == "infeasible":
             return "infeasible"
         if answer == "unknown":
@@ -133,8 +133,9 @@ def _fit_all(components: list[_Component], capacity: int, deadline: float, seed:
 
 
 def _fit(c: _Component, capacity: int, deadline: float, seed: int, workers: int, nodes: int,
-         cpsat: bool) -> str:
-    """Make ``c`` fit ``capacity``: 'feasible', 'infeasible' (proven, bound raised) or 'unknown'."""
+         cpsat_seconds: float | None = None) -> str:
+    """Make ``c`` fit ``capacity``: 'feasible', 'infeasible' (proven, bound raised) or 'unknown'.
+    CP-SAT gets ``cpsat_seconds`` (default: all the time left) if the search is undecided."""
     if c.height <= capacity:
         return "feasible"
     if c.lower > capacity:
@@ -148,7 +149,9 @@ def _fit(c: _Component, capacity: int, deadline: float, seed: int, workers: int,
         c.lower = max(c.lower, capacity + 1)
         return "infeasible"
     left = deadline - time.monotonic()
-    if not cpsat or left <= 0:
+    if cpsat_seconds is not None:
+        left = min(left, cpsat_seconds)
+    if left <= 0:
         return "unknown"
     cp = solve_cpsat(c.inst, capacity, left, seed=seed, workers=workers)
     if cp.offsets is not None:
@@ -161,34 +164,27 @@ def _fit(c: _Component, capacity: int, deadline: float, seed: int, workers: int,
 
 
 def _minimise(components: list[_Component], deadline: float, seed: int, workers: int, nodes: int) -> str:
-    """Minimise mode: fit every component under the proven lower bound, raising it on proofs;
-    what the search leaves open goes to CP-SAT's minimisation."""
-    undecided = False
-    while not undecided:
-        target = max((c.lower for c in components), default=0)
-        raised = False
-        for c in sorted(components, key=lambda c: -c.inst.n):
-            if c.height <= target:
-                continue
-            if time.monotonic() >= deadline:
-                undecided = True
-                break
-            answer = _fit(c, target, deadline, seed, workers, nodes, cpsat=False)
-            if answer == "infeasible":
-                raised = True
-                break
-            if answer == "unknown":
-                undecided = True
-        if not raised and not undecided:
-            return "optimal"
-    target = max(c.lower for c in components)
-    open_ = [c for c in components if c.height > target]
-    for k, c in enumerate(open_):
-        left = (deadline - time.monotonic()) / (len(open_) - k)
-        if left <= 0:
-            break
-        cp = solve_cpsat(c.inst, c.height, left, minimise=True, hint=c.offsets, seed=seed, workers=workers)
-        if cp.offsets is not None:
-            c.take(cp.offsets, "cp-sat")
-        c.lower = max(c.lower, cp.bound)
+    """Minimise mode: the overall height is the highest component's, so lower each component
+    that stands above the proven bound, sharing the time among them."""
+    tallest_first = sorted(components, key=lambda c: -c.height)
+    for k, c in enumerate(tallest_first):
+        floor = max(d.lower for d in components)
+        if c.height > floor:
+            now = time.monotonic()
+            _lower(c, floor, now + (deadline - now) / (len(tallest_first) - k), seed, workers, nodes)
     return "feasible"
+
+
+def _lower(c: _Component, floor: int, deadline: float, seed: int, workers: int, nodes: int) -> None:
+    """Bisect the height of ``c`` between ``floor`` (a proven bound) and its best packing: first
+    ask for the bound itself, then for the middle of what is left. A question left undecided is
+    given up (the bound stays where it was proven); each CP-SAT call gets a quarter of the time
+    left, so later questions still get some."""
+    give_up = max(floor, c.lower)  # heights below this are proven impossible or given up
+    target = give_up
+    while give_up < c.height and time.monotonic() < deadline:
+        slice_ = max(1.0, (deadline - time.monotonic()) / 4)
+        answer = _fit(c, target, deadline, seed, workers, nodes, cpsat_seconds=slice_)
+        if answer != "feasible":
+            give_up = target + 1
+        target = (give_up + c.height) // 2
