@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cosma import baselines, solve
+from cosma import baselines, driver, solve
 from cosma.errors import OptionError
 from cosma.graph import Graph
 from cosma.plan import Accelerator, Plan
@@ -44,9 +44,18 @@ METHODS: dict[str, Method] = {
     "joint": solve.solve_joint,
     "fixed-order": solve.solve_fixed_order,
     "min-peak": solve.solve_min_peak,
+    "dc": driver.solve_dc,
 }
-#: ``auto``: the exact joint solver, warm-started from (and never worse than) the best baseline.
+#: ``auto``: the exact joint solver, warm-started from (and never worse than) the best baseline; for graphs
+#: of more than :data:`cosma.driver.DC_THRESHOLD_OPS` operators (or with ``segment_ops`` set), ``dc``.
 DEFAULT_METHOD = "joint"
+
+
+def auto_method(graph: Graph, options: Options) -> str:
+    """The method ``auto`` stands for: ``dc`` above the measured size threshold or when ``segment_ops`` is set."""
+    if options.extra.get("segment_ops") or len(graph.ops) > driver.DC_THRESHOLD_OPS:
+        return "dc"
+    return DEFAULT_METHOD
 
 
 def compile(
@@ -70,7 +79,7 @@ def compile(
     options = replace(options or Options(), **option_changes)
     accelerator = Accelerator(scratchpad_bytes, alignment)
     check_budget(graph, accelerator)
-    name = DEFAULT_METHOD if method == "auto" else method
+    name = auto_method(graph, options) if method == "auto" else method
     if name not in METHODS:
         raise OptionError(f"unknown method {method!r}; choose one of: auto, {', '.join(METHODS)}")
     started = time.perf_counter()

@@ -1,0 +1,499 @@
+"""Divide and conquer for graphs too large for one exact model: the ``dc`` method.
+
+docs/formulation.md, "Divide and conquer", gives the design and the measurements. In short, the
+driver is a large-neighbourhood search over a complete, valid plan, in named phases:
+
+1. start: the best baseline (:func:`cosma.baselines.best_baseline`'s four plans); its residency
+   (order, and every tensor's stays in the scratchpad) is the incumbent, so the result is never
+   worse than any baseline;
+2. bound: a lower bound for the whole graph (:func:`global_bound`), so the gap is known;
+3. passes: cut the incumbent's order into consecutive windows of at most ``segment_ops``
+   operators, at steps few tensors cross (:func:`choose_cuts`); solve each window in order with
+   the exact CP-SAT model (:mod:`cosma.formulation.cpsat`) in joint mode, its operators free to
+   reorder, with the boundary state of the incumbent: the tensors resident when the window starts
+   (fixed offsets, produced by a synthetic ``enter`` operator at its first step) and those the
+   rest of the plan expects resident when it ends (fixed offsets, read by a synthetic ``exit``
+   operator at its last step). Tensors the rest of the plan reloads are priced like any other
+   eviction: a reload, and the one store of an activation unless the rest of the plan pays it
+   already. A window's solution replaces its part of the incumbent when it is cheaper
+   (:func:`stitch`); the next pass cuts between the previous pass's cuts, so every boundary
+   decision is revisited; passes repeat while the time lasts and a pass still improves;
+4. stitch and validate: the incumbent's residency becomes steps, replayed as a whole by
+   :meth:`~cosma.plan.Plan.from_steps`.
+
+Every window's model contains the incumbent's part as a solution (given as the hint, its cost as
+the upper bound), so the incumbent only improves and stays valid; Ctrl-C or the time limit stop
+the search with the incumbent. The per-window bounds hold only under fixed boundaries, so the
+status is ``optimal`` only when the global bound meets the plan.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import reduce
+from typing import TYPE_CHECKING, Any, Literal
+
+from cosma.baselines import BASELINES, baseline_order, solve_baseline
+from cosma.errors import OptionError
+from cosma.formulation import bounds, cpsat
+from cosma.formulation.instance import Instance, Mode
+from cosma.formulation.residency import Residency, Segment, residency_of_plan
+from cosma.formulation.run import Clock, SolverParams
+from cosma.graph import DRAM_KINDS, Graph, Operator, Tensor
+from cosma.plan import Accelerator, Plan
+from cosma.replace.engine import check_budget
+from cosma.schedule import ORDERS, ScheduleResult, graph_lower_bound
+
+if TYPE_CHECKING:
+    from cosma.methods import Options
+
+#: Operators per joint window unless ``--segment-ops`` says otherwise (docs/formulation.md gives the measurement).
+DEFAULT_SEGMENT_OPS = 24
+#: ``auto`` runs ``dc`` on graphs of more operators than this, the exact joint model on smaller ones
+#: (docs/formulation.md, "Divide and conquer", gives the measurement).
+DC_THRESHOLD_OPS = 150
+#: Seconds one window's solve may take at most; the rest of the time goes to more windows and passes.
+WINDOW_TIME_CAP = 5.0
+#: Share of the time limit kept for the final replay and for the bound.
+RESERVE_SHARE = 0.05
+
+ENTER, EXIT = "dc.enter", "dc.exit"
+
+
+# ------------------------------------------------------------------------ method
+def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
+    """Divide and conquer (see the module docstring): never worse than the best baseline."""
+    clock = Clock(options.time_limit)
+    check_budget(graph, accelerator)
+    segment_ops = int(options.extra.get("segment_ops") or DEFAULT_SEGMENT_OPS)
+    if segment_ops < 1:
+        raise OptionError(f"--segment-ops {segment_ops}: give at least 1 operator per segment")
+    phases: list[dict[str, Any]] = []
+
+    warm, schedules = _start(graph, accelerator, options, clock)
+    phases.append({"phase": "start", "from": warm.summary.method, "extra_bytes": warm.extra_bytes,
+                   "seconds": round(clock.elapsed(), 3)})
+    lower, bound_details = global_bound(graph, accelerator, schedules.get("minpeak"))
+    phases.append({"phase": "bound", "bound": lower, **bound_details, "seconds": round(clock.elapsed(), 3)})
+
+    start = residency_of_plan(warm)
+    search = Search(graph, accelerator, options, start, start.to_plan(graph, accelerator, method="dc").extra_bytes,
+                    clock)
+    search.improved = search.extra_bytes < warm.extra_bytes
+    if search.extra_bytes > lower:
+        search.run(stages(segment_ops, options.extra.get("dc_mode")), target=lower)
+    phases.extend(search.log)
+    plan = warm
+    if search.improved:
+        stitched = search.residency.to_plan(graph, accelerator, method="dc")
+        plan = stitched if stitched.extra_bytes < warm.extra_bytes else warm
+    lower = min(lower, plan.extra_bytes)
+    details = {
+        "segment_ops": segment_ops,
+        "baseline": warm.summary.method,
+        "baseline_extra_bytes": warm.extra_bytes,
+        "baselines": dict(warm.summary.details.get("baselines", {})),
+        "windows": search.windows_solved,
+        "windows_improved": search.windows_improved,
+        "passes": search.passes,
+        "interrupted": search.interrupted,
+        "phases": phases,
+        "bound_kind": bound_details["kind"],
+    }
+    status = "optimal" if lower == plan.extra_bytes else ("time-limit" if search.timed_out else "feasible")
+    return plan.with_summary(method="dc", status=status, bound=lower, solve_seconds=clock.elapsed(),
+                             details=details)
+
+
+def _start(graph: Graph, accelerator: Accelerator, options: Options,
+           clock: Clock) -> tuple[Plan, dict[str, ScheduleResult]]:
+    """The best of the four baselines, and the orders they ran (the min-peak search's bound is reused)."""
+    limit = min(float(options.extra.get("minpeak_time_limit", 10.0)), max(0.1, 0.2 * options.time_limit))
+    quick = replace(options, extra={**options.extra, "minpeak_time_limit": limit})
+    schedules = {order: baseline_order(graph, accelerator, order, quick) for order in ORDERS}
+    plans = []
+    for name in BASELINES:
+        order, policy = name.split("+")
+        plans.append(solve_baseline(graph, accelerator, quick, order=order, policy=policy, schedule=schedules[order]))
+    best = min(range(len(plans)), key=lambda i: (plans[i].extra_bytes, i))
+    details = {**plans[best].summary.details, "baselines": {n: p.extra_bytes for n, p in zip(BASELINES, plans)}}
+    return plans[best].with_summary(details=details), schedules
+
+
+# ------------------------------------------------------------------------- bound
+def global_bound(graph: Graph, accelerator: Accelerator,
+                 schedule: ScheduleResult | None = None) -> tuple[int, dict[str, Any]]:
+    """A lower bound on the extra traffic of any plan of ``graph`` (bytes), and how it was found.
+
+    The larger of two bounds valid for every order:
+
+    - ``cover``: the forced-spanning covers of the joint-mode instance (:mod:`cosma.formulation.bounds`);
+    - ``peak``: every order has a step where at least ``P`` bytes are live (``P`` a proven lower bound
+      on the minimum peak); a live tensor the running operator does not touch has a use before and a
+      use after that step, so each one out of the scratchpad is loaded again later. At least
+      ``P - C`` bytes of them are out, and each costs at least its size: ``extra >= P - C``. Sizes are
+      the raw ones, so with an alignment above 1 the raw graph's floor gives ``P``.
+    """
+    instance = Instance.build(graph, accelerator, "joint")
+    cover = bounds.eviction_bound(instance) * instance.cost_unit
+    floor = schedule.bound if schedule is not None and accelerator.alignment == 1 else graph_lower_bound(graph)
+    peak = max(0, floor - accelerator.scratchpad_bytes)
+    kind = "cover" if cover >= peak else "peak"
+    return max(cover, peak), {"kind": kind, "cover": cover, "peak": peak, "peak_floor": floor}
+
+
+# ------------------------------------------------------------------------ search
+@dataclass(frozen=True)
+class Stage:
+    """Windows of one mode, starting at ``segment_ops`` operators, for a ``share`` of the time left."""
+
+    mode: Mode | Literal["whole"]
+    segment_ops: int
+    share: float
+
+
+def stages(segment_ops: int, mode: str | None = None) -> tuple[Stage, ...]:
+    """The default schedule: the exact fixed-order method on the incumbent's whole order (it settles
+    evictions and addresses, and often proves that order's optimum in seconds), then joint windows
+    (they reorder)."""
+    if mode in ("joint", "fixed-order"):
+        return (Stage(mode, segment_ops, 1.0),)
+    if mode not in (None, "", "auto"):
+        raise OptionError(f"unknown dc mode {mode!r}; choose auto, joint or fixed-order")
+    return Stage("whole", 0, 0.3), Stage("joint", segment_ops, 1.0)
+
+
+@dataclass
+class Search:
+    """The incumbent residency and the passes of window solves that improve it."""
+
+    graph: Graph
+    accelerator: Accelerator
+    options: Options
+    residency: Residency
+    extra_bytes: int
+    clock: Clock
+    improved: bool = False
+    interrupted: bool = False
+    timed_out: bool = False
+    passes: int = 0
+    windows_solved: int = 0
+    windows_improved: int = 0
+    log: list[dict[str, Any]] = field(default_factory=list)
+    #: windows already solved (their local problem) -> seconds spent; a proven one maps to infinity
+    tried: dict[tuple[str, int, int, Residency], float] = field(default_factory=dict)
+
+    def run(self, stages: Sequence[Stage], target: int = 0) -> None:
+        """The stages in turn, each for its share of the time left, again while a round improves."""
+        reserve = RESERVE_SHARE * self.clock.limit
+        while self.clock.left() > reserve and not self.interrupted and self.extra_bytes > target:
+            before = self.extra_bytes
+            for stage in stages:
+                deadline = min(self.clock.elapsed() + stage.share * (self.clock.left() - reserve),
+                               self.clock.limit - reserve)
+                if stage.mode == "whole":
+                    self._whole_order(deadline - self.clock.elapsed())
+                else:
+                    self._stage(stage, deadline, target)
+            if self.extra_bytes == before:
+                break
+
+    def _stage(self, stage: Stage, deadline: float, target: int) -> None:
+        """Passes of windows until ``deadline`` (clock seconds) or the bound is met.
+
+        Consecutive passes cut between each other's cuts. When two passes in a row find nothing,
+        the windows grow by half (and each may take longer), until one window holds the whole graph.
+        """
+        size, previous, quiet = stage.segment_ops, (), 0
+        n = len(self.residency.order)
+        while deadline - self.clock.elapsed() > 0.05 and not self.interrupted and self.extra_bytes > target:
+            cuts = choose_cuts(self.graph, self.residency.order, size, avoid=previous)
+            reloads = reload_steps(self.graph, self.residency)
+            # a window with no reload at its steps (or at its exit) costs nothing: nothing to solve
+            spans = [(a, b) for a, b in zip((0, *cuts), (*cuts, n))
+                     if bisect.bisect_left(reloads, a) < bisect.bisect_right(reloads, b)]
+            before, started, solved = self.extra_bytes, self.clock.elapsed(), self.windows_solved
+            cap = WINDOW_TIME_CAP * size / stage.segment_ops
+            for k, (a, b) in enumerate(spans):
+                left = deadline - self.clock.elapsed()
+                if left <= 0.05 or self.interrupted:
+                    self.timed_out = not self.interrupted
+                    break
+                self._window(stage.mode, a, b, min(cap, max(0.2, left / (len(spans) - k))))
+            self.passes += 1
+            if self.windows_solved > solved:
+                self.log.append({"phase": f"pass {self.passes}", "mode": stage.mode, "segment_ops": size,
+                                 "windows": len(spans), "solved": self.windows_solved - solved,
+                                 "extra_bytes": self.extra_bytes, "seconds": round(self.clock.elapsed() - started, 3)})
+            previous = cuts
+            quiet = 0 if self.extra_bytes < before else quiet + 1
+            if quiet >= 2:  # both sets of cuts found nothing: larger windows
+                if size >= n:
+                    return
+                size, previous, quiet = min(n, size + size // 2 + 1), (), 0
+
+    def _whole_order(self, time_limit: float) -> None:
+        """The exact fixed-order method on the incumbent's whole order (:func:`cosma.solve.solve_exact`)."""
+        from cosma.solve import solve_exact
+
+        if time_limit < 0.1:
+            return
+        started = self.clock.elapsed()
+        options = replace(self.options, time_limit=time_limit, quiet=True)
+        plan = solve_exact(self.graph, self.accelerator, options, mode="fixed-order", order=self.residency.order)
+        self.interrupted = self.interrupted or bool(plan.summary.details.get("interrupted"))
+        self.log.append({"phase": "whole order", "mode": "fixed-order", "status": plan.summary.status,
+                         "extra_bytes": min(self.extra_bytes, plan.extra_bytes),
+                         "seconds": round(self.clock.elapsed() - started, 3)})
+        if plan.extra_bytes < self.extra_bytes:
+            self.residency, self.extra_bytes, self.improved = residency_of_plan(plan), plan.extra_bytes, True
+
+    def _window(self, mode: Mode, a: int, b: int, time_limit: float) -> None:
+        """Solve one window; its solution replaces the incumbent's part when cheaper."""
+        window = Window.of(self.graph, self.accelerator, self.residency, a, b, mode)
+        key = (mode, a, b, window.hint)
+        if self.tried.get(key, 0.0) * 2 > time_limit:
+            return  # solved before, to optimality or with at least half this time
+        upper = window.cost(window.hint)
+        if upper == 0:
+            return
+        self.windows_solved += 1
+        m = cpsat.build(window.instance, lower=0, upper=upper, symmetry_breaking=False)
+        window.fix_boundary(m)
+        cpsat.add_hint(m, window.hint)
+        # deterministic time first (the same plan on a busy machine), wall time as the safety net
+        extra = {"max_deterministic_time": str(time_limit), **self.options.solver_params}
+        params = SolverParams(time_limit=min(1.5 * time_limit, max(0.05, self.clock.left())),
+                              threads=self.options.threads, seed=self.options.seed, extra=extra)
+        outcome = cpsat.solve(m, params)
+        self.interrupted = self.interrupted or outcome.interrupted
+        self.tried[key] = math.inf if outcome.status == "optimal" else outcome.seconds
+        if outcome.residency is None or outcome.objective is None or outcome.objective >= upper:
+            return
+        self.residency = stitch(self.residency, window, outcome.residency)
+        self.extra_bytes -= (upper - outcome.objective) * window.instance.cost_unit
+        self.improved = True
+        self.windows_improved += 1
+
+
+def reload_steps(graph: Graph, residency: Residency) -> list[int]:
+    """Sorted steps at which a stay begins with a load that is not compulsory (a reload)."""
+    first: dict[str, int] = {}
+    for seg in residency.segments:
+        first[seg.tensor] = min(first.get(seg.tensor, seg.first), seg.first)
+    return sorted(seg.first for seg in residency.segments if not seg.created and (
+        seg.first > first[seg.tensor] or graph.tensor(seg.tensor).kind not in DRAM_KINDS))
+
+
+# ------------------------------------------------------------------------ windows
+def boundary_state(residency: Residency, step: int) -> dict[str, Segment]:
+    """Segments resident across the boundary before run ``step``: during run ``step - 1`` and run ``step``."""
+    return {s.tensor: s for s in residency.segments if s.first <= step - 1 and s.last >= step}
+
+
+@dataclass(frozen=True)
+class Window:
+    """Runs ``start .. end - 1`` of a residency as a graph of their own, between ``enter`` and ``exit``.
+
+    Local step 0 is ``enter``, which produces the tensors resident at the start (``entry``, fixed
+    offsets in bytes); local steps ``1 .. n`` are the window's runs; local step ``n + 1`` is
+    ``exit``, which reads the tensors the rest of the plan expects resident at the end (``exit``).
+    Zero-byte tokens make ``enter`` precede and ``exit`` follow every operator.
+    """
+
+    start: int
+    end: int
+    instance: Instance
+    entry: Mapping[str, int]
+    exit: Mapping[str, int]
+    hint: Residency
+
+    @classmethod
+    def of(cls, graph: Graph, accelerator: Accelerator, residency: Residency, start: int, end: int,
+           mode: Mode = "joint") -> Window:
+        ops = residency.order[start:end]
+        n = len(ops)
+        entry = {t: s.offset for t, s in boundary_state(residency, start).items()} if start > 0 else {}
+        exit_ = {t: s.offset for t, s in boundary_state(residency, end).items()} if end < len(residency.order) else {}
+        touched = dict.fromkeys(t for o in ops for t in (*graph.op(o).inputs, *graph.op(o).outputs))
+        produced_here = {t for o in ops for t in graph.op(o).outputs}
+        # the incumbent's part as local stays (the hint), and the activations the rest of the plan reloads
+        local: list[Segment] = []
+        reloaded_outside: set[str] = set()
+        for s in residency.segments:
+            if not s.created and not start <= s.first < end:
+                reloaded_outside.add(s.tensor)
+            if s.last < start or s.first >= end:
+                continue
+            lo = 0 if s.first < start else s.first - start + 1
+            hi = n + 1 if s.last >= end else s.last - start + 1
+            local.append(Segment(s.tensor, lo, hi, s.offset, s.first < start or s.created))
+
+        def kind(t: str) -> str:
+            k = graph.tensor(t).kind
+            produced = t in entry or t in produced_here
+            if not produced:
+                return "input"
+            if k == "activation" and t not in reloaded_outside:
+                return "activation"
+            return "output"
+
+        names = [*dict.fromkeys([*entry, *touched, *exit_])]
+        start_token, done = f"{ENTER}.token", [f"{EXIT}.token.{i}" for i in range(n)]
+        tensors = [Tensor(t, graph.size(t), kind(t)) for t in names]  # type: ignore[arg-type]
+        tensors += [Tensor(start_token, 0, "activation")] + [Tensor(d, 0, "activation") for d in done]
+        local_ops = [Operator(ENTER, "Enter", (), (*entry, start_token))]
+        for i, o in enumerate(ops):
+            op = graph.op(o)
+            local_ops.append(Operator(o, op.op_type, (*op.inputs, start_token), (*op.outputs, done[i])))
+        local_ops.append(Operator(EXIT, "Exit", (*exit_, *done), ()))
+        sub = Graph.build(f"{graph.name}[{start}:{end}]", tensors, local_ops)
+        order = (ENTER, *ops, EXIT)
+        hint = Residency(order, tuple(local))
+        offsets = [*entry.values(), *exit_.values(), *(s.offset for s in local)]
+        instance = _rescaled(Instance.build(sub, accelerator, mode, order), offsets)
+        return cls(start, end, instance, entry, exit_, hint)
+
+    def fix_boundary(self, m: cpsat.CpSatModel) -> None:
+        """The entry and exit tensors sit at their fixed offsets."""
+        unit = self.instance.unit
+        for t, offset in self.entry.items():
+            if (t, ENTER) in m.addr:
+                m.model.add(m.addr[t, ENTER] == offset // unit)
+        for t, offset in self.exit.items():
+            if (t, EXIT) in m.addr:
+                m.model.add(m.addr[t, EXIT] == offset // unit)
+
+    def cost(self, residency: Residency) -> int:
+        """The model's objective (cost units) of a local residency: a reload per extra stay, a store per spill."""
+        stays: dict[str, int] = defaultdict(int)
+        for s in residency.segments:
+            stays[s.tensor] += 1
+        inst = self.instance
+        total = 0
+        for t in inst.tensors:
+            breaks = max(0, stays[t] - 1)
+            total += breaks * inst.reload_cost(t) + (inst.spill_cost(t) if breaks else 0)
+        return total
+
+
+def _rescaled(instance: Instance, offsets: Sequence[int]) -> Instance:
+    """``instance`` with an address unit that also divides ``offsets`` (fixed boundary addresses, hint)."""
+    a = instance.accelerator.alignment
+    g = instance.unit // a
+    g2 = reduce(math.gcd, (o // a for o in offsets), g) or 1
+    if g2 == g:
+        return instance
+    capacity_bytes = instance.accelerator.scratchpad_bytes
+    graph = instance.graph
+    footprint = {t: -(-graph.size(t) // a) // g2 for t in instance.tensors}
+    top = {t: max(-1, (capacity_bytes - graph.size(t)) // a) // g2 for t in instance.tensors}
+    return replace(instance, unit=a * g2, capacity=-(-capacity_bytes // a) // g2, footprint=footprint, top=top)
+
+
+# ------------------------------------------------------------------------ stitch
+def stitch(residency: Residency, window: Window, local: Residency) -> Residency:
+    """``residency`` with runs ``window.start .. window.end - 1`` replaced by a window's solution ``local``.
+
+    Stays crossing a window boundary are joined: a local stay from ``enter`` continues the stay
+    resident at the start, one reaching ``exit`` continues into the stay resident at the end (both
+    at the fixed offsets); a local stay at ``exit`` alone is a load just before the run after the window.
+    """
+    a, b = window.start, window.end
+    n = b - a
+    order = (*residency.order[:a], *(o for o in local.order if o not in (ENTER, EXIT)), *residency.order[b:])
+    kept: list[Segment] = []
+    pre: dict[str, Segment] = {}
+    post: dict[str, Segment] = {}
+    for s in residency.segments:
+        if s.last < a or s.first >= b:
+            kept.append(s)
+            continue
+        if s.first < a:
+            pre[s.tensor] = s
+        if s.last >= b:
+            post[s.tensor] = s
+    out = list(kept)
+    joined_pre: set[str] = set()
+    joined_post: set[str] = set()
+    for ls in local.segments:
+        t = ls.tensor
+        first = a + ls.first - 1
+        last = a + ls.last - 1
+        if ls.first == 0:  # continues the stay resident at the start
+            p = pre[t]
+            joined_pre.add(t)
+            if ls.last == n + 1:
+                q = post[t]
+                joined_post.add(t)
+                out.append(Segment(t, p.first, q.last, p.offset, p.created))
+            elif ls.last >= 1:
+                out.append(Segment(t, p.first, last, p.offset, p.created))
+            else:
+                out.append(Segment(t, p.first, a - 1, p.offset, p.created))
+            continue
+        if ls.last == n + 1:  # reaches into the stay resident at the end
+            q = post[t]
+            joined_post.add(t)
+            if ls.first == n + 1:
+                out.append(Segment(t, b, q.last, q.offset, False))
+            else:
+                out.append(Segment(t, first, q.last, q.offset, ls.created))
+            continue
+        out.append(Segment(t, first, last, ls.offset, ls.created))
+    missing = (set(pre) - joined_pre) | (set(post) - joined_post)
+    if missing:
+        raise AssertionError(f"window [{a}, {b}) lost the boundary stays of {sorted(missing)}")
+    return Residency(tuple(order), tuple(sorted(out, key=lambda s: (s.first, s.tensor))))
+
+
+# -------------------------------------------------------------------------- cuts
+def crossing(graph: Graph, order: Sequence[str]) -> list[int]:
+    """Per boundary ``b`` (before run ``b``, ``0 <= b <= len(order)``): tensors with a use on either side."""
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for s, name in enumerate(order):
+        o = graph.op(name)
+        for t in (*o.inputs, *o.outputs):
+            if graph.size(t) == 0:
+                continue
+            first.setdefault(t, s)
+            last[t] = s
+    delta = [0] * (len(order) + 2)
+    for t, f in first.items():
+        if last[t] > f:
+            delta[f + 1] += 1
+            delta[last[t] + 1] -= 1
+    out, running = [], 0
+    for d in delta[: len(order) + 1]:
+        running += d
+        out.append(running)
+    return out
+
+
+def choose_cuts(graph: Graph, order: Sequence[str], segment_ops: int, avoid: Sequence[int] = ()) -> list[int]:
+    """Boundaries splitting ``order`` into windows of ``segment_ops // 2 .. segment_ops`` operators.
+
+    Each window ends at the boundary, in that range, crossed by the fewest tensors (the latest on
+    ties), skipping boundaries within a quarter window of ``avoid`` (the previous pass's cuts) so that
+    consecutive passes cut in different places.
+    """
+    n = len(order)
+    cross = crossing(graph, order)
+    near = set()
+    margin = max(1, segment_ops // 4) if avoid else 0
+    for c in avoid:
+        near.update(range(c - margin + 1, c + margin))
+    cuts: list[int] = []
+    a = 0
+    while n - a > segment_ops:
+        lo, hi = a + max(1, segment_ops // 2), a + segment_ops
+        candidates = [b for b in range(lo, hi + 1) if b not in near] or list(range(lo, hi + 1))
+        b = min(candidates, key=lambda b: (cross[b], -b))
+        cuts.append(b)
+        a = b
+    return cuts
