@@ -158,11 +158,13 @@ def inspect(model: Path, input_shapes, element_bytes, weights, fuse, top: int) -
               help="Backend of the exact methods: CP-SAT (auto) or the COSMA MILP with HiGHS or CBC.")
 @click.option("--solver-param", "solver_params", multiple=True, metavar="NAME=VALUE",
               help="A backend parameter passed through by name, e.g. log_search_progress=true (repeatable).")
+@click.option("--segment-ops", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Divide and conquer with windows of N operators (implies --method dc when the method is auto).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_user_errors
 def compile_cmd(model: Path, input_shapes, element_bytes, weights, fuse, scratchpad: str, output: Path | None,
                 method: str, allocator: str, alignment: int, time_limit: float, threads: int, seed: int,
-                solver: str, solver_params: tuple[str, ...], quiet: bool) -> None:
+                solver: str, solver_params: tuple[str, ...], segment_ops: int | None, quiet: bool) -> None:
     """Plan MODEL for a scratchpad of SIZE and write the plan JSON."""
     from cosma.budgets import resolve_budget
     from cosma.methods import compile as compile_graph
@@ -175,7 +177,8 @@ def compile_cmd(model: Path, input_shapes, element_bytes, weights, fuse, scratch
 
     plan = compile_graph(graph, budget, method=method, alignment=alignment, allocator=allocator,
                          time_limit=time_limit, threads=threads, seed=seed, quiet=quiet, solver=solver,
-                         solver_params=parse_solver_params(solver_params))
+                         solver_params=parse_solver_params(solver_params),
+                         extra={"segment_ops": segment_ops} if segment_ops else {})
     if output is not None:
         try:
             plan.save(output)
