@@ -442,16 +442,18 @@ def bench_cmd(models: tuple[str, ...], methods: tuple[str, ...], budgets: tuple[
 @click.option("--time-limit", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CP-SAT workers.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--engine", type=click.Choice(["auto", "search", "cp-sat"]), default="auto", show_default=True,
+              help="auto: canonical search, then CP-SAT if it is undecided; or one of them alone.")
 @_user_errors
 def alloc_cmd(buffers: Path, capacity: str | None, output: Path | None, time_limit: float, threads: int,
-              seed: int) -> None:
+              seed: int, engine: str) -> None:
     """Assign an offset to every buffer of a MiniMalloc CSV (id,lower,upper,size; upper exclusive).
 
     Exit status: 0 packed, 1 proven not to fit the capacity, 2 bad input, 3 undecided in time."""
     from cosma.alloc.command import alloc_command
 
     sys.exit(alloc_command(buffers, capacity, output, time_limit=time_limit, seed=seed, threads=threads,
-                           echo=click.echo))
+                           echo=click.echo, engine=engine))
 
 
 if __name__ == "__main__":

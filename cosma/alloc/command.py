@@ -39,11 +39,11 @@ def summary(name: str, n: int, packing: Packing) -> str:
 
 
 def alloc_command(path: Path, capacity: str | None, output: Path | None, *, time_limit: float, seed: int,
-                  threads: int, echo: Callable[[str], None]) -> int:
+                  threads: int, echo: Callable[[str], None], engine: str = "auto") -> int:
     """Pack the buffers of ``path``; write ``output`` when they fit; return the exit status."""
     buffers = read_csv(path)
     cap = None if capacity is None else parse_size(capacity)
-    packing = solve(buffers, capacity=cap, time_limit=time_limit, seed=seed, workers=threads)
+    packing = solve(buffers, capacity=cap, time_limit=time_limit, seed=seed, workers=threads, engine=engine)
     line = summary(Path(path).name, len(buffers), packing)
     if output is not None and packing.fits:
         write_csv(output, buffers, packing.offsets)

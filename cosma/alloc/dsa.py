@@ -38,6 +38,18 @@ from cosma.alloc.verify import packing_errors
 SEARCH_NODES = 10_000
 """Node budget of the canonical search per question before CP-SAT takes over."""
 
+ENGINES: tuple[str, ...] = ("auto", "search", "cp-sat")
+"""``auto``: the canonical search with a node budget, then CP-SAT; ``search``: the canonical
+search alone, until the time limit; ``cp-sat``: CP-SAT alone (after the heuristics)."""
+
+
+@dataclass(frozen=True)
+class _Options:
+    engine: str
+    seed: int
+    workers: int
+    nodes: int  # the search's node budget per question
+
 
 @dataclass
 class _Component:
@@ -57,7 +69,7 @@ class _Component:
 
 
 def solve(buffers: Sequence[Buffer], capacity: int | None = None, time_limit: float = 60.0, seed: int = 0,
-          workers: int = 1, search_nodes: int = SEARCH_NODES) -> Packing:
+          workers: int = 1, engine: str = "auto", search_nodes: int = SEARCH_NODES) -> Packing:
     """Addresses for ``buffers``: within ``capacity`` bytes if given, else of least height.
 
     Returns the lowest packing found within ``time_limit`` seconds with a proven lower bound.
@@ -65,8 +77,11 @@ def solve(buffers: Sequence[Buffer], capacity: int | None = None, time_limit: fl
     meets the lower bound); ``infeasible`` means proven that nothing fits, ``unknown`` that the
     time ran out first (the packing returned then exceeds the capacity). ``seed`` and
     ``workers`` go to CP-SAT; with one worker the result is the same on every run unless the
-    time limit cuts a phase short.
+    time limit cuts a phase short. ``engine`` is one of :data:`ENGINES`.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {ENGINES}")
+    options = _Options(engine, seed, workers, search_nodes)
     start = time.monotonic()
     deadline = start + max(0.0, time_limit)
     buffers = list(buffers)
@@ -74,9 +89,9 @@ def solve(buffers: Sequence[Buffer], capacity: int | None = None, time_limit: fl
     unit = unit_of(buffers)
     components = [_start(make_instance(group, unit)) for group in split_components(buffers)]
     if capacity is None:
-        status = _minimise(components, deadline, seed, workers, search_nodes)
+        status = _minimise(components, deadline, options)
     else:
-        status = _fit_all(components, capacity // unit, deadline, seed, workers, search_nodes)
+        status = _fit_all(components, capacity // unit, deadline, options)
     offsets = {b.id: (b.offset or 0) for b in buffers if b.size == 0}
     for c in components:
         offsets.update(c.inst.to_bytes(c.offsets))
@@ -119,12 +134,11 @@ def _start(inst: Instance) -> _Component:
     return _Component(inst, best_greedy(inst), lower, "greedy")
 
 
-def _fit_all(components: list[_Component], capacity: int, deadline: float, seed: int, workers: int,
-             nodes: int) -> str:
+def _fit_all(components: list[_Component], capacity: int, deadline: float, options: _Options) -> str:
     """Decision mode: make every component fit ``capacity`` units."""
     status = "feasible"
     for c in sorted(components, key=lambda c: -c.inst.n):
-        answer = _fit(c, capacity, deadline, seed, workers, nodes)
+        answer = _fit(c, capacity, deadline, options)
         if answer == "infeasible":
             return "infeasible"
         if answer == "unknown":
@@ -132,28 +146,30 @@ def _fit_all(components: list[_Component], capacity: int, deadline: float, seed:
     return status
 
 
-def _fit(c: _Component, capacity: int, deadline: float, seed: int, workers: int, nodes: int,
-         cpsat_seconds: float | None = None) -> str:
+def _fit(c: _Component, capacity: int, deadline: float, options: _Options, cpsat_seconds: float | None = None) -> str:
     """Make ``c`` fit ``capacity``: 'feasible', 'infeasible' (proven, bound raised) or 'unknown'.
     CP-SAT gets ``cpsat_seconds`` (default: all the time left) if the search is undecided."""
     if c.height <= capacity:
         return "feasible"
     if c.lower > capacity:
         return "infeasible"
-    result = search(c.inst, capacity, deadline, node_limit=nodes)
-    c.nodes += result.nodes
-    if result.offsets is not None:
-        c.take(result.offsets, "search")
-        return "feasible"
-    if result.infeasible:
-        c.lower = max(c.lower, capacity + 1)
-        return "infeasible"
+    if options.engine != "cp-sat":
+        result = search(c.inst, capacity, deadline, node_limit=None if options.engine == "search" else options.nodes)
+        c.nodes += result.nodes
+        if result.offsets is not None:
+            c.take(result.offsets, "search")
+            return "feasible"
+        if result.infeasible:
+            c.lower = max(c.lower, capacity + 1)
+            return "infeasible"
+        if options.engine == "search":
+            return "unknown"
     left = deadline - time.monotonic()
     if cpsat_seconds is not None:
         left = min(left, cpsat_seconds)
     if left <= 0:
         return "unknown"
-    cp = solve_cpsat(c.inst, capacity, left, seed=seed, workers=workers)
+    cp = solve_cpsat(c.inst, capacity, left, seed=options.seed, workers=options.workers)
     if cp.offsets is not None:
         c.take(cp.offsets, "cp-sat")
         return "feasible"
@@ -163,7 +179,7 @@ def _fit(c: _Component, capacity: int, deadline: float, seed: int, workers: int,
     return "unknown"
 
 
-def _minimise(components: list[_Component], deadline: float, seed: int, workers: int, nodes: int) -> str:
+def _minimise(components: list[_Component], deadline: float, options: _Options) -> str:
     """Minimise mode: the overall height is the highest component's, so lower each component
     that stands above the proven bound, sharing the time among them."""
     tallest_first = sorted(components, key=lambda c: -c.height)
@@ -171,11 +187,11 @@ def _minimise(components: list[_Component], deadline: float, seed: int, workers:
         floor = max(d.lower for d in components)
         if c.height > floor:
             now = time.monotonic()
-            _lower(c, floor, now + (deadline - now) / (len(tallest_first) - k), seed, workers, nodes)
+            _lower(c, floor, now + (deadline - now) / (len(tallest_first) - k), options)
     return "feasible"
 
 
-def _lower(c: _Component, floor: int, deadline: float, seed: int, workers: int, nodes: int) -> None:
+def _lower(c: _Component, floor: int, deadline: float, options: _Options) -> None:
     """Bisect the height of ``c`` between ``floor`` (a proven bound) and its best packing: first
     ask for the bound itself, then for the middle of what is left. A question left undecided is
     given up (the bound stays where it was proven); each CP-SAT call gets a quarter of the time
@@ -184,7 +200,7 @@ def _lower(c: _Component, floor: int, deadline: float, seed: int, workers: int, 
     target = give_up
     while give_up < c.height and time.monotonic() < deadline:
         slice_ = max(1.0, (deadline - time.monotonic()) / 4)
-        answer = _fit(c, target, deadline, seed, workers, nodes, cpsat_seconds=slice_)
+        answer = _fit(c, target, deadline, options, cpsat_seconds=slice_)
         if answer != "feasible":
             give_up = target + 1
         target = (give_up + c.height) // 2
