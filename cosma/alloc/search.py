@@ -30,6 +30,7 @@ round, keeping the memory of failed nodes (valid for every order).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -45,8 +46,19 @@ STRATEGIES: tuple[tuple[str, bool], ...] = tuple(
 
 _FAR = np.int64(1) << 60
 
+MEMO_LIMIT = 2_000_000
+"""Failed nodes remembered at most (16-byte digests, about 100 bytes each with the set)."""
+
 Node = tuple[np.ndarray, np.ndarray]  # (unplaced buffers sorted by first section, floors)
 Answer = dict[int, int] | None  # offsets of the node's buffers, or None if it has no packing
+
+
+def _digest(U: np.ndarray, cand: np.ndarray) -> bytes:
+    """A 128-bit digest of the node ``(U, cand[U])``: collisions (which could make a node look
+    failed) are far less likely than a hardware fault, and memory stays small."""
+    h = hashlib.blake2b(U.tobytes(), digest_size=16)
+    h.update(cand[U].tobytes())
+    return h.digest()
 
 
 class _Stop(Exception):
@@ -68,7 +80,7 @@ class _Search:
     stop: Callable[[], bool] = lambda: False
     nodes: int = 0
     budget: int = 0
-    failed: set[tuple[bytes, bytes]] = field(default_factory=set)
+    failed: set[bytes] = field(default_factory=set)  # digests of nodes proven to have no packing
     rank: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     tight: bool = False
 
@@ -126,11 +138,11 @@ class _Search:
 
     def _node(self, U: np.ndarray, cand: np.ndarray) -> Generator[Node, Answer, Answer]:
         inst, cap = self.inst, self.capacity
-        seen: list[tuple[bytes, bytes]] = []
+        seen: list[bytes] = []
         owned = False  # whether ``cand`` is this frame's own copy
         while True:
             self._tick()
-            key = (U.tobytes(), cand[U].tobytes())
+            key = _digest(U, cand)
             if key in self.failed:
                 break
             seen.append(key)
@@ -159,6 +171,8 @@ class _Search:
             if not owned:
                 cand, owned = cand.copy(), True
             cand[b] = rise
+        if len(self.failed) > MEMO_LIMIT:
+            self.failed.clear()  # forgetting is safe; it only costs repeated work
         self.failed.update(seen)
         return None
 
