@@ -249,7 +249,7 @@ def test_write_outputs_makes_report_csv_and_plots(zoo, tmp_path):
         "BENCHMARKS.md", "benchmarks.csv", "img/bench_no_weights.png", "img/bench_weights.png"]
     md = (tmp_path / "BENCHMARKS.md").read_text()
     for needle in ("cosma bench --models tiny_cnn", "## Machine", "## Proven optimal", "## Solve times",
-                   "**0 violation(s)**", "auto-missing", "### tiny CNN", "img/bench_weights.png"):
+                   "**0 violation(s)**", "auto-missing", "### tiny CNN", "img/bench_weights.png", "MiniMalloc"):
         assert needle in md
     assert "do not edit by hand" in md
     table = list(csv.DictReader(io.StringIO((tmp_path / "benchmarks.csv").read_text())))
