@@ -279,6 +279,13 @@ def test_ctrl_c_during_cpsat_returns_its_best_solution() -> None:
     assert outcome.bound is not None and outcome.bound <= outcome.objective <= warm.extra_bytes // inst.cost_unit
 
 
+def test_cbc_bound_adds_the_objective_constant() -> None:
+    """CBC never sees the objective's constant (minus the compulsory loads): its logged bound must get it back."""
+    log = "Result - Stopped on time limit\n\nNo feasible solution found\nLower bound:          85281322.000\n"
+    assert milp.cbc_bound(log, -33901098.0) == 51380224
+    assert milp.cbc_bound("Result - Stopped on time limit\n", 5.0) is None
+
+
 def test_milp_tolerance_is_below_one_unit_over_big_m() -> None:
     graph = FIXTURES["two_branches"]().graph
     m = milp.build(Instance.build(graph, Accelerator(22)))

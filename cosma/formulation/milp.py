@@ -498,6 +498,12 @@ def _run_worker(payload: dict[str, Any], progress: Progress) -> tuple[dict[str, 
 _CBC_BOUND = re.compile(r"(?:Lower bound|Best possible):\s*(-?[0-9.eE+]+)")
 
 
+def cbc_bound(log: str, offset: float) -> int | None:
+    """CBC's last proven lower bound in its log, plus the objective's constant (which CBC never sees)."""
+    found = _CBC_BOUND.findall(log)
+    return math.ceil(float(found[-1]) + offset - 1e-6) if found else None
+
+
 def _solve_cbc(m: MilpModel, params: SolverParams, hint: Residency | None) -> Outcome:
     lp = m.lp
     if hint is not None:
@@ -505,7 +511,8 @@ def _solve_cbc(m: MilpModel, params: SolverParams, hint: Residency | None) -> Ou
         for v in lp.variables():
             if v.name in hinted:
                 v.setInitialValue(hinted[v.name])
-    options = [f"randomCbcSeed {max(params.seed, 1)}", f"integerTolerance {integrality_tolerance(m)}"]
+    options = [f"randomCbcSeed {max(params.seed, 1)}", f"integerTolerance {integrality_tolerance(m)}",
+               "timeMode elapsed"]  # the time limit is wall-clock, like the other backends'
     options += [f"{k} {v}" for k, v in params.extra.items()]
     with tempfile.TemporaryDirectory(prefix="cosma-cbc-") as tmp:
         log = Path(tmp) / "cbc.log"
@@ -527,7 +534,9 @@ def _solve_cbc(m: MilpModel, params: SolverParams, hint: Residency | None) -> Ou
     if interrupted:
         kind: OutcomeStatus = "feasible"
     elif status == pulp.LpStatusInfeasible:
-        kind = "infeasible"
+        # not trusted: CBC's preprocessing declares feasible big-M models of the zoo infeasible
+        # ("Cut generators found to be infeasible"); without a proof we only know nothing was found
+        kind = "unknown"
     elif sol_status == pulp.LpSolutionOptimal:
         kind = "optimal"
     elif "Stopped on time" in text:
@@ -536,8 +545,7 @@ def _solve_cbc(m: MilpModel, params: SolverParams, hint: Residency | None) -> Ou
         kind = "unknown"
     objective = round(pulp.value(lp.objective)) if has_solution else None
     bound = objective if kind == "optimal" else None
-    found = _CBC_BOUND.findall(text)
-    if bound is None and found:
-        bound = math.ceil(float(found[-1]) - 1e-6)
+    if bound is None:
+        bound = cbc_bound(text, lp.objective.constant)
     residency = decode(m, lambda v: v.varValue or 0.0) if has_solution else None
     return Outcome(kind, objective, bound, seconds, residency, interrupted)
