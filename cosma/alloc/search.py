@@ -49,7 +49,9 @@ _FAR = np.int64(1) << 60
 MEMO_LIMIT = 2_000_000
 """Failed nodes remembered at most (16-byte digests, about 100 bytes each with the set)."""
 
-Node = tuple[np.ndarray, np.ndarray]  # (unplaced buffers sorted by first section, floors)
+Node = tuple[np.ndarray, np.ndarray, np.ndarray, int, int]
+"""A node: unplaced buffers (sorted by first section), floors, per-section slack, and the range of
+sections whose slack must be recomputed."""
 Answer = dict[int, int] | None  # offsets of the node's buffers, or None if it has no packing
 
 
@@ -88,13 +90,19 @@ class _Search:
         inst = self.inst
         self.fixed_conflicts = tuple(c[inst.fixed[c] != NO_OFFSET] for c in inst.conflicts)
         self.is_fixed = inst.fixed != NO_OFFSET
+        # sections whose stacking can change when a buffer is placed: its own and those of
+        # the buffers it conflicts with (their floors rise)
+        self.reach_lo = np.array([min(inst.lo[c].min(initial=inst.lo[b]), inst.lo[b])
+                                  for b, c in enumerate(inst.conflicts)], dtype=np.int64)
+        self.reach_hi = np.array([max(inst.hi[c].max(initial=inst.hi[b]), inst.hi[b])
+                                  for b, c in enumerate(inst.conflicts)], dtype=np.int64)
 
     # ---- the node budget -------------------------------------------------------------------
 
     def _tick(self) -> None:
         self.nodes += 1
         self.budget -= 1
-        if self.budget < 0 or (self.nodes & 255 == 0 and (time.monotonic() > self.deadline or self.stop())):
+        if self.budget < 0 or time.monotonic() > self.deadline or (self.nodes & 255 == 0 and self.stop()):
             raise _Stop
 
     # ---- decomposition ---------------------------------------------------------------------
@@ -109,7 +117,8 @@ class _Search:
         """Solve the node ``(U, cand)``. Nodes are generators that yield the child nodes they
         need and receive their answers, so the depth of the search is not limited by Python's
         call stack."""
-        stack: list[Generator[Node, Answer, Answer]] = [self._solve(U, cand)]
+        slack = np.zeros(self.inst.sections, dtype=np.int64)
+        stack: list[Generator[Node, Answer, Answer]] = [self._solve(U, cand, slack, 0, self.inst.sections)]
         answer: Answer = None
         while stack:
             try:
@@ -122,13 +131,14 @@ class _Search:
             answer = None
         return answer
 
-    def _solve(self, U: np.ndarray, cand: np.ndarray) -> Generator[Node, Answer, Answer]:
+    def _solve(self, U: np.ndarray, cand: np.ndarray, slack: np.ndarray, w0: int,
+               w1: int) -> Generator[Node, Answer, Answer]:
         parts = self._split(U)
         if len(parts) == 1:
-            return (yield from self._node(U, cand))
+            return (yield from self._node(U, cand, slack, w0, w1))
         found: dict[int, int] = {}
         for part in sorted(parts, key=len):  # small parts first: cheap to settle, and often the cause
-            placed = yield part, cand
+            placed = yield part, cand, slack, w0, w1
             if placed is None:
                 return None
             found.update(placed)
@@ -136,20 +146,22 @@ class _Search:
 
     # ---- one node: place-or-raise on the branching buffer, until it fails ------------------
 
-    def _node(self, U: np.ndarray, cand: np.ndarray) -> Generator[Node, Answer, Answer]:
+    def _node(self, U: np.ndarray, cand: np.ndarray, slack: np.ndarray, w0: int,
+              w1: int) -> Generator[Node, Answer, Answer]:
+        """``slack`` holds the parent's per-section slack, still exact outside ``[w0, w1)``."""
         inst, cap = self.inst, self.capacity
         seen: list[bytes] = []
         owned = False  # whether ``cand`` is this frame's own copy
+        slack = slack.copy()
         while True:
             self._tick()
             key = _digest(U, cand)
             if key in self.failed:
                 break
             seen.append(key)
-            room = self._section_slack(U, cand)
-            if room is None:
+            if not self._update_slack(U, cand, slack, w0, w1):
                 break
-            b = self._branch_buffer(U, cand, room)
+            b = self._branch_buffer(U, cand, slack)
             at = int(cand[b])
             top = at + int(inst.size[b])
             if self._fits(b, at, top):
@@ -159,7 +171,8 @@ class _Search:
                 near = inst.conflicts[b]
                 a = inst.align[near]
                 child[near] = np.maximum(child[near], -(-top // a) * a)
-                placed = yield U[U != b], child  # noqa: SIM300
+                # only sections where b or a buffer whose floor rose lives can change
+                placed = yield U[U != b], child, slack, int(self.reach_lo[b]), int(self.reach_hi[b])  # noqa: SIM300
                 if placed is not None:
                     placed[b] = at
                     return placed
@@ -171,6 +184,7 @@ class _Search:
             if not owned:
                 cand, owned = cand.copy(), True
             cand[b] = rise
+            w0, w1 = int(inst.lo[b]), int(inst.hi[b])
         if len(self.failed) > MEMO_LIMIT:
             self.failed.clear()  # forgetting is safe; it only costs repeated work
         self.failed.update(seen)
@@ -203,19 +217,22 @@ class _Search:
 
     # ---- bound and branching choice --------------------------------------------------------
 
-    def _section_slack(self, U: np.ndarray, cand: np.ndarray) -> tuple[int, np.ndarray] | None:
-        """Per-section slack of the floor-ordered stacking, or None if some section overflows."""
+    def _update_slack(self, U: np.ndarray, cand: np.ndarray, slack: np.ndarray, w0: int, w1: int) -> bool:
+        """Recompute the slack of sections ``[w0, w1)`` of the node; False if one overflows."""
         inst = self.inst
-        s0, s1 = int(inst.lo[U].min()), int(inst.hi[U].max())
-        order = U[np.argsort(-cand[U], kind="stable")]
-        cover = inst.cover[order, s0:s1]
+        lo, hi = inst.lo[U], inst.hi[U]
+        w0, w1 = max(w0, int(lo.min())), min(w1, int(hi.max()))
+        if w0 >= w1:
+            return True
+        rows = U[(lo < w1) & (hi > w0)]
+        order = rows[np.argsort(-cand[rows], kind="stable")]
+        cover = inst.cover[order, w0:w1]
         above = np.cumsum(cover * inst.size[order][:, None], axis=0)  # size with floor >= this row's
         makespan = np.where(cover, above + cand[order][:, None], 0).max(axis=0)
-        if makespan.max() > self.capacity:
-            return None
-        return s0, self.capacity - makespan
+        slack[w0:w1] = self.capacity - makespan
+        return bool(slack[w0:w1].min() >= 0)
 
-    def _branch_buffer(self, U: np.ndarray, cand: np.ndarray, room: tuple[int, np.ndarray]) -> int:
+    def _branch_buffer(self, U: np.ndarray, cand: np.ndarray, slack: np.ndarray) -> int:
         floors = cand[U]
         low = floors.min()
         at_low = U[floors == low]
@@ -223,10 +240,13 @@ class _Search:
         if len(pinned):
             return int(pinned[0])  # a pinned buffer at the lowest floor has no alternative
         if self.tight and len(at_low) > 1:
-            s0, slack = room
+            # the sections at the lowest floor are those where a buffer of ``at_low`` lives
             inst = self.inst
-            lowest = np.where(inst.cover[U, s0:s0 + len(slack)], floors[:, None], _FAR).min(axis=0)
-            s = s0 + int(np.where(lowest == low, slack, _FAR).argmin())
+            edges = np.zeros(len(slack) + 1, dtype=np.int64)
+            np.add.at(edges, inst.lo[at_low], 1)
+            np.add.at(edges, inst.hi[at_low], -1)
+            low_here = np.cumsum(edges[:-1]) > 0
+            s = int(np.where(low_here, slack, _FAR).argmin())
             living = at_low[(inst.lo[at_low] <= s) & (s < inst.hi[at_low])]
             if len(living):
                 at_low = living
