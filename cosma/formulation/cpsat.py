@@ -299,8 +299,8 @@ def add_hint(m: CpSatModel, residency: Residency) -> None:
             model.add_hint(m.breaks[t, u, v], nxt_value and not kept)
     for t, s in m.spill.items():
         model.add_hint(s, any(not seg.created for seg in residency.segments if seg.tensor == t))
-    for (t, _u), a in m.addr.items():
-        seg = where.get((t, step[u]))
+    for (t, use), a in m.addr.items():
+        seg = where.get((t, step[use]))
         if seg is not None and seg.offset % inst.unit == 0 and seg.offset // inst.unit <= inst.top[t]:
             model.add_hint(a, seg.offset // inst.unit)
 
