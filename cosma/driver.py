@@ -69,9 +69,11 @@ def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
     """Divide and conquer (see the module docstring): never worse than the best baseline."""
     clock = Clock(options.time_limit)
     check_budget(graph, accelerator)
-    segment_ops = int(options.extra.get("segment_ops") or DEFAULT_SEGMENT_OPS)
+    given = options.extra.get("segment_ops")
+    segment_ops = DEFAULT_SEGMENT_OPS if given is None else int(given)
     if segment_ops < 1:
         raise OptionError(f"--segment-ops {segment_ops}: give at least 1 operator per segment")
+    schedule = stages(segment_ops, options.extra.get("dc_mode"))
     phases: list[dict[str, Any]] = []
 
     warm, schedules = _start(graph, accelerator, options, clock)
@@ -85,7 +87,7 @@ def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
                     clock)
     search.improved = search.extra_bytes < warm.extra_bytes
     if search.extra_bytes > lower:
-        search.run(stages(segment_ops, options.extra.get("dc_mode")), target=lower)
+        search.run(schedule, target=lower)
     phases.extend(search.log)
     plan = warm
     if search.improved:
