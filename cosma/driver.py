@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 DEFAULT_SEGMENT_OPS = 24
 #: ``auto`` runs ``dc`` on graphs of more operators than this, the exact joint model on smaller ones
 #: (docs/formulation.md, "Divide and conquer", gives the measurement).
-DC_THRESHOLD_OPS = 150
+DC_THRESHOLD_OPS = 400
 #: Seconds one window's solve may take at most; the rest of the time goes to more windows and passes.
 WINDOW_TIME_CAP = 5.0
 #: Share of the time limit kept for the final replay and for the bound.
