@@ -54,10 +54,11 @@ from pathlib import Path
 from typing import Any
 
 from cosma.baselines import BASELINES
-from cosma.budgets import BUDGET_NAMES, GraphBudgets, graph_budgets
+from cosma.budgets import BUDGET_NAMES, GraphBudgets, budgets_of_schedule
 from cosma.errors import OptionError
 from cosma.graph import Graph
 from cosma.plan import Plan, atomic_write_text
+from cosma.schedule import min_peak_order
 
 # --------------------------------------------------------------------------- protocol
 #: The methods of the protocol, in table order: change the protocol here and only here.
@@ -203,6 +204,7 @@ class BenchTask:
     method: str
     time_limit: float
     seed: int = 0
+    order: tuple[str, ...] = ()  # fixed-order: the variant's minimum-peak order
 
 
 @dataclass(frozen=True)
@@ -247,13 +249,17 @@ def _base_method(name: str) -> str:
 
 @dataclass(frozen=True)
 class ModelBudgets:
-    """The budgets of one (model, weights) variant, or why they could not be computed."""
+    """The budgets of one (model, weights) variant, or why they could not be computed.
+
+    ``order`` is the minimum-peak order whose peak is ``M_P``: the order fixed-order runs on.
+    """
 
     model: str
     weights: bool
     budgets: GraphBudgets | None
     ops: int = 0
     error: str = ""
+    order: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -285,7 +291,9 @@ def _cached_graph(path: str, mtime_ns: int, weights: bool) -> Graph:
 def _budgets_job(model: ZooModel, weights: bool, time_limit: float) -> ModelBudgets:
     try:
         graph = _load_graph(model.path, weights)
-        return ModelBudgets(model.name, weights, graph_budgets(graph, time_limit=time_limit), len(graph.ops))
+        schedule = min_peak_order(graph, time_limit=time_limit)
+        return ModelBudgets(model.name, weights, budgets_of_schedule(graph, schedule), len(graph.ops),
+                            order=tuple(schedule.order))
     except Exception as e:  # recorded, not fatal: the model's rows become error rows
         return ModelBudgets(model.name, weights, None, error=_one_line(e))
 
@@ -311,18 +319,19 @@ class Outcome:
     message: str = ""
 
 
-def protocol_options(method: str, graph: Graph, accelerator: Any, options: Any) -> Any:
+def protocol_options(task: BenchTask, graph: Graph, accelerator: Any, options: Any) -> Any:
     """The protocol's per-method settings: ``fixed-order`` runs on the minimum-peak order.
 
-    That order is the one the ``minpeak`` baselines run (:func:`cosma.baselines.baseline_order`), so
-    fixed-order is compared with them on equal terms; its search time counts in the run's total.
+    The order is the task's (the one whose peak is the variant's ``M_P``, found once per variant, so
+    every budget runs the same order), else a fresh search as the ``minpeak`` baselines make it
+    (:func:`cosma.baselines.baseline_order`), whose time then counts in the run's total.
     """
-    if method != "fixed-order":
+    if task.method != "fixed-order":
         return options
     from cosma.baselines import baseline_order
 
-    order = baseline_order(graph, accelerator, "minpeak", options).order
-    return dataclasses.replace(options, extra={**options.extra, "order": tuple(order)})
+    order = task.order or tuple(baseline_order(graph, accelerator, "minpeak", options).order)
+    return dataclasses.replace(options, extra={**options.extra, "order": order})
 
 
 def run_task(task: BenchTask, planner: Planner | None = None) -> Outcome:
@@ -340,7 +349,7 @@ def run_task(task: BenchTask, planner: Planner | None = None) -> Outcome:
     try:
         graph = _load_graph(task.model.path, task.weights)
         started = time.perf_counter()  # total: the protocol's order search and the method, not the file's loading
-        options = protocol_options(task.method, graph, Accelerator(task.scratchpad_bytes),
+        options = protocol_options(task, graph, Accelerator(task.scratchpad_bytes),
                                    Options(time_limit=task.time_limit, threads=1, seed=task.seed, quiet=True))
         if planner is None:
             plan = compile_graph(graph, task.scratchpad_bytes, method=task.method, options=options)
@@ -401,7 +410,9 @@ def run_bench(
             for method in config.methods:
                 key = (m.name, w, b.get(name), method)
                 if method not in missing and key not in tasks:
-                    tasks[key] = BenchTask(len(tasks), m, w, b.get(name), method, config.time_limit, config.seed)
+                    order = budgets[(m.name, w)].order if method == "fixed-order" else ()
+                    tasks[key] = BenchTask(len(tasks), m, w, b.get(name), method, config.time_limit, config.seed,
+                                           order)
 
     def report(task: BenchTask, outcome: Outcome) -> None:
         if progress is not None:
@@ -714,10 +725,12 @@ def compare_to_reference(rows: Iterable[BenchRow], reference: Reference) -> list
             continue
         limit = ref.methods.get(r.method)
         if limit is not None and r.extra_bytes > limit:
+            stopped = r.status in ("time-limit", "feasible")  # unproven: the machine's load may be the cause
             out.append(Violation(r.key, r.method, "worse",
                                  f"extra {r.extra_bytes} B > reference {limit} B for this method"
                                  + (" (proven optimal)" if ref.proven_optimal and limit == ref.best_extra_bytes
-                                    else "")))
+                                    else "")
+                                 + ("; this run stopped at its time limit" if stopped else "")))
         if r.extra_bytes < ref.lower_bound:
             out.append(Violation(r.key, r.method, "below-bound",
                                  f"extra {r.extra_bytes} B < proven lower bound {ref.lower_bound} B "
@@ -992,7 +1005,9 @@ def render_markdown(result: BenchResult, *, images: Sequence[str] = (), csv_name
         + f"; {ELEMENT_BYTES}-byte elements, alignment 1, first-fit allocator. M_P comes from a "
         f"minimum-peak search of at most {cfg.budget_time_limit:g} s per graph variant.",
         f"- Methods: {', '.join(cfg.methods)}; time limit {cfg.time_limit:g} s per solve, 1 solver thread, "
-        f"seed {cfg.seed}, {cfg.jobs} solve(s) at a time.",
+        f"seed {cfg.seed}, {cfg.jobs} solve(s) at a time. `fixed-order` is the exact solver on that minimum-peak "
+        "order (the one whose peak is M_P); `auto` is what `cosma compile` picks: the joint model, or divide and "
+        "conquer (`dc`) on large graphs (the CSV's `resolved_method` says which ran).",
     ]
     if result.missing_methods:
         lines.append(f"- **Not run, not registered in this version:** {', '.join(result.missing_methods)} "
@@ -1120,8 +1135,9 @@ def _time_section(rows: Sequence[BenchRow], methods: Sequence[str], missing: Seq
     lines = [
         "## Solve times",
         "",
-        "Seconds per run: *solve* as the method reports it, *total* including the order search and plan building. "
-        "A distinct (model, weights, budget size) is solved once.",
+        "Seconds per run: *solve* as the method reports it, *total* the whole run (a baseline's includes its "
+        "order search; fixed-order's order comes from the budget phase and is not counted). A distinct (model, "
+        "weights, budget size) is solved once.",
         "",
         "| method | runs | median solve | max solve | median total | max total |",
         "|---|---:|---:|---:|---:|---:|",
@@ -1143,7 +1159,10 @@ def _reference_section(rows: Sequence[BenchRow], reference: Reference, path: str
     where = f" `{path}`" if path else ""
     lines = ["## Against the reference", "",
              f"Compared with the reference{where} ({len(reference.entries)} instances): "
-             f"**{len(violations)} violation(s)**; {len(missing)} planned run(s) the reference has no value for.",
+             f"**{len(violations)} violation(s)**; {len(missing)} planned run(s) the reference has no value for. "
+             "The reference keeps each method's best value over all runs merged into it; a run that stopped at its "
+             "time limit can fall short of it because of the machine's load (or, on graphs whose minimum-peak "
+             "search is cut by its time limit, a different order), a proven run cannot.",
              ""]
     if violations:
         lines += ["| instance | method | kind | detail |", "|---|---|---|---|"]

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from cosma.errors import OptionError
 from cosma.graph import Graph, Tensor, round_up
-from cosma.schedule import min_peak_order
+from cosma.schedule import ScheduleResult, min_peak_order
 from cosma.schedule.minpeak import DEFAULT_TIME_LIMIT
 from cosma.units import parse_size
 
@@ -86,8 +86,13 @@ def aligned(graph: Graph, alignment: int) -> Graph:
 def graph_budgets(graph: Graph, *, alignment: int = 1, time_limit: float = DEFAULT_TIME_LIMIT) -> GraphBudgets:
     """``M_R``, ``M_H`` and ``M_P`` of ``graph`` as it is (weights in it or not)."""
     sized = aligned(graph, alignment)
-    m_r = sized.min_scratchpad
-    schedule = min_peak_order(sized, time_limit=time_limit)
+    return budgets_of_schedule(sized, min_peak_order(sized, time_limit=time_limit))
+
+
+def budgets_of_schedule(graph: Graph, schedule: ScheduleResult) -> GraphBudgets:
+    """``M_R``, ``M_H`` and ``M_P`` of ``graph`` given its minimum-peak ``schedule`` (for a caller that also
+    needs the order itself, such as the benchmark's fixed-order runs)."""
+    m_r = graph.min_scratchpad
     return GraphBudgets(
         m_r=m_r,
         m_h=(m_r + schedule.peak) // 2,
