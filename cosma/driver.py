@@ -41,8 +41,9 @@ from cosma.baselines import BASELINES, baseline_order, solve_baseline
 from cosma.errors import OptionError
 from cosma.formulation import bounds, cpsat
 from cosma.formulation.instance import Instance, Mode
+from cosma.formulation.progress import progress_line
 from cosma.formulation.residency import Residency, Segment, residency_of_plan
-from cosma.formulation.run import Clock, SolverParams
+from cosma.formulation.run import Clock, NoProgress, Progress, SolverParams
 from cosma.graph import DRAM_KINDS, Graph, Operator, Tensor
 from cosma.plan import Accelerator, Plan
 from cosma.replace.engine import check_budget
@@ -87,7 +88,14 @@ def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
                     clock)
     search.improved = search.extra_bytes < warm.extra_bytes
     if search.extra_bytes > lower:
-        search.run(schedule, target=lower)
+        with progress_line(f"{graph.name}: dc", options.quiet) as progress:
+            progress.set_phase("windows", 1)
+            progress.update(incumbent=search.extra_bytes, bound=lower)
+            search.progress = progress
+            try:
+                search.run(schedule, target=lower)
+            except KeyboardInterrupt:  # between solver calls: the incumbent is whole, stop with it
+                search.interrupted = True
     phases.extend(search.log)
     plan = warm
     if search.improved:
@@ -186,6 +194,7 @@ class Search:
     windows_solved: int = 0
     windows_improved: int = 0
     log: list[dict[str, Any]] = field(default_factory=list)
+    progress: Progress = field(default_factory=NoProgress)
     #: windows already solved (their local problem) -> seconds spent; a proven one maps to infinity
     tried: dict[tuple[str, int, int, Residency], float] = field(default_factory=dict)
 
@@ -219,13 +228,16 @@ class Search:
             spans = [(a, b) for a, b in zip((0, *cuts), (*cuts, n))
                      if bisect.bisect_left(reloads, a) < bisect.bisect_right(reloads, b)]
             before, started, solved = self.extra_bytes, self.clock.elapsed(), self.windows_solved
-            cap = WINDOW_TIME_CAP * size / stage.segment_ops
-            for k, (a, b) in enumerate(spans):
+            # each window's effort in CP-SAT's deterministic seconds, from the time limit and the number of
+            # windows, never from the clock: the same inputs give the same plan unless the time limit strikes
+            share = 0.5 * self.clock.limit / max(1, len(spans))
+            effort = min(WINDOW_TIME_CAP * size / stage.segment_ops, max(0.2, share))
+            for a, b in spans:
                 left = deadline - self.clock.elapsed()
                 if left <= 0.05 or self.interrupted:
                     self.timed_out = not self.interrupted
                     break
-                self._window(stage.mode, a, b, min(cap, max(0.2, left / (len(spans) - k))))
+                self._window(stage.mode, a, b, effort, left)
             self.passes += 1
             if self.windows_solved > solved:
                 self.log.append({"phase": f"pass {self.passes}", "mode": stage.mode, "segment_ops": size,
@@ -253,13 +265,15 @@ class Search:
                          "seconds": round(self.clock.elapsed() - started, 3)})
         if plan.extra_bytes < self.extra_bytes:
             self.residency, self.extra_bytes, self.improved = residency_of_plan(plan), plan.extra_bytes, True
+            self.progress.update(incumbent=self.extra_bytes)
 
-    def _window(self, mode: Mode, a: int, b: int, time_limit: float) -> None:
-        """Solve one window; its solution replaces the incumbent's part when cheaper."""
+    def _window(self, mode: Mode, a: int, b: int, effort: float, time_left: float) -> None:
+        """Solve one window with ``effort`` deterministic seconds (at most ``time_left`` seconds of the clock);
+        its solution replaces the incumbent's part when cheaper."""
         window = Window.of(self.graph, self.accelerator, self.residency, a, b, mode)
         key = (mode, a, b, window.hint)
-        if self.tried.get(key, 0.0) * 2 > time_limit:
-            return  # solved before, to optimality or with at least half this time
+        if self.tried.get(key, 0.0) >= effort:
+            return  # this very problem was solved before, to optimality or with as much effort
         upper = window.cost(window.hint)
         if upper == 0:
             return
@@ -267,19 +281,20 @@ class Search:
         m = cpsat.build(window.instance, lower=0, upper=upper, symmetry_breaking=False)
         window.fix_boundary(m)
         cpsat.add_hint(m, window.hint)
-        # deterministic time first (the same plan on a busy machine), wall time as the safety net
-        extra = {"max_deterministic_time": str(time_limit), **self.options.solver_params}
-        params = SolverParams(time_limit=min(1.5 * time_limit, max(0.05, self.clock.left())),
-                              threads=self.options.threads, seed=self.options.seed, extra=extra)
+        # deterministic time first (the same plan on a busy machine), the clock as the safety net
+        extra = {"max_deterministic_time": str(effort), **self.options.solver_params}
+        params = SolverParams(time_limit=max(0.05, min(4 * effort, time_left)), threads=self.options.threads,
+                              seed=self.options.seed, extra=extra)
         outcome = cpsat.solve(m, params)
         self.interrupted = self.interrupted or outcome.interrupted
-        self.tried[key] = math.inf if outcome.status == "optimal" else outcome.seconds
+        self.tried[key] = math.inf if outcome.status == "optimal" else effort
         if outcome.residency is None or outcome.objective is None or outcome.objective >= upper:
             return
         self.residency = stitch(self.residency, window, outcome.residency)
         self.extra_bytes -= (upper - outcome.objective) * window.instance.cost_unit
         self.improved = True
         self.windows_improved += 1
+        self.progress.update(incumbent=self.extra_bytes)
 
 
 def reload_steps(graph: Graph, residency: Residency) -> list[int]:
