@@ -62,17 +62,17 @@ def tight(graph: Graph, seed: int) -> int:
     return graph.min_scratchpad + random.Random(seed).randint(0, 3)
 
 
-def dc(graph: Graph, budget: int, segment_ops: int, mode: str = "joint", time_limit: float = 20.0, **extra):
-    return compile(graph, budget, method="dc",
-                   options=Options(time_limit=time_limit, extra={"segment_ops": segment_ops, "dc_mode": mode,
-                                                                  **extra}))
+def dc(graph: Graph, budget: int, segment_ops: int, mode: str = "joint", time_limit: float = 20.0,
+       alignment: int = 1):
+    return compile(graph, budget, method="dc", alignment=alignment,
+                   options=Options(time_limit=time_limit, extra={"segment_ops": segment_ops, "dc_mode": mode}))
 
 
-def assert_sound(plan, graph: Graph, budget: int) -> None:
+def assert_sound(plan, graph: Graph, budget: int, alignment: int = 1) -> None:
     """Valid, never worse than the best baseline, bound at most the traffic."""
     replay(plan.to_dict())
     assert plan.summary.method == "dc"
-    assert plan.extra_bytes <= best_baseline(graph, Accelerator(budget), Options()).extra_bytes
+    assert plan.extra_bytes <= best_baseline(graph, Accelerator(budget, alignment), Options()).extra_bytes
     assert plan.summary.bound is not None and 0 <= plan.summary.bound <= plan.extra_bytes
     assert (plan.summary.status == "optimal") == (plan.summary.bound == plan.extra_bytes)
 
@@ -160,6 +160,20 @@ def test_larger_random_dags_give_valid_plans(seed: int, segment_ops: int, mode: 
     graph = random_dag(seed, ops=30, max_size=40)
     budget = tight(graph, seed)
     assert_sound(dc(graph, budget, segment_ops, mode, time_limit=10), graph, budget)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), alignment=st.sampled_from([2, 4, 8]), segment_ops=st.integers(2, 5))
+def test_aligned_plans_are_valid_and_within_the_bound_of_the_exact_optimum(seed: int, alignment: int,
+                                                                          segment_ops: int) -> None:
+    """Offsets on the alignment: the windows' address unit divides every fixed boundary offset."""
+    graph = random_dag(seed, ops=10, max_size=9)
+    budget = graph.working_set(graph.largest_op(alignment).name, alignment) + seed % 5
+    plan = dc(graph, budget, segment_ops, alignment=alignment)
+    assert_sound(plan, graph, budget, alignment)
+    exact = compile(graph, budget, method="joint", alignment=alignment, time_limit=20)
+    assume(exact.summary.status == "optimal")
+    assert plan.summary.bound <= exact.extra_bytes <= plan.extra_bytes
 
 
 @pytest.mark.parametrize(("model", "weights"), [("tiny_cnn", True), ("resnet50", True), ("densenet121", False)])
