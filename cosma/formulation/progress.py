@@ -47,14 +47,14 @@ class LiveProgress(AbstractContextManager):
 
     def __rich__(self) -> Text:
         with self._lock:
-            inc, bnd = self.incumbent, self.bound
-            parts = [f"{self.title} [{self.phase}]"]
-        parts.append("incumbent " + (format_size(round(inc)) if inc is not None else "-"))
-        parts.append("bound " + (format_size(max(0, round(bnd))) if bnd is not None else "-"))
+            inc, bnd, phase = self.incumbent, self.bound, self.phase
+        parts = [f"[{phase}]", "incumbent " + (format_size(round(inc)) if inc is not None else "-"),
+                 "bound " + (format_size(max(0, round(bnd))) if bnd is not None else "-")]
         if inc is not None and bnd is not None:
             parts.append(f"gap {100 * (inc - bnd) / inc:.1f}%" if inc > 0 else "gap 0.0%")
         parts.append(f"{time.perf_counter() - self.started:.1f} s")
-        return Text("  ".join(parts))
+        parts.append(f"({self.title})")  # last: the part a narrow terminal may cut
+        return Text("  ".join(parts), no_wrap=True, overflow="ellipsis")
 
     def __enter__(self) -> LiveProgress:
         self._live.start()
