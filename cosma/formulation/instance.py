@@ -228,14 +228,6 @@ class Instance:
         u_first = all(self.forced_before(b, a) for a in ut for b in uu)
         return not (t_first or u_first)
 
-    # ---------------------------------------------------------------- in bytes
-    def to_bytes(self, cost: float) -> int:
-        return round(cost * self.cost_unit)
-
-    def bound_units(self, extra_bytes: int) -> int:
-        """Largest cost in ``cost_unit`` that is at most ``extra_bytes``."""
-        return extra_bytes // self.cost_unit
-
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]

@@ -17,7 +17,6 @@ run ``s + 1``, and a plan is valid when each run's residents are disjoint.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,13 +117,3 @@ def _last_use(plan: Plan, t: str) -> int:
         if t in op.inputs or t in op.outputs:
             last = s
     return last
-
-
-def uses_by_step(graph: Graph, order: Iterable[str]) -> dict[str, list[int]]:
-    """Steps at which each tensor is produced or read, in increasing order."""
-    at: dict[str, list[int]] = defaultdict(list)
-    for s, name in enumerate(order):
-        op = graph.op(name)
-        for t in (*op.inputs, *op.outputs):
-            at[t].append(s)
-    return at
