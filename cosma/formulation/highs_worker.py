@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import sys
 from typing import Any
 
+#: The protocol's channel: the original standard output. Anything else printed (highspy prints a line when it
+#: catches Ctrl-C) goes to standard error instead, so it cannot corrupt the protocol.
+_CHANNEL = os.fdopen(os.dup(1), "w")
+sys.stdout = sys.stderr
+
 
 def _send(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    _CHANNEL.write(json.dumps(message) + "\n")
+    _CHANNEL.flush()
 
 
 def solve(payload: dict[str, Any]) -> dict[str, Any]:

@@ -472,26 +472,28 @@ def _highs_value(text: str) -> Any:
 
 def _run_worker(payload: dict[str, Any], progress: Progress) -> tuple[dict[str, Any], bool]:
     worker = Path(__file__).with_name("highs_worker.py")
-    proc = subprocess.Popen([sys.executable, str(worker)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(pickle.dumps(payload))
-    proc.stdin.close()
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen([sys.executable, str(worker)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=errors)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(pickle.dumps(payload))
+        proc.stdin.close()
 
-    def read() -> dict[str, Any]:
-        for line in proc.stdout:  # type: ignore[union-attr]
-            message = json.loads(line)
-            if "result" in message:
-                return message["result"]
-            progress.update(incumbent=message["incumbent"], bound=message["bound"])
-        proc.wait()
-        error = proc.stderr.read().decode(errors="replace").strip().splitlines()  # type: ignore[union-attr]
-        raise RuntimeError(f"the HiGHS worker ended without a result: {error[-1] if error else proc.returncode}")
+        def read() -> dict[str, Any]:
+            for line in proc.stdout:  # type: ignore[union-attr]
+                message = json.loads(line)
+                if "result" in message:
+                    return message["result"]
+                progress.update(incumbent=message["incumbent"], bound=message["bound"])
+            proc.wait()
+            errors.seek(0)
+            lines = errors.read().decode(errors="replace").strip().splitlines()
+            raise RuntimeError(f"the HiGHS worker ended without a result: {lines[-1] if lines else proc.returncode}")
 
-    try:
-        result, interrupted = run_interruptibly(read, lambda: proc.send_signal(signal.SIGINT))
-    finally:
-        proc.wait()
+        try:
+            result, interrupted = run_interruptibly(read, lambda: proc.send_signal(signal.SIGINT))
+        finally:
+            proc.wait()
     return result, interrupted
 
 
