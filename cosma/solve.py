@@ -193,7 +193,7 @@ def solve_exact(
     warm_seconds = clock.elapsed()
     instance = Instance.build(graph, accelerator, mode, order)
     search = Search(instance, solver, clock, warm)
-    search.lower = bounds.extent_bound(instance) if mode == "min-peak" else bounds.eviction_bound(instance)
+    search.lower = bounds.extent_bound(instance) if mode == "min-peak" else bounds.lower_bound(instance)
     search.phases.append({"phase": "warm start", "seconds": round(warm_seconds, 3),
                           "objective": None if warm is None else search.value(warm) * search.scale})
     search.phases.append({"phase": "cover bound", "bound": search.lower * search.scale,
@@ -273,7 +273,7 @@ def improve_order(search: Search, options: Options) -> None:
     fixed = Instance.build(inst.graph, inst.accelerator, "fixed-order", search.best.order)
     share = Clock(min(search.clock.left(), max(1.0, FIXED_ORDER_SHARE * search.clock.left())))
     sub = Search(fixed, "cpsat", share, search.best, progress=_IncumbentsOnly(search.progress))
-    sub.lower = bounds.eviction_bound(fixed)
+    sub.lower = bounds.lower_bound(fixed)
     if not sub.finished():
         run_cpsat_phases(sub, options)
     search.phases.extend({**p, "phase": f"fixed order: {p['phase']}"} for p in sub.phases)

@@ -10,6 +10,12 @@ whose spanning sets are disjoint are paid by different tensors, so they add up.
 
 For min-peak mode (no eviction) ``F(M_o) + F(S_o)`` itself bounds the extent from below.
 
+The *peak bound*: every allowed order has a step where at least ``P`` bytes are live with no eviction
+(``P``: the fixed order's peak, or a proven floor on the minimum peak over all orders). The live tensors
+the running operator does not touch have a use before and a use after that step, so each one that is
+out of the scratchpad is loaded again later, at a cost of at least its size; at least ``P - C`` bytes of
+them are out. So ``extra >= P - C``.
+
 Every bound here is checked against the exhaustive oracle in ``tests/test_formulation.py``.
 """
 
@@ -90,6 +96,21 @@ def eviction_bound(instance: Instance) -> int:
             total += c.cost
             used |= c.spanning
     return total
+
+
+def peak_bound(instance: Instance) -> int:
+    """Lower bound on the extra traffic (cost units): ``P - C`` rounded up, ``P`` a floor on any order's peak."""
+    from cosma.schedule import graph_lower_bound
+
+    graph = instance.graph
+    floor = graph.peak(instance.order) if instance.mode == "fixed-order" else graph_lower_bound(graph)
+    excess = floor - instance.accelerator.scratchpad_bytes
+    return -(-excess // instance.cost_unit) if excess > 0 else 0
+
+
+def lower_bound(instance: Instance) -> int:
+    """The better of the cover and peak bounds (cost units); they may count the same tensors, so not their sum."""
+    return max(eviction_bound(instance), peak_bound(instance))
 
 
 def extent_bound(instance: Instance) -> int:
