@@ -5,8 +5,8 @@ Each is a short driver of named phases (docs/formulation.md, "Solving"):
 1. warm start: the best baseline (so the result is never worse than any of them); for min-peak, a
    plan without eviction on a minimum-peak order, when one fits;
 2. instance: scale, index and window the graph (:class:`~cosma.formulation.instance.Instance`);
-3. bound: the cheap forced-spanning cover (:mod:`cosma.formulation.bounds`); a warm start that meets
-   it is optimal and no solver runs;
+3. bound: the cheap cover and peak bounds (:mod:`cosma.formulation.bounds`); a warm start that meets
+   them is optimal and no solver runs;
 4. solve, with the warm start as hint, the best bound as floor and the best plan as ceiling:
 
    - ``cpsat`` (default): the capacity-only relaxation (its optimum is a bound), an allocation of the
@@ -196,8 +196,8 @@ def solve_exact(
     search.lower = bounds.extent_bound(instance) if mode == "min-peak" else bounds.lower_bound(instance)
     search.phases.append({"phase": "warm start", "seconds": round(warm_seconds, 3),
                           "objective": None if warm is None else search.value(warm) * search.scale})
-    search.phases.append({"phase": "cover bound", "bound": search.lower * search.scale,
-                          "seconds": round(clock.elapsed() - warm_seconds, 3)})
+    search.phases.append({"phase": "extent bound" if mode == "min-peak" else "cover and peak bounds",
+                          "bound": search.lower * search.scale, "seconds": round(clock.elapsed() - warm_seconds, 3)})
     with progress_line(f"{graph.name}: {mode}/{solver}", options.quiet) as progress:
         search.progress = progress
         progress.set_phase(solver, search.scale)
