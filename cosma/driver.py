@@ -237,7 +237,7 @@ class Search:
                 if left <= 0.05 or self.interrupted:
                     self.timed_out = not self.interrupted
                     break
-                self._window(stage.mode, a, b, effort, left)
+                self._window(stage.mode, a, b, effort, deadline)
             self.passes += 1
             if self.windows_solved > solved:
                 self.log.append({"phase": f"pass {self.passes}", "mode": stage.mode, "segment_ops": size,
@@ -267,9 +267,9 @@ class Search:
             self.residency, self.extra_bytes, self.improved = residency_of_plan(plan), plan.extra_bytes, True
             self.progress.update(incumbent=self.extra_bytes)
 
-    def _window(self, mode: Mode, a: int, b: int, effort: float, time_left: float) -> None:
-        """Solve one window with ``effort`` deterministic seconds (at most ``time_left`` seconds of the clock);
-        its solution replaces the incumbent's part when cheaper."""
+    def _window(self, mode: Mode, a: int, b: int, effort: float, deadline: float) -> None:
+        """Solve one window with ``effort`` deterministic seconds (and the clock's ``deadline``); its solution
+        replaces the incumbent's part when cheaper."""
         window = Window.of(self.graph, self.accelerator, self.residency, a, b, mode)
         key = (mode, a, b, window.hint)
         if self.tried.get(key, 0.0) >= effort:
@@ -283,7 +283,10 @@ class Search:
         cpsat.add_hint(m, window.hint)
         # deterministic time first (the same plan on a busy machine), the clock as the safety net
         extra = {"max_deterministic_time": str(effort), **self.options.solver_params}
-        params = SolverParams(time_limit=max(0.05, min(4 * effort, time_left)), threads=self.options.threads,
+        time_left = deadline - self.clock.elapsed()  # the model is built: what is left is the solver's
+        if time_left < 0.05:
+            return
+        params = SolverParams(time_limit=min(4 * effort, time_left), threads=self.options.threads,
                               seed=self.options.seed, extra=extra)
         outcome = cpsat.solve(m, params)
         self.interrupted = self.interrupted or outcome.interrupted
