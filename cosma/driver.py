@@ -47,7 +47,7 @@ from cosma.formulation.run import Clock, NoProgress, Progress, SolverParams
 from cosma.graph import DRAM_KINDS, Graph, Operator, Tensor
 from cosma.plan import Accelerator, Plan
 from cosma.replace.engine import check_budget
-from cosma.schedule import ORDERS, ScheduleResult, graph_lower_bound
+from cosma.schedule import ORDERS, ScheduleResult
 
 if TYPE_CHECKING:
     from cosma.methods import Options
@@ -139,21 +139,21 @@ def global_bound(graph: Graph, accelerator: Accelerator,
                  schedule: ScheduleResult | None = None) -> tuple[int, dict[str, Any]]:
     """A lower bound on the extra traffic of any plan of ``graph`` (bytes), and how it was found.
 
-    The larger of two bounds valid for every order:
-
-    - ``cover``: the forced-spanning covers of the joint-mode instance (:mod:`cosma.formulation.bounds`);
-    - ``peak``: every order has a step where at least ``P`` bytes are live (``P`` a proven lower bound
-      on the minimum peak); a live tensor the running operator does not touch has a use before and a
-      use after that step, so each one out of the scratchpad is loaded again later. At least
-      ``P - C`` bytes of them are out, and each costs at least its size: ``extra >= P - C``. Sizes are
-      the raw ones, so with an alignment above 1 the raw graph's floor gives ``P``.
+    The larger of the two bounds of :mod:`cosma.formulation.bounds` on the joint-mode instance, both
+    valid for every order: the forced-spanning ``cover``, and the ``peak`` bound ``extra >= P - C``
+    with ``P`` a proven floor on the minimum peak. ``schedule`` (the baselines' min-peak search, run on
+    the raw sizes when the alignment is 1) may give a higher floor than
+    :func:`~cosma.schedule.graph_lower_bound`: its proven bound then serves as ``P``.
     """
     instance = Instance.build(graph, accelerator, "joint")
-    cover = bounds.eviction_bound(instance) * instance.cost_unit
-    floor = schedule.bound if schedule is not None and accelerator.alignment == 1 else graph_lower_bound(graph)
-    peak = max(0, floor - accelerator.scratchpad_bytes)
+    unit = instance.cost_unit
+    cover = bounds.eviction_bound(instance) * unit
+    peak = bounds.peak_bound(instance) * unit
+    if schedule is not None and accelerator.alignment == 1:
+        excess = schedule.bound - accelerator.scratchpad_bytes
+        peak = max(peak, -(-excess // unit) * unit if excess > 0 else 0)  # traffic is a multiple of the unit
     kind = "cover" if cover >= peak else "peak"
-    return max(cover, peak), {"kind": kind, "cover": cover, "peak": peak, "peak_floor": floor}
+    return max(cover, peak), {"kind": kind, "cover": cover, "peak": peak}
 
 
 # ------------------------------------------------------------------------ search
