@@ -159,22 +159,26 @@ def global_bound(graph: Graph, accelerator: Accelerator,
 # ------------------------------------------------------------------------ search
 @dataclass(frozen=True)
 class Stage:
-    """Windows of one mode, starting at ``segment_ops`` operators, for a ``share`` of the time left."""
+    """Windows of one mode, from ``segment_ops`` operators up to ``max_ops`` (None: the whole graph), for a
+    ``share`` of the time left; mode ``whole`` is the exact fixed-order method on the whole order."""
 
     mode: Mode | Literal["whole"]
     segment_ops: int
     share: float
+    max_ops: int | None = None
 
 
 def stages(segment_ops: int, mode: str | None = None) -> tuple[Stage, ...]:
     """The default schedule: the exact fixed-order method on the incumbent's whole order (it settles
     evictions and addresses, and often proves that order's optimum in seconds), then joint windows
-    (they reorder)."""
+    (they reorder) of up to twice ``segment_ops``: larger joint windows rarely pay for their time
+    (docs/formulation.md, "Divide and conquer"). Rounds repeat while they improve.
+    ``mode`` ``joint`` or ``fixed-order`` runs windows of that mode alone, growing to the whole graph."""
     if mode in ("joint", "fixed-order"):
         return (Stage(mode, segment_ops, 1.0),)
     if mode not in (None, "", "auto"):
         raise OptionError(f"unknown dc mode {mode!r}; choose auto, joint or fixed-order")
-    return Stage("whole", 0, 0.3), Stage("joint", segment_ops, 1.0)
+    return Stage("whole", 0, 0.3), Stage("joint", segment_ops, 1.0, max_ops=2 * segment_ops)
 
 
 @dataclass
@@ -246,9 +250,10 @@ class Search:
             previous = cuts
             quiet = 0 if self.extra_bytes < before else quiet + 1
             if quiet >= 2:  # both sets of cuts found nothing: larger windows
-                if size >= n:
+                largest = min(n, stage.max_ops or n)
+                if size >= largest:
                     return
-                size, previous, quiet = min(n, size + size // 2 + 1), (), 0
+                size, previous, quiet = min(largest, size + size // 2 + 1), (), 0
 
     def _whole_order(self, time_limit: float) -> None:
         """The exact fixed-order method on the incumbent's whole order (:func:`cosma.solve.solve_exact`)."""
