@@ -214,6 +214,25 @@ def test_same_inputs_give_the_same_order() -> None:
     assert min_peak_order(g).order == min_peak_order(g).order
 
 
+@pytest.mark.parametrize("total_states", [0, 40, 400, 4_000])
+def test_searches_stop_on_their_state_budget_not_the_clock(total_states: int) -> None:
+    g = two_branches(14)  # too wide to finish exactly on these budgets
+    runs = [min_peak_order(g, time_limit=limit, total_states=total_states) for limit in (30.0, 300.0)]
+    assert runs[0].order == runs[1].order and runs[0].peak == runs[1].peak
+    for r in runs:
+        assert not r.details["time_limit_hit"]
+        # past its budget the beam still finishes greedily: one state per depth, at most 15 children each
+        assert r.details["states"] <= total_states + 15 * len(g.ops)
+        assert g.is_topological(r.order) and r.bound <= r.peak <= g.peak()
+
+
+def test_default_state_budget_follows_the_time_limit() -> None:
+    from cosma.schedule.minpeak import STATES_PER_SECOND
+
+    result = min_peak_order(two_branches(14), time_limit=0.01)
+    assert result.details["state_budget"] == int(0.01 * STATES_PER_SECOND)
+
+
 # ------------------------------------------------------------------------------ zoo
 @pytest.mark.parametrize("model", ["tiny_cnn", "resnet50", "inception_v3"])
 def test_zoo_min_peak_at_most_default(model: str) -> None:

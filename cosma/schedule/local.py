@@ -6,7 +6,9 @@ spliced back, keeps the whole order topological and leaves every step outside th
 was. :func:`improve` therefore lowers the peak one window at a time: it takes a step at the
 peak, lets :func:`~cosma.schedule.search.exact_search` look for an order of a window around it
 whose largest step is below the peak, and splices it in. It stops when the peak reaches
-``floor`` (a proven lower bound), when no window around any peak step helps, or at the deadline.
+``floor`` (a proven lower bound), when no window around any peak step helps, when the searches
+have expanded ``total_states`` states together (the deterministic limit), or at the deadline (a
+safety net).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class LocalResult:
     peak: int
     windows: int  # windows searched
     improvements: int  # windows spliced in
+    states: int = 0  # states the window searches expanded
 
 
 def improve(
@@ -36,6 +39,7 @@ def improve(
     width: int,
     max_states: int,
     deadline: float,
+    total_states: int | None = None,
 ) -> LocalResult:
     """``order`` with its peak lowered window by window; see the module docstring."""
     current = list(order)
@@ -44,8 +48,10 @@ def improve(
     peak = max(live, default=0)
     order_spans = spans(graph, current)
     stuck: set[int] = set()  # peak steps no window could lower, at the current peak
-    windows = improvements = 0
+    windows = improvements = spent = 0
     while peak > floor and time.perf_counter() < deadline:
+        if total_states is not None and spent >= total_states:
+            break
         target = next((i for i, v in enumerate(live) if v == peak and i not in stuck), None)
         if target is None:
             break
@@ -54,9 +60,11 @@ def improve(
         for start in dict.fromkeys(max(0, min(s, n - width)) for s in starts):
             end = min(n, start + width)
             seg = window(graph, current, start, end, order_spans)
+            left = max_states if total_states is None else max(1, min(max_states, total_states - spent))
             result = exact_search(seg, peak - seg.background, tuple(range(end - start)),
-                                  max_states=max_states, deadline=deadline)
+                                  max_states=left, deadline=deadline)
             windows += 1
+            spent += result.states
             if result.peak + seg.background < peak:
                 current[start:end] = [seg.ops[i] for i in result.order]
                 spliced = True
@@ -71,4 +79,4 @@ def improve(
             stuck.clear()
         peak = lowered
         order_spans = spans(graph, current)
-    return LocalResult(tuple(current), peak, windows, improvements)
+    return LocalResult(tuple(current), peak, windows, improvements, spent)

@@ -8,7 +8,7 @@ order needs when nothing is ever evicted:
 2. give every segment an incumbent: the better of its default order and a beam search;
 3. in decreasing order of their contribution, run the exact best-first search
    (:func:`~cosma.schedule.search.exact_search`) on the segments that can still lower the peak,
-   each under a state limit and all under one time limit;
+   each under a state limit and all under one budget of states;
 4. keep the best order found; it is never worse than the default order (step 2 compares the
    two segment by segment, and the peak separates over segments).
 
@@ -47,10 +47,15 @@ from cosma.schedule.segments import Segment, segments
 
 #: Default limits: generous for graphs of a few hundred operators, bounded for thousands.
 DEFAULT_TIME_LIMIT = 10.0
-DEFAULT_MAX_STATES = 20_000
+DEFAULT_MAX_STATES = 200_000
 DEFAULT_BEAM_WIDTH = 8
 DEFAULT_WINDOW_WIDTH = 32
-DEFAULT_WINDOW_STATES = 2_000
+DEFAULT_WINDOW_STATES = 20_000
+#: States the whole call may generate per second of its time limit. The searches stop on this count,
+#: not on the clock, so an order depends on the time limit but not on the machine's speed or load;
+#: it is under half the rate measured on RandWire-BA's 300-operator segments (about 50,000 states/s),
+#: so the clock, a safety net, should not strike first even on a loaded machine.
+STATES_PER_SECOND = 20_000
 
 ORDERS: tuple[str, ...] = ("default", "minpeak")
 
@@ -113,23 +118,31 @@ def min_peak_order(
     beam_width: int = DEFAULT_BEAM_WIDTH,
     window_width: int = DEFAULT_WINDOW_WIDTH,
     window_states: int = DEFAULT_WINDOW_STATES,
+    total_states: int | None = None,
 ) -> ScheduleResult:
     """An order of ``graph`` minimising the peak with no eviction; see the module docstring.
 
-    ``max_states`` caps the states each segment's exact search expands (deterministic);
-    ``time_limit`` caps the whole call in seconds (a safety net: when it strikes, the result
-    depends on the machine's speed).
+    ``total_states`` caps the states all searches expand together (default
+    ``STATES_PER_SECOND * time_limit``) and ``max_states`` those of each segment's exact search:
+    these limits make the result deterministic. ``time_limit`` also caps the call in seconds, as a
+    safety net: should the clock strike first, the result depends on the machine's speed
+    (``details["time_limit_hit"]`` says so).
     """
     started = time.perf_counter()
     deadline = started + time_limit
-    states = [_incumbent(seg, beam_width, deadline) for seg in segments(graph)]
+    budget = int(STATES_PER_SECOND * time_limit) if total_states is None else total_states
+    states: list[_SegmentState] = []
+    for seg in segments(graph):
+        states.append(_incumbent(seg, beam_width, deadline, max(0, budget - sum(st.states for st in states))))
+    spent = sum(st.states for st in states)
     floor = max((s.total_bound for s in states), default=0)
     for st in sorted(states, key=lambda s: -s.total):
         if st.total <= floor or st.complete:
             continue  # lowering this segment cannot lower the peak below what is proven
-        if time.perf_counter() > deadline:
+        if time.perf_counter() > deadline or spent >= budget:
             break
-        result = exact_search(st.seg, st.peak, st.order, max_states=max_states, deadline=deadline)
+        result = exact_search(st.seg, st.peak, st.order, max_states=min(max_states, budget - spent), deadline=deadline)
+        spent += result.states
         _improve(st, result)
         floor = max(floor, st.total_bound)
 
@@ -140,9 +153,11 @@ def min_peak_order(
         raise AssertionError(f"segment peaks give {expected} B but the order's peak is {peak} B")
     floor = max(floor, max((st.total_bound for st in states), default=0))
     local = None
-    if peak > floor and time.perf_counter() < deadline:
-        local = improve(graph, order, floor=floor, width=window_width, max_states=window_states, deadline=deadline)
+    if peak > floor and time.perf_counter() < deadline and spent < budget:
+        local = improve(graph, order, floor=floor, width=window_width, max_states=window_states, deadline=deadline,
+                        total_states=budget - spent)
         order, peak = local.order, local.peak
+        spent += local.states
     default_peak = graph.peak()
     if default_peak < peak:  # cannot happen (segments start from their default order); kept as a guarantee
         order, peak = graph.default_order, default_peak
@@ -152,7 +167,8 @@ def min_peak_order(
     details = {
         "segments": len(states),
         "largest_segment": max((len(st.seg.ops) for st in states), default=0),
-        "states": sum(st.states for st in states),
+        "states": spent,
+        "state_budget": budget,
         "default_peak": default_peak,
         "orders_from": {s: sources.count(s) for s in ("default", "beam", "exact") if s in sources},
         "windows": local.windows if local else 0,
@@ -170,7 +186,7 @@ def min_peak_order(
     )
 
 
-def _incumbent(seg: Segment, beam_width: int, deadline: float) -> _SegmentState:
+def _incumbent(seg: Segment, beam_width: int, deadline: float, max_states: int) -> _SegmentState:
     """The better of the segment's default order and the beam's, with the segment's floor as bound."""
     default_order = tuple(range(len(seg.ops)))
     default = _SegmentState(seg, default_order, seg.peak(default_order), seg.lower_bound, "default", False)
@@ -178,7 +194,7 @@ def _incumbent(seg: Segment, beam_width: int, deadline: float) -> _SegmentState:
         default.complete = True
         default.bound = default.peak
         return default
-    beam = beam_search(seg, beam_width, deadline)
+    beam = beam_search(seg, beam_width, deadline, max_states)
     state = default
     if beam.peak < default.peak:
         state = _SegmentState(seg, beam.order, beam.peak, seg.lower_bound, "beam", False, beam.states)

@@ -45,7 +45,7 @@ class SearchResult:
     peak: int
     proven: bool
     bound: int  # no order of the segment has a smaller peak
-    states: int  # states expanded
+    states: int  # states generated (the searches' unit of work: each costs about the same)
 
 
 @dataclass(frozen=True)
@@ -220,14 +220,19 @@ def exact_search(
         if forced.done != done:  # its forced moves lead on from here: that successor alone is needed
             offer(forced)
             continue
-        expanded += 1
+        expanded += len(node.ready)
         for op in node.ready:
             offer(_child(seg, node, op))
     return SearchResult(upper_order, upper, True, upper, expanded)
 
 
-def beam_search(seg: Segment, width: int, deadline: float) -> SearchResult:
-    """The best complete order found keeping ``width`` states per depth (1 once past ``deadline``)."""
+def beam_search(seg: Segment, width: int, deadline: float, max_states: int | None = None) -> SearchResult:
+    """The best complete order found keeping ``width`` states per depth.
+
+    The beam narrows to one state per depth (a greedy finish) once it has expanded ``max_states``
+    states, or, as a safety net only, once the clock passes ``deadline``: the state count keeps the
+    result independent of the machine's speed.
+    """
     h = _Bound(seg)
     n = len(seg.ops)
     layers: dict[int, dict[int, _Node]] = {}
@@ -247,9 +252,10 @@ def beam_search(seg: Segment, width: int, deadline: float) -> SearchResult:
             best = min(layer.values(), key=lambda v: (v.peak, v.done))
             order = _moves(best.path)
             return SearchResult(order, best.peak, best.peak <= seg.lower_bound, seg.lower_bound, expanded)
-        keep = width if time.perf_counter() <= deadline else 1
+        within = (max_states is None or expanded < max_states) and time.perf_counter() <= deadline
+        keep = width if within else 1
         ranked = sorted(layer.values(), key=lambda v: (max(v.peak, h(v)), v.open_bytes, v.peak, v.done))
         for node in ranked[:keep]:
-            expanded += 1
+            expanded += len(node.ready)
             for op in node.ready:  # children take their forced moves before they are ranked
                 add(_expand_forced(seg, _child(seg, node, op)))
