@@ -50,17 +50,25 @@ if TYPE_CHECKING:
 BASELINES: tuple[str, ...] = ("default+belady", "minpeak+belady", "default+greedy", "minpeak+greedy")
 
 
+def minpeak_time_limit(options: Options) -> float:
+    """The min-peak search's share of a run: a fifth of the time limit, at most
+    ``options.extra["minpeak_time_limit"]`` (default :data:`~cosma.schedule.minpeak.DEFAULT_TIME_LIMIT`)
+    seconds. The search's state budget follows from it, so the order is a function of the options alone.
+    """
+    cap = float(options.extra.get("minpeak_time_limit", DEFAULT_TIME_LIMIT))
+    return min(cap, max(0.1, 0.2 * options.time_limit))
+
+
 def baseline_order(graph: Graph, accelerator: Accelerator, order: str, options: Options) -> ScheduleResult:
     """The operator order a baseline runs: ``default`` or ``minpeak`` (sizes at the accelerator's alignment).
 
-    The min-peak search gets the options' time limit, at most ``options.extra["minpeak_time_limit"]``
-    seconds (default :data:`~cosma.schedule.minpeak.DEFAULT_TIME_LIMIT`): a baseline stays cheap.
+    The min-peak search gets :func:`minpeak_time_limit` seconds, so every method that starts from a
+    baseline (the exact ones, the driver) sees the same order as the baseline run on its own.
     """
     if order == "default":
         return default_schedule(graph)
     if order == "minpeak":
-        limit = min(options.time_limit, float(options.extra.get("minpeak_time_limit", DEFAULT_TIME_LIMIT)))
-        return min_peak_order(aligned(graph, accelerator.alignment), time_limit=limit)
+        return min_peak_order(aligned(graph, accelerator.alignment), time_limit=minpeak_time_limit(options))
     raise OptionError(f"unknown operator order {order!r}; choose one of {', '.join(ORDERS)}")
 
 

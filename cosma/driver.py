@@ -122,13 +122,11 @@ def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
 def _start(graph: Graph, accelerator: Accelerator, options: Options,
            clock: Clock) -> tuple[Plan, dict[str, ScheduleResult]]:
     """The best of the four baselines, and the orders they ran (the min-peak search's bound is reused)."""
-    limit = min(float(options.extra.get("minpeak_time_limit", 10.0)), max(0.1, 0.2 * options.time_limit))
-    quick = replace(options, extra={**options.extra, "minpeak_time_limit": limit})
-    schedules = {order: baseline_order(graph, accelerator, order, quick) for order in ORDERS}
+    schedules = {order: baseline_order(graph, accelerator, order, options) for order in ORDERS}
     plans = []
     for name in BASELINES:
         order, policy = name.split("+")
-        plans.append(solve_baseline(graph, accelerator, quick, order=order, policy=policy, schedule=schedules[order]))
+        plans.append(solve_baseline(graph, accelerator, options, order=order, policy=policy, schedule=schedules[order]))
     best = min(range(len(plans)), key=lambda i: (plans[i].extra_bytes, i))
     details = {**plans[best].summary.details, "baselines": {n: p.extra_bytes for n, p in zip(BASELINES, plans)}}
     return plans[best].with_summary(details=details), schedules

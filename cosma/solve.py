@@ -83,7 +83,7 @@ def fixed_order(graph: Graph, accelerator: Accelerator, options: Options) -> tup
     if choice == "minpeak":
         from cosma.baselines import baseline_order
 
-        return baseline_order(graph, accelerator, "minpeak", _quick(options)).order
+        return baseline_order(graph, accelerator, "minpeak", options).order
     if isinstance(choice, str):
         raise OptionError(f"unknown order {choice!r} for fixed-order; use minpeak, default or a list of operators")
     order = tuple(choice)
@@ -364,12 +364,6 @@ def _no_plan(search: Search, options: Options) -> Plan:
 
 
 # -------------------------------------------------------------------- warm start
-def _quick(options: Options) -> Options:
-    """Options for the warm start's minimum-peak search: at most a fifth of the time limit, 10 s by default."""
-    limit = min(float(options.extra.get("minpeak_time_limit", 10.0)), max(0.1, 0.2 * options.time_limit))
-    return replace(options, extra={**options.extra, "minpeak_time_limit": limit})
-
-
 def warm_start(graph: Graph, accelerator: Accelerator, options: Options, mode: Mode,
                order: Sequence[str] | None) -> Plan | None:
     """The best baseline (joint), the better policy on the order (fixed-order), or a plan without eviction
@@ -377,13 +371,13 @@ def warm_start(graph: Graph, accelerator: Accelerator, options: Options, mode: M
     from cosma.baselines import baseline_order, best_baseline
 
     if mode == "joint":
-        return best_baseline(graph, accelerator, _quick(options))
+        return best_baseline(graph, accelerator, options)
     if mode == "fixed-order":
         order = tuple(order) if order is not None else graph.default_order
         plans = [plan_fixed_order(graph, accelerator, order, allocator=options.allocator, policy=p,
                                   method=f"fixed+{p}") for p in ("belady", "greedy")]
         return min(plans, key=lambda p: p.extra_bytes)
-    schedule = baseline_order(graph, accelerator, "minpeak", _quick(options))
+    schedule = baseline_order(graph, accelerator, "minpeak", options)
     plan = plan_fixed_order(graph, accelerator, schedule.order, allocator=options.allocator, policy="belady",
                             method="minpeak+belady")
     return plan if plan.extra_bytes == 0 else None
