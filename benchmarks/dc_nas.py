@@ -56,21 +56,22 @@ def reductions(extra: int, baselines: dict[str, int]) -> tuple[float | None, flo
 
 
 def run_instance(model: str, graph: Any, label: str, scratchpad: int, methods: list[str],
-                 time_limit: float) -> list[dict[str, Any]]:
+                 time_limit: float, segment_ops: int | None = None) -> list[dict[str, Any]]:
     options = Options(time_limit=time_limit)
-    base = best_baseline(graph, Accelerator(scratchpad),
-                         replace(options, extra={"minpeak_time_limit": min(10.0, 0.2 * time_limit)}))
+    base = best_baseline(graph, Accelerator(scratchpad), options)
     baselines = dict(base.summary.details["baselines"])
     rows = []
     for method in methods:
         started = time.perf_counter()
-        plan = compile(graph, scratchpad, method=method, options=options)
+        extra = {"segment_ops": segment_ops} if segment_ops and method in ("dc", "auto") else {}
+        plan = compile(graph, scratchpad, method=method, options=replace(options, extra=extra))
         seconds = time.perf_counter() - started
         replay(plan.to_dict())  # raises if the plan breaks a rule or misstates its cost
         s = plan.summary
         vs_best, vs_each = reductions(s.extra_bytes, baselines)
         rows.append({
             "model": model, "ops": len(graph.ops), "budget": label, "scratchpad": scratchpad, "method": method,
+            "segment_ops": segment_ops,
             "ran": s.method, "baselines": baselines, "extra": s.extra_bytes, "bound": s.bound, "gap": s.gap,
             "status": s.status, "seconds": round(seconds, 2), "vs_best": vs_best, "vs_each": vs_each,
             "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -99,6 +100,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--budgets", nargs="+", default=list(BUDGETS), choices=BUDGETS)
     parser.add_argument("--methods", nargs="+", default=["auto"])
     parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--segment-ops", type=int, default=None, help="dc window size (default: the driver's)")
     parser.add_argument("--jsonl", type=Path, default=None, help="append raw rows to this file")
     parser.add_argument("--skip-done", action="store_true", help="skip instances already in --jsonl")
     args = parser.parse_args(argv)
@@ -118,7 +120,7 @@ def main(argv: list[str]) -> int:
             if not methods:
                 continue
             g = variants["no-weights" not in label]
-            rows = run_instance(model, g, label, sizes[label], methods, args.time_limit)
+            rows = run_instance(model, g, label, sizes[label], methods, args.time_limit, args.segment_ops)
             for r in rows:
                 print(markdown_row(r), flush=True)
                 if args.jsonl:
