@@ -51,12 +51,15 @@ BASELINES: tuple[str, ...] = ("default+belady", "minpeak+belady", "default+greed
 
 
 def minpeak_time_limit(options: Options) -> float:
-    """The min-peak search's share of a run: a fifth of the time limit, at most
-    ``options.extra["minpeak_time_limit"]`` (default :data:`~cosma.schedule.minpeak.DEFAULT_TIME_LIMIT`)
-    seconds. The search's state budget follows from it, so the order is a function of the options alone.
+    """The min-peak search's share of a run: ``options.extra["minpeak_time_limit"]`` seconds (default
+    :data:`~cosma.schedule.minpeak.DEFAULT_TIME_LIMIT`), at most the time limit.
+
+    The search's state budget follows from it, so the order is a function of the options alone, and
+    the same for every time limit above the cap: the budgets' ``M_P``, the baselines, the exact methods'
+    warm start and the driver all run the same order.
     """
     cap = float(options.extra.get("minpeak_time_limit", DEFAULT_TIME_LIMIT))
-    return min(cap, max(0.1, 0.2 * options.time_limit))
+    return min(cap, options.time_limit)
 
 
 def baseline_order(graph: Graph, accelerator: Accelerator, order: str, options: Options) -> ScheduleResult:
