@@ -1,9 +1,10 @@
 """``cosma bench``: the COSMA evaluation protocol on the model zoo, and the regression guard.
 
-The protocol (:data:`PROTOCOL_METHODS`, :data:`PROTOCOL_BUDGETS`, :data:`WEIGHT_VARIANTS`):
-every zoo model, loaded with 1-byte elements with its weights in the scratchpad and without
-them, is planned at its budgets ``M_R``, ``M_H`` and ``M_P`` (:mod:`cosma.budgets`) by every
-method of the protocol. One run is one :func:`cosma.compile`; its plan is replayed by
+The protocol (:data:`PROTOCOL_METHODS`, :data:`GROUP_METHODS`, :data:`PROTOCOL_BUDGETS`,
+:data:`WEIGHT_VARIANTS`): every zoo model, loaded with 1-byte elements with its weights in the
+scratchpad and without them, is planned at its budgets ``M_R``, ``M_H`` and ``M_P``
+(:mod:`cosma.budgets`) by every method of the protocol, and by the methods of its group (``dc`` on
+the NAS-generated and randomly wired graphs). One run is one :func:`cosma.compile`; its plan is replayed by
 :func:`cosma.check.replay`, and the run becomes one :class:`BenchRow`: extra bytes, status,
 bound, gap, solve and total seconds, validity. A run that raises becomes an error row, and a
 method the registry does not have yet becomes a ``missing`` row: nothing is dropped silently.
@@ -51,6 +52,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from cosma.baselines import BASELINES
@@ -65,6 +67,10 @@ from cosma.schedule import min_peak_order
 #: ``fixed-order`` is the exact solver on the minimum-peak order; ``auto`` is what ``cosma compile``
 #: chooses (the joint formulation, or divide and conquer on large graphs).
 PROTOCOL_METHODS: tuple[str, ...] = (*BASELINES, "fixed-order", "auto")
+#: Methods the protocol adds for the models of one zoo group, after :data:`PROTOCOL_METHODS`: divide and
+#: conquer by name on the NAS-generated and randomly wired graphs it was built for (``auto`` picks it there
+#: too on large graphs; the run is then shared, see :func:`shared_task_method`).
+GROUP_METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType({"nas": ("dc",), "random": ("dc",)})
 #: Methods whose plans count as COSMA's in the headline (all others present count as baselines).
 COSMA_METHODS: tuple[str, ...] = ("fixed-order", "joint", "dc", "auto")
 #: Exact methods: ``auto`` is taken as available only once one of them is registered, since before
@@ -170,10 +176,16 @@ def select_models(zoo: Mapping[str, ZooModel], names: Sequence[str] = ()) -> lis
 # ----------------------------------------------------------------------------- runs
 @dataclass(frozen=True)
 class BenchConfig:
-    """What one bench run covers and how long each solve may take."""
+    """What one bench run covers and how long each solve may take.
+
+    A model of group ``g`` runs ``methods`` and then ``group_methods[g]`` (:meth:`methods_for`); the
+    protocol's :data:`GROUP_METHODS` by default, none when the methods are named explicitly
+    (:func:`bench_command` clears it for ``--methods``).
+    """
 
     models: tuple[str, ...] = ()  # names or groups; empty: the protocol's groups
     methods: tuple[str, ...] = PROTOCOL_METHODS
+    group_methods: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(GROUP_METHODS), hash=False)
     budgets: tuple[str, ...] = PROTOCOL_BUDGETS
     weights: tuple[bool, ...] = WEIGHT_VARIANTS
     time_limit: float = DEFAULT_TIME_LIMIT
@@ -191,6 +203,15 @@ class BenchConfig:
             raise OptionError("no weights variant to run; choose with weights, without, or both")
         if self.jobs < 1:
             raise OptionError(f"--jobs is {self.jobs}; give at least 1")
+
+    def methods_for(self, group: str) -> tuple[str, ...]:
+        """The methods a model of ``group`` runs, in table order."""
+        return tuple(dict.fromkeys((*self.methods, *self.group_methods.get(group, ()))))
+
+    @property
+    def all_methods(self) -> tuple[str, ...]:
+        """Every method some group runs, in table order."""
+        return tuple(dict.fromkeys((*self.methods, *(m for ms in self.group_methods.values() for m in ms))))
 
 
 @dataclass(frozen=True)
@@ -251,7 +272,8 @@ def _base_method(name: str) -> str:
 class ModelBudgets:
     """The budgets of one (model, weights) variant, or why they could not be computed.
 
-    ``order`` is the minimum-peak order whose peak is ``M_P``: the order fixed-order runs on.
+    ``order`` is the minimum-peak order whose peak is ``M_P``: the order fixed-order runs on;
+    ``auto_method`` the method ``auto`` stands for on this graph under the protocol's options.
     """
 
     model: str
@@ -260,6 +282,7 @@ class ModelBudgets:
     ops: int = 0
     error: str = ""
     order: tuple[str, ...] = ()
+    auto_method: str = ""
 
 
 @dataclass(frozen=True)
@@ -275,6 +298,12 @@ class BenchResult:
     seconds: float
     load_average: tuple[float, float]  # 1-minute load average at the start and at the end
 
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods with rows in this run (those of some model's group), in table order."""
+        ran = {r.method for r in self.rows}
+        return tuple(m for m in self.config.all_methods if m in ran)
+
 
 def _load_graph(path: str, weights: bool) -> Graph:
     return _cached_graph(path, os.stat(path).st_mtime_ns, weights)
@@ -288,12 +317,16 @@ def _cached_graph(path: str, mtime_ns: int, weights: bool) -> Graph:
     return load_onnx(path, element_bytes=ELEMENT_BYTES, weights=weights)
 
 
-def _budgets_job(model: ZooModel, weights: bool, time_limit: float) -> ModelBudgets:
+def _budgets_job(model: ZooModel, weights: bool, time_limit: float, solve_time_limit: float = DEFAULT_TIME_LIMIT,
+                 seed: int = 0) -> ModelBudgets:
+    from cosma.methods import auto_method
+
     try:
         graph = _load_graph(model.path, weights)
         schedule = min_peak_order(graph, time_limit=time_limit)
         return ModelBudgets(model.name, weights, budgets_of_schedule(graph, schedule), len(graph.ops),
-                            order=tuple(schedule.order))
+                            order=tuple(schedule.order),
+                            auto_method=auto_method(graph, solve_options(solve_time_limit, seed)))
     except Exception as e:  # recorded, not fatal: the model's rows become error rows
         return ModelBudgets(model.name, weights, None, error=_one_line(e))
 
@@ -319,6 +352,27 @@ class Outcome:
     message: str = ""
 
 
+def solve_options(time_limit: float, seed: int) -> Any:
+    """The :class:`cosma.methods.Options` of every protocol run (before :func:`protocol_options`)."""
+    from cosma.methods import Options
+
+    return Options(time_limit=time_limit, threads=1, seed=seed, quiet=True)
+
+
+def shared_task_method(method: str, methods: Sequence[str], budgets: ModelBudgets,
+                       planners: Mapping[str, Planner] = MappingProxyType({})) -> str:
+    """The method whose run also stands for ``method``'s on this variant (usually ``method`` itself).
+
+    ``dc`` shares ``auto``'s run where ``auto`` resolves to ``dc``: :func:`protocol_options` leaves both
+    alone, so the two are one and the same computation, and a time-limited search run twice would only
+    differ by the machine's load. Substituted planners (tests) never share.
+    """
+    if (method == "dc" and "auto" in methods and budgets.auto_method == "dc"
+            and "dc" not in planners and "auto" not in planners):
+        return "auto"
+    return method
+
+
 def protocol_options(task: BenchTask, graph: Graph, accelerator: Any, options: Any) -> Any:
     """The protocol's per-method settings: ``fixed-order`` runs on the minimum-peak order.
 
@@ -341,7 +395,6 @@ def run_task(task: BenchTask, planner: Planner | None = None) -> Outcome:
     deliberately worse one this way).
     """
     from cosma.check import PlanInvalid, replay
-    from cosma.methods import Options
     from cosma.methods import compile as compile_graph
     from cosma.plan import Accelerator
 
@@ -350,7 +403,7 @@ def run_task(task: BenchTask, planner: Planner | None = None) -> Outcome:
         graph = _load_graph(task.model.path, task.weights)
         started = time.perf_counter()  # total: the protocol's order search and the method, not the file's loading
         options = protocol_options(task, graph, Accelerator(task.scratchpad_bytes),
-                                   Options(time_limit=task.time_limit, threads=1, seed=task.seed, quiet=True))
+                                   solve_options(task.time_limit, task.seed))
         if planner is None:
             plan = compile_graph(graph, task.scratchpad_bytes, method=task.method, options=options)
         else:
@@ -393,26 +446,35 @@ def run_bench(
     models = select_models(zoo, config.models)
     if not models:
         raise OptionError("the selection holds no model; name zoo models or groups with --models")
-    missing = tuple(m for m in config.methods if m not in planners and not method_available(m))
+    used = dict.fromkeys(method for m in models for method in config.methods_for(m.group))
+    missing = tuple(m for m in used if m not in planners and not method_available(m))
     jobs = 1 if planners else config.jobs
 
     variants = [(m, w) for m in models for w in config.weights]
-    budget_list = _map(jobs, _budgets_job, [(m, w, config.budget_time_limit) for m, w in variants], progress=None)
+    budget_list = _map(jobs, _budgets_job, [(m, w, config.budget_time_limit, config.time_limit, config.seed)
+                                            for m, w in variants], progress=None)
     budgets = {(b.model, b.weights): b for b in budget_list}
 
-    # One task per distinct (model, weights, bytes, method): budgets that coincide are solved once.
+    # One task per distinct (model, weights, bytes, method): budgets that coincide are solved once, and a
+    # method that would repeat another's computation shares its task (shared_task_method).
     tasks: dict[tuple[str, bool, int, str], BenchTask] = {}
     for m, w in variants:
-        b = budgets[(m.name, w)].budgets
-        if b is None:
+        mb = budgets[(m.name, w)]
+        if mb.budgets is None:
             continue
+        methods = config.methods_for(m.group)
         for name in config.budgets:
-            for method in config.methods:
-                key = (m.name, w, b.get(name), method)
-                if method not in missing and key not in tasks:
-                    order = budgets[(m.name, w)].order if method == "fixed-order" else ()
-                    tasks[key] = BenchTask(len(tasks), m, w, b.get(name), method, config.time_limit, config.seed,
-                                           order)
+            size = mb.budgets.get(name)
+            for method in methods:
+                key = (m.name, w, size, method)
+                if method in missing or key in tasks:
+                    continue
+                runs = shared_task_method(method, [x for x in methods if x not in missing], mb, planners)
+                if runs != method and (m.name, w, size, runs) in tasks:
+                    tasks[key] = tasks[(m.name, w, size, runs)]
+                    continue
+                order = mb.order if method == "fixed-order" else ()
+                tasks[key] = BenchTask(len(tasks), m, w, size, method, config.time_limit, config.seed, order)
 
     def report(task: BenchTask, outcome: Outcome) -> None:
         if progress is not None:
@@ -420,7 +482,7 @@ def run_bench(
             progress(f"{task.model.name} {variant_label(task.weights)} {task.scratchpad_bytes} B {task.method}: "
                      f"extra {extra}, {outcome.status}, {outcome.total_seconds:.1f} s")
 
-    ordered = sorted(tasks.values(), key=_cost_estimate(budgets))
+    ordered = sorted({t.index: t for t in tasks.values()}.values(), key=_cost_estimate(budgets))
     if planners:
         outcomes = {}
         for t in ordered:
@@ -438,7 +500,7 @@ def run_bench(
         mb = budgets[(m.name, w)]
         for name in config.budgets:
             size = 0 if mb.budgets is None else mb.budgets.get(name)
-            for method in config.methods:
+            for method in config.methods_for(m.group):
                 if mb.budgets is None:
                     rows.append(BenchRow(m.name, m.group, w, name, 0, method, method, ERROR, None, None, None, None,
                                          None, 0.0, 0.0, f"budgets: {mb.error}"))
@@ -446,7 +508,10 @@ def run_bench(
                     rows.append(BenchRow(m.name, m.group, w, name, size, method, method, MISSING, None, None, None,
                                          None, None, 0.0, 0.0, "not registered in cosma.methods.METHODS"))
                 else:
-                    o = outcomes[tasks[(m.name, w, size, method)].index]
+                    task = tasks[(m.name, w, size, method)]
+                    o = outcomes[task.index]
+                    if task.method != method and not o.message:  # a shared run says so in the CSV
+                        o = dataclasses.replace(o, message=f"the run of {task.method}, which resolved to {method}")
                     rows.append(BenchRow(m.name, m.group, w, name, size, method, *dataclasses.astuple(o)))
     return BenchResult(config, tuple(models), tuple(budgets[(m.name, w)] for m, w in variants), tuple(rows), missing,
                        machine_info(), command, started_at, time.perf_counter() - started,
@@ -518,7 +583,18 @@ class Reduction:
 
     @property
     def average(self) -> float | None:
+        """Mean over the models, a model whose best baseline has no extra traffic counting as 0."""
         return statistics.fmean(r for *_, r in self.per_model) if self.per_model else None
+
+    @property
+    def with_traffic(self) -> tuple[tuple[str, int, int, float], ...]:
+        """The models whose best baseline has extra traffic to reduce."""
+        return tuple(p for p in self.per_model if p[1] > 0)
+
+    @property
+    def average_with_traffic(self) -> float | None:
+        """Mean over :attr:`with_traffic` only (None when no model has traffic to reduce)."""
+        return statistics.fmean(r for *_, r in self.with_traffic) if self.with_traffic else None
 
 
 def reduction(best_baseline: int, best_cosma: int) -> float:
@@ -905,7 +981,7 @@ def plot_figures(result: BenchResult, models: Sequence[str] = PLOT_MODELS) -> di
     ran = [m.name for m in result.models]
     summaries = {s.key: s for s in instances(result.rows)}
     chosen = [m for m in models if m in ran] or ran[:4]
-    methods = tuple(m for m in result.config.methods if m not in result.missing_methods)
+    methods = tuple(m for m in result.methods if m not in result.missing_methods)
     figures = {}
     for weights in result.config.weights:
         points, ranges = [], []
@@ -1004,7 +1080,8 @@ def render_markdown(result: BenchResult, *, images: Sequence[str] = (), csv_name
                        for w in cfg.weights)
         + f"; {ELEMENT_BYTES}-byte elements, alignment 1, first-fit allocator. M_P comes from a "
         f"minimum-peak search of at most {cfg.budget_time_limit:g} s per graph variant.",
-        f"- Methods: {', '.join(cfg.methods)}; time limit {cfg.time_limit:g} s per solve, 1 solver thread, "
+        f"- Methods: {', '.join(cfg.methods)}{_group_methods_note(result)}; time limit {cfg.time_limit:g} s per "
+        "solve, 1 solver thread, "
         f"seed {cfg.seed}, {cfg.jobs} solve(s) at a time. `fixed-order` is the exact solver on that minimum-peak "
         "order (the one whose peak is M_P); `auto` is what `cosma compile` picks: the joint model, or divide and "
         "conquer (`dc`) on large graphs (the CSV's `resolved_method` says which ran).",
@@ -1020,8 +1097,9 @@ def render_markdown(result: BenchResult, *, images: Sequence[str] = (), csv_name
     ]
     lines += _machine_section(result)
     lines += _headline_section(rows)
-    lines += _optimality_section(rows, cfg.methods, result.missing_methods)
-    lines += _time_section(rows, cfg.methods, result.missing_methods)
+    lines += _dc_section(result)
+    lines += _optimality_section(rows, result.methods, result.missing_methods)
+    lines += _time_section(rows, result.methods, result.missing_methods)
     if reference is not None:
         lines += _reference_section(rows, reference, reference_path)
     lines += _allocation_section()
@@ -1061,20 +1139,25 @@ def _headline_section(rows: Sequence[BenchRow]) -> list[str]:
         f"({', '.join(m for m in COSMA_METHODS if any(r.method == m and r.planned for r in rows)) or 'none'}); "
         "the reduction is "
         "`1 - best COSMA / best baseline`, defined as 0 when the best baseline has no extra traffic (0/0: nothing "
-        "to reduce). The average is the plain mean over the models of the group. A model without a valid plan on "
-        "either side is left out and named.",
+        "to reduce). The average is the plain mean over the models of the group, a model whose best baseline is "
+        "already 0 counting as 0%; the next column averages over the models with traffic to reduce only (best "
+        "baseline above 0), so such models do not dilute it. A model without a valid plan on either side is left "
+        "out and named.",
         "",
     ]
     found = reductions(rows)
     if not any(red.per_model for red in found):
         return [*lines, "No model of the human or NAS groups has both a baseline and a COSMA plan in this run.", ""]
-    lines += ["| group | weights | models | average reduction | min | max | baseline already 0 | left out | "
-              "COSMA paper |", "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    lines += ["| group | weights | models | average reduction | average over models with traffic to reduce | "
+              "min | max | baseline already 0 | left out | COSMA paper |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"]
     for red in found:
         values = [r for *_, r in red.per_model]
         avg = "-" if red.average is None else f"{100 * red.average:.1f}%"
+        with_traffic = ("-" if red.average_with_traffic is None
+                        else f"{100 * red.average_with_traffic:.1f}% ({len(red.with_traffic)})")
         lines.append(
-            f"| {red.group} | {variant_label(red.weights)} | {len(red.per_model)} | **{avg}** | "
+            f"| {red.group} | {variant_label(red.weights)} | {len(red.per_model)} | **{avg}** | {with_traffic} | "
             + (f"{100 * min(values):.1f}% | {100 * max(values):.1f}% | " if values else "- | - | ")
             + f"{red.zero_baseline} | {', '.join(red.excluded) or '-'} | "
             + (f"{100 * PAPER_REDUCTION[red.group]:.0f}%" if red.group in PAPER_REDUCTION else "-") + " |")
@@ -1084,6 +1167,149 @@ def _headline_section(rows: Sequence[BenchRow]) -> list[str]:
         for model, base, cosma, r in red.per_model:
             lines.append(f"| {model} | {variant_label(red.weights)} | {base:,} | {cosma:,} | {100 * r:.1f}% |")
     return [*lines, ""]
+
+
+DC_HEADING = "## Divide and conquer on NAS-generated and randomly wired graphs"
+#: The groups of the divide-and-conquer section: those the protocol runs ``dc`` on by name.
+DC_GROUPS: tuple[str, ...] = tuple(g for g, methods in GROUP_METHODS.items() if "dc" in methods)
+
+
+def change(baseline: int, extra: int) -> float | None:
+    """``extra / baseline - 1`` (-0.85: 85% less traffic); None when the baseline has no traffic to reduce.
+
+    >>> change(100, 15), change(0, 0)
+    (-0.85, None)
+    """
+    return None if baseline == 0 else extra / baseline - 1.0
+
+
+@dataclass(frozen=True)
+class DcInstance:
+    """One instance of the divide-and-conquer section: ``dc``'s run and the baselines' extra bytes."""
+
+    run: BenchRow
+    ops: int
+    baselines: Mapping[str, int | None]  # extra bytes of each baseline's valid plan (None: no valid plan)
+
+    @property
+    def best_baseline(self) -> int | None:
+        extras = [x for x in self.baselines.values() if x is not None]
+        return min(extras) if extras else None
+
+    def change_to(self, baseline: int | None) -> float | None:
+        """dc's change against ``baseline`` extra bytes (None: no plan on either side, or nothing to reduce)."""
+        if baseline is None or not self.run.planned:
+            return None
+        assert self.run.extra_bytes is not None
+        return change(baseline, self.run.extra_bytes)
+
+    @property
+    def mean_change(self) -> float | None:
+        """Mean change against the baselines with traffic (None when none has any)."""
+        changes = [c for c in (self.change_to(x) for x in self.baselines.values()) if c is not None]
+        return statistics.fmean(changes) if changes else None
+
+    @property
+    def gap(self) -> float | None:
+        """``1 - bound / extra``; None without a bound or when dc's plan has no extra traffic."""
+        r = self.run
+        if not r.planned or r.bound is None or not r.extra_bytes:
+            return None
+        return 1.0 - r.bound / r.extra_bytes
+
+
+def dc_instances(result: BenchResult) -> list[DcInstance]:
+    """The ``dc`` runs on models of :data:`DC_GROUPS`, in row order, each with the baselines of its instance."""
+    ops = {(b.model, b.weights): b.ops for b in result.budgets}
+    out = []
+    for r in result.rows:
+        if r.method != "dc" or r.group not in DC_GROUPS or r.status == MISSING:
+            continue
+        mine = {x.method: x for x in result.rows if x.key == r.key}
+        baselines = {b: mine[b].extra_bytes if b in mine and mine[b].planned else None for b in BASELINES}
+        out.append(DcInstance(r, ops.get((r.model, r.weights), 0), baselines))
+    return out
+
+
+@dataclass(frozen=True)
+class DcSummary:
+    """The divide-and-conquer section's summary line."""
+
+    runs: int
+    valid: int
+    longest_seconds: float
+    #: baseline -> (mean change of dc against it, instances where it has traffic), and "best" for the best
+    #: baseline of each instance; the mean is None where no instance has traffic.
+    changes: Mapping[str, tuple[float | None, int]]
+
+
+def dc_summary(found: Sequence[DcInstance]) -> DcSummary:
+    changes: dict[str, tuple[float | None, int]] = {}
+    for name in (*BASELINES, "best"):
+        values = [c for i in found
+                  if (c := i.change_to(i.best_baseline if name == "best" else i.baselines[name])) is not None]
+        changes[name] = (statistics.fmean(values) if values else None, len(values))
+    return DcSummary(len(found), sum(i.run.valid is True for i in found),
+                     max((i.run.total_seconds for i in found), default=0.0), changes)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.1f}%"
+
+
+def _dc_section(result: BenchResult) -> list[str]:
+    found = dc_instances(result)
+    if not found:
+        return []
+    lines = [
+        DC_HEADING,
+        "",
+        "`dc` (divide and conquer, `cosma.driver`) starts from the best of the four baselines, runs the exact "
+        "fixed-order solver on that plan's order, then solves joint windows of about 24-48 consecutive operators "
+        "(free to reorder) in order, each from the state the previous window left, stitches every improvement "
+        "into the whole plan and replays it; it is never worse than the best baseline. Its bound holds for every "
+        "plan of the instance: the larger of a cover bound and a peak bound. Each run has the bench's time limit "
+        f"of {result.config.time_limit:g} s per solve. Where `auto` resolves to `dc` (graphs above the size "
+        "threshold of `cosma compile`), the dc run is auto's run, not a second one (the CSV's message says so). "
+        "*change*: dc's extra bytes / the baseline's - 1 (negative: less traffic); *mean vs baselines*: the mean "
+        "of the changes against the baselines with traffic; *gap*: 1 - bound / dc's extra bytes.",
+        "",
+        "| model | ops | weights | budget | bytes | " + " | ".join(BASELINES)
+        + " | dc | vs best baseline | mean vs baselines | dc bound | gap | status | dc s | valid |",
+        "|---|---:|---|---|---:|" + "---:|" * len(BASELINES) + "---:|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for i in found:
+        r = i.run
+        base = ["-" if x is None else f"{x:,}" for x in i.baselines.values()]
+        extra = f"{r.extra_bytes:,}" if r.planned else r.status
+        bound = "-" if r.bound is None or not r.planned else f"{r.bound:,}"
+        gap = "-" if i.gap is None else f"{100 * i.gap:.1f}%"
+        valid = {True: "yes", False: "no", None: "-"}[r.valid]
+        lines.append(f"| {r.model} | {i.ops} | {variant_label(r.weights)} | {r.budget} | {r.scratchpad_bytes:,} | "
+                     + " | ".join(base) + f" | {extra} | {_percent(i.change_to(i.best_baseline))} | "
+                     f"{_percent(i.mean_change)} | {bound} | {gap} | {r.status} | {r.total_seconds:.1f} | {valid} |")
+    summary = dc_summary(found)
+    against = "; ".join(f"{name} {_percent(mean)} ({n})" for name, (mean, n) in summary.changes.items()
+                        if name != "best")
+    best, best_n = summary.changes["best"]
+    lines += [
+        "",
+        f"**{summary.runs} runs, {summary.valid} valid plans, longest {summary.longest_seconds:.1f} s.** Mean change "
+        f"of dc's extra traffic against each baseline, over the instances where that baseline has traffic (their "
+        f"number in brackets): {against}; against the best baseline: **{_percent(best)}** ({best_n}). "
+        f"The COSMA paper reports {-100 * PAPER_REDUCTION['nas']:.0f}% on average on its NAS graphs.",
+        "",
+    ]
+    return lines
+
+
+def _group_methods_note(result: BenchResult) -> str:
+    extra = {}
+    for g, methods in result.config.group_methods.items():
+        for m in methods:
+            if m not in result.config.methods and m in result.methods:
+                extra.setdefault(m, []).append(g)
+    return "".join(f"; {m} on the {' and '.join(gs)} models" for m, gs in extra.items())
 
 
 def _optimality_section(rows: Sequence[BenchRow], methods: Sequence[str], missing: Sequence[str]) -> list[str]:
@@ -1172,7 +1398,7 @@ def _reference_section(rows: Sequence[BenchRow], reference: Reference, path: str
 
 
 def _model_tables(result: BenchResult) -> list[str]:
-    methods = [m for m in result.config.methods if m not in result.missing_methods]
+    ran = {(r.model, r.method) for r in result.rows}
     summaries = {s.key: s for s in instances(result.rows)}
     lines = ["## Per model", "",
              "Extra off-chip bytes of each method's plan (`*`: the run's status is optimal, for fixed-order optimal "
@@ -1192,6 +1418,8 @@ def _model_tables(result: BenchResult) -> list[str]:
         if infos and infos[0].ops:
             lines.append(f"{infos[0].ops} operators (with weights).")
         lines += [f"- {n}" for n in notes]
+        # a model's own methods: a method of another group's (GROUP_METHODS) gets no column here
+        methods = [x for x in result.methods if x not in result.missing_methods and (m.name, x) in ran]
         lines += ["", "| weights | budget | bytes | " + " | ".join(methods) + " | bound | best |",
                   "|---|---|---:|" + "---:|" * len(methods) + "---:|---:|"]
         for w in result.config.weights:
@@ -1250,7 +1478,9 @@ def bench_command(
     variants = {"both": WEIGHT_VARIANTS, "with": (True,), "without": (False,)}
     if weights not in variants:
         raise OptionError(f"--weights {weights!r}: choose both, with or without")
+    # named methods run exactly as named, on every model; the protocol adds its group methods
     config = BenchConfig(models=tuple(models), methods=tuple(methods) or PROTOCOL_METHODS,
+                         group_methods={} if methods else dict(GROUP_METHODS),
                          budgets=tuple(b.upper() for b in budgets) or PROTOCOL_BUDGETS, weights=variants[weights],
                          time_limit=time_limit, jobs=jobs, seed=seed)
     from cosma.methods import METHODS
@@ -1269,7 +1499,14 @@ def bench_command(
     for red in reductions(result.rows):
         if red.average is not None:
             echo(f"{red.group} ({variant_label(red.weights)}): average reduction at M_R {100 * red.average:.1f}% "
-                 f"over {len(red.per_model)} models")
+                 f"over {len(red.per_model)} models"
+                 + ("" if red.average_with_traffic is None else
+                    f", {100 * red.average_with_traffic:.1f}% over the {len(red.with_traffic)} with traffic"))
+    found = dc_instances(result)
+    if found:
+        dc = dc_summary(found)
+        echo(f"dc on {', '.join(DC_GROUPS)}: {dc.valid} of {dc.runs} valid, longest {dc.longest_seconds:.1f} s, "
+             f"{_percent(dc.changes['best'][0])} against the best baseline")
     summaries = [s for s in instances(result.rows) if s.best_extra_bytes is not None]
     echo(f"{sum(s.proven for s in summaries)} of {len(summaries)} instances proven optimal; "
          f"{sum(r.status in (ERROR, INVALID) for r in result.rows)} failed runs; "
@@ -1310,6 +1547,7 @@ def command_line(argv: Sequence[str] | None = None) -> str:
 
 __all__ = [
     "COSMA_METHODS",
+    "GROUP_METHODS",
     "PROTOCOL_BUDGETS",
     "PROTOCOL_METHODS",
     "BenchConfig",

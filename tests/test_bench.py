@@ -294,3 +294,141 @@ def test_cli_bench_bad_input_is_one_line_exit_2(extra, message, tmp_path):
     result = CliRunner().invoke(main, ["bench", "--out-dir", str(tmp_path), *extra])
     assert result.exit_code == 2
     assert message in result.output and result.output.count("\n") == 1
+
+
+# ------------------------------------------------------------------- group methods
+GROUPED_ZOO = '''
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    display: str
+    group: str
+    file: str
+
+
+ZOO = {e.name: e for e in (Entry("small_human", "small human", "human", "tiny_cnn.onnx"),
+                           Entry("small_nas", "small NAS", "nas", "tiny_cnn.onnx"),
+                           Entry("small_random", "small random", "random", "tiny_cnn.onnx"))}
+'''
+
+
+@pytest.fixture(scope="module")
+def grouped_zoo(tmp_path_factory, zoo):
+    """tiny_cnn three times, as a human, a NAS and a randomly wired model."""
+    directory = tmp_path_factory.mktemp("zoo")
+    (directory / "tiny_cnn.onnx").symlink_to(zoo["tiny_cnn"].path)
+    (directory / "zoo.py").write_text(GROUPED_ZOO)
+    return directory
+
+
+def test_the_protocol_adds_dc_for_nas_and_random_models_only(grouped_zoo):
+    config = BenchConfig(methods=(BASELINE,), budgets=("M_R",), weights=(False,), time_limit=5,
+                         budget_time_limit=2)
+    assert config.methods_for("nas") == config.methods_for("random") == (BASELINE, "dc")
+    assert config.methods_for("human") == (BASELINE,) and config.all_methods == (BASELINE, "dc")
+    result = bench.run_bench(config, bench.load_zoo(grouped_zoo))
+    assert [(r.model, r.method) for r in result.rows] == [
+        ("small_human", BASELINE), ("small_nas", BASELINE), ("small_nas", "dc"), ("small_random", BASELINE),
+        ("small_random", "dc")]
+    assert all(r.planned for r in result.rows) and result.methods == (BASELINE, "dc")
+    dc = next(r for r in result.rows if r.method == "dc")
+    assert dc.resolved_method == "dc" and dc.bound is not None
+    # the per-model tables give dc a column where it ran only
+    md = bench.render_markdown(result)
+    human, nas = md.split("### small human")[1].split("### small NAS")
+    assert "| dc |" not in human.split("\n\n")[1] and f"| {BASELINE} | dc | bound |" in nas
+
+
+def test_named_methods_run_exactly_as_named(grouped_zoo, tmp_path):
+    args = ["bench", "--zoo-dir", str(grouped_zoo), "--models", "small_human,small_nas", "--methods", BASELINE,
+            "--budgets", "M_R", "--weights", "without", "--out-dir", str(tmp_path), "--reference",
+            str(tmp_path / "ref.json"), "-q"]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    table = list(csv.DictReader(io.StringIO((tmp_path / "benchmarks.csv").read_text())))
+    assert [(r["model"], r["method"]) for r in table] == [("small_human", BASELINE), ("small_nas", BASELINE)]
+    assert bench.DC_HEADING not in (tmp_path / "BENCHMARKS.md").read_text()
+
+
+def test_dc_shares_the_run_of_auto_where_auto_resolves_to_dc(grouped_zoo, monkeypatch):
+    from cosma import driver
+
+    monkeypatch.setattr(driver, "DC_THRESHOLD_OPS", 0)  # auto now resolves to dc on tiny_cnn (serial run)
+    config = BenchConfig(models=("small_nas",), methods=("auto",), budgets=("M_R",), weights=(False,),
+                         time_limit=5, budget_time_limit=2)
+    solves: list[str] = []
+    result = bench.run_bench(config, bench.load_zoo(grouped_zoo), progress=solves.append)
+    auto, dc = result.rows
+    assert (auto.method, dc.method, auto.resolved_method, dc.resolved_method) == ("auto", "dc", "dc", "dc")
+    assert len(solves) == 1 and dc.extra_bytes == auto.extra_bytes and "the run of auto" in dc.message
+    # without auto in the run, dc runs by itself
+    alone = bench.run_bench(dataclasses.replace(config, methods=(BASELINE,)), bench.load_zoo(grouped_zoo))
+    assert [r.method for r in alone.rows] == [BASELINE, "dc"] and alone.rows[1].message == ""
+
+
+def _result(rows, *, methods=bench.PROTOCOL_METHODS, ops=500) -> bench.BenchResult:
+    """A hand-made run of ``rows`` (every model of the rows at their budgets)."""
+    models = tuple(bench.ZooModel(m, m.upper(), g, f"{m}.onnx") for m, g in dict.fromkeys((r.model, r.group)
+                                                                                          for r in rows))
+    budgets = tuple(bench.ModelBudgets(m.name, w, None, ops) for m in models for w in (True, False))
+    return bench.BenchResult(BenchConfig(methods=methods), models, budgets, tuple(rows), (), {"cores": "2"},
+                             "cosma bench", "2026-01-01T00:00:00+00:00", 60.0, (1.0, 1.0))
+
+
+def test_dc_section_renders_rows_and_summary():
+    b1, b2, b3, b4 = bench.BASELINES
+
+    def nas(method, extra, budget="M_R", **kw):
+        return row("n", method, extra, budget=budget, group="nas", **kw)
+
+    rows = [
+        # M_R: dc at half the best baseline; its own bound 40
+        nas(b1, 400), nas(b2, 200), nas(b3, 100), nas(b4, 100), nas("auto", 50),
+        dataclasses.replace(nas("dc", 50, bound=40, status="time-limit"), total_seconds=12.5),
+        # M_P: nothing to reduce
+        nas(b1, 0, budget="M_P"), nas(b2, 0, budget="M_P"), nas(b3, 0, budget="M_P"), nas(b4, 0, budget="M_P"),
+        nas("dc", 0, budget="M_P", bound=0, status="optimal"),
+        row("h", b1, 10), row("h", "auto", 5),  # a human model: no dc, not in the section
+    ]
+    md = bench.render_markdown(_result(rows))
+    assert md.index("## Headline") < md.index(bench.DC_HEADING) < md.index("## Proven optimal")
+    section = md.split(bench.DC_HEADING)[1].split("\n## ")[0]
+    table = [line for line in section.splitlines() if line.startswith("| n |")]
+    assert len(table) == 2 and "| h |" not in section
+    cells = [c.strip() for c in table[0].strip("|").split("|")]
+    # model ops weights budget bytes b1..b4 dc vs-best mean bound gap status seconds valid
+    assert cells == ["n", "500", "weights", "M_R", "100", "400", "200", "100", "100", "50", "-50.0%",
+                     f"{100 * ((50 / 400 + 50 / 200 + 0.5 + 0.5) / 4 - 1):+.1f}%", "40", "20.0%", "time-limit",
+                     "12.5", "yes"]
+    cells = [c.strip() for c in table[1].strip("|").split("|")]
+    assert cells[9:] == ["0", "-", "-", "0", "-", "optimal", "0.2", "yes"]
+    summary = next(line for line in section.splitlines() if line.startswith("**2 runs"))
+    assert "**2 runs, 2 valid plans, longest 12.5 s.**" in summary
+    assert f"{b1} -87.5% (1)" in summary and "against the best baseline: **-50.0%** (1)" in summary
+    assert "-85%" in summary
+    found = bench.dc_instances(_result(rows))
+    s = bench.dc_summary(found)
+    assert (s.runs, s.valid, s.longest_seconds, s.changes["best"]) == (2, 2, 12.5, (-0.5, 1))
+    # dc failed: the row says so, nothing is averaged
+    failed = [*rows[:5], dataclasses.replace(rows[5], status=ERROR, valid=None, extra_bytes=None, bound=None)]
+    (i,) = bench.dc_instances(_result(failed))
+    assert (i.change_to(i.best_baseline), i.mean_change, i.gap) == (None, None, None)
+    assert bench.dc_summary([i]).valid == 0 and "| error |" in bench.render_markdown(_result(failed))
+    # no dc run in those groups: no section
+    assert bench.DC_HEADING not in bench.render_markdown(_result(rows[-2:]))
+
+
+def test_headline_averages_all_models_and_those_with_traffic():
+    rows = [row("a", BASELINE, 100), row("a", "auto", 20),  # 80%
+            row("b", BASELINE, 0), row("b", "auto", 0),  # nothing to reduce: 0% in the plain average
+            row("c", BASELINE, 10), row("c", "auto", 5)]  # 50%
+    (human,) = reductions(rows)
+    assert human.average == pytest.approx((0.8 + 0 + 0.5) / 3)
+    assert human.average_with_traffic == pytest.approx(0.65) and [m for m, *_ in human.with_traffic] == ["a", "c"]
+    assert reductions(rows[2:4])[0].average_with_traffic is None
+    md = bench.render_markdown(_result(rows))
+    assert "average over models with traffic to reduce" in md
+    assert "| human | weights | 3 | **43.3%** | 65.0% (2) |" in md
