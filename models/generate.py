@@ -529,6 +529,8 @@ BUILDERS: dict[str, Callable[[], Spec]] = {
     "randwire_ws": lambda: _image_spec(_randwire(_randwire_graph("ws"))),
     "randwire_er": lambda: _image_spec(_randwire(_randwire_graph("er"))),
     "randwire_ba": lambda: _image_spec(_randwire(_randwire_graph("ba"))),
+    # About 3,000 operators for the divide-and-conquer scale target: BA(M=5) graphs of 95 nodes.
+    "randwire_large": lambda: _image_spec(_randwire(_randwire_graph("ba", nodes=95))),
     "mobilenet_v2": lambda: _image_spec(_torchvision("mobilenet_v2")),
     "efficientnet_b0": lambda: _image_spec(_torchvision("efficientnet_b0")),
     "inception_v3": lambda: _image_spec(_torchvision("inception_v3", aux_logits=False, init_weights=True), 299),

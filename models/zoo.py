@@ -28,8 +28,10 @@ STRIPPED_KEY = "stripped_weight_inputs"
 
 #: Groups, in the order the README lists them. "human": the human-designed DNNs the COSMA
 #: paper evaluates; "nas": its NAS-generated networks; "random": randomly wired networks;
-#: "everyday": models users commonly bring; "test": fixtures for the test suite only.
-GROUPS: tuple[str, ...] = ("human", "nas", "random", "everyday", "test")
+#: "everyday": models users commonly bring; "large": a graph of about 3,000 operators for the
+#: scale target of divide and conquer (benchmarks/dc_large.py; not part of the benchmark
+#: protocol); "test": fixtures for the test suite only.
+GROUPS: tuple[str, ...] = ("human", "nas", "random", "everyday", "large", "test")
 
 
 def models_dir() -> Path:
@@ -148,6 +150,13 @@ _ENTRIES: tuple[ZooEntry, ...] = (
         ),
         "models/generate.py (BERT-base encoder in plain torch)",
         notes="12 layers, hidden 768, 12 heads, FFN 3072, vocabulary 30522, sequence 128, with pooler",
+    ),
+    # -- large: RandWire with bigger random graphs, about 3,000 operators after cosma's front end
+    ZooEntry(
+        "randwire_large", "RandWire-BA (N=95)", "large", _image(),
+        "models/generate.py (networkx barabasi_albert_graph, N=95)",
+        notes="BA(M=5), C=78, N=95 nodes per stage (the small regime's stages with larger graphs): "
+        "about 3,000 operators, the scale target of divide and conquer",
     ),
     # -- test fixtures: one small network exported without and with its weights
     ZooEntry("tiny_cnn", "tiny CNN", "test", _image(32), "models/generate.py", notes="test fixture"),

@@ -86,7 +86,7 @@ def test_stripped_file_declares_its_weights_as_inputs(entry):
 
 
 def test_registry_groups_and_lookup():
-    assert {e.group for e in zoo.entries()} == {"human", "nas", "random", "everyday"}
+    assert {e.group for e in zoo.entries()} == {"human", "nas", "random", "everyday", "large"}
     assert len(list(zoo.entries("human"))) == 10
     assert len(list(zoo.entries("nas"))) == 4
     assert zoo.path("resnet50") == zoo.models_dir() / "resnet50.onnx"
