@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""Divide and conquer on a NAS-like graph of about 3,000 operators: time, memory, traffic, validity.
+"""Divide and conquer on a NAS-style graph of about 3,000 operators: time, memory, traffic, validity.
 
-    python benchmarks/dc_large.py                       # 90 cells (2,931 operators), M_R and M_H, 240 s each
-    python benchmarks/dc_large.py --cells 30 --time-limit 60 --budgets M_R
+    python benchmarks/dc_large.py                       # randwire_large (3,005 operators), M_R and M_H, 240 s each
+    python benchmarks/dc_large.py --model randwire_ba --time-limit 60 --budgets M_R
+    python benchmarks/dc_large.py --synthetic           # the synthetic graph: 90 cells (2,931 operators)
+    python benchmarks/dc_large.py --synthetic --cells 30 --time-limit 60 --budgets M_R
 
-The graph is :func:`minpeak_exact_size.nas_like` (cells reading the two previous cells' outputs,
-five blocks of two chains each, no cut point), built deterministically from ``--seed``. Each run
+The graph is, by default, the zoo model ``--model`` (``randwire_large``: RandWire with
+Barabasi-Albert graphs of 95 nodes per stage, see ``models/README.md``), loaded with
+``cosma.load_onnx(zoo.path(name), element_bytes=1)`` as the benchmark protocol loads models, its
+weights kept. With ``--synthetic`` it is :func:`minpeak_exact_size.nas_like` instead (cells reading
+the two previous cells' outputs, five blocks of two chains each, no cut point), built
+deterministically from ``--cells`` and ``--seed``. Each run
 goes through :func:`cosma.compile` with method ``auto`` (which picks ``dc`` at this size), writes
 the plan, checks it with the independent ``shared/tools/checkplan.py`` when it is there (else with
 the project's replay), and reports wall seconds, the process's peak resident memory
@@ -24,11 +30,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
 
+import zoo
 from minpeak_exact_size import nas_like
 
 from cosma.budgets import resolve_budget
 from cosma.check import replay
+from cosma.frontend import load_onnx
+from cosma.graph import Graph
 from cosma.methods import compile
 
 CHECKPLAN = Path(__file__).resolve().parents[2] / "shared" / "tools" / "checkplan.py"
@@ -36,12 +46,17 @@ CHECKPLAN = Path(__file__).resolve().parents[2] / "shared" / "tools" / "checkpla
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, default=90)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--model", default="randwire_large", help="zoo model name (default: randwire_large)")
+    parser.add_argument("--synthetic", action="store_true", help="the synthetic nas_like graph instead of --model")
+    parser.add_argument("--cells", type=int, default=90, help="cells of the synthetic graph")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic graph")
     parser.add_argument("--budgets", nargs="+", default=["M_R", "M_H"])
     parser.add_argument("--time-limit", type=float, default=240.0)
     args = parser.parse_args(argv)
-    graph = nas_like(random.Random(args.seed), args.cells)
+    if not args.synthetic and args.model not in zoo.ZOO:
+        parser.error(f"no zoo model {args.model!r}; choose from {', '.join(zoo.ZOO)}")
+    graph: Graph = (nas_like(random.Random(args.seed), args.cells) if args.synthetic
+                    else load_onnx(zoo.path(args.model), element_bytes=1))
     print(f"{graph.name}: {len(graph.ops)} operators, {len(graph.tensors)} tensors", flush=True)
     for label in args.budgets:
         budget = resolve_budget(graph, label)
