@@ -6,7 +6,8 @@ driver is a large-neighbourhood search over a complete, valid plan, in named pha
 1. start: the best baseline (:func:`cosma.baselines.best_baseline`'s four plans); its residency
    (order, and every tensor's stays in the scratchpad) is the incumbent, so the result is never
    worse than any baseline;
-2. bound: a lower bound for the whole graph (:func:`global_bound`), so the gap is known;
+2. bound: a lower bound for the whole graph (:func:`global_bound`, and the sum of proven bounds of
+   tensor-disjoint neighbourhoods, :mod:`cosma.formulation.neighbourhood`), so the gap is known;
 3. passes: cut the incumbent's order into consecutive windows of at most ``segment_ops``
    operators, at steps few tensors cross (:func:`choose_cuts`); solve each window in order with
    the exact CP-SAT model (:mod:`cosma.formulation.cpsat`) in joint mode, its operators free to
@@ -41,6 +42,7 @@ from cosma.baselines import BASELINES, baseline_order, solve_baseline
 from cosma.errors import OptionError
 from cosma.formulation import bounds, cpsat
 from cosma.formulation.instance import Instance, Mode
+from cosma.formulation.neighbourhood import neighbourhood_bound
 from cosma.formulation.progress import progress_line
 from cosma.formulation.residency import Residency, Segment, residency_of_plan
 from cosma.formulation.run import Clock, NoProgress, Progress, SolverParams
@@ -61,6 +63,8 @@ DC_THRESHOLD_OPS = 400
 WINDOW_TIME_CAP = 5.0
 #: Share of the time limit kept for the final replay and for the bound.
 RESERVE_SHARE = 0.05
+#: Share of the time left that the neighbourhood bound may take (it usually needs about a second).
+BOUND_SHARE = 0.15
 
 ENTER, EXIT = "dc.enter", "dc.exit"
 
@@ -81,6 +85,12 @@ def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
     phases.append({"phase": "start", "from": warm.summary.method, "extra_bytes": warm.extra_bytes,
                    "seconds": round(clock.elapsed(), 3)})
     lower, bound_details = global_bound(graph, accelerator, schedules.get("minpeak"))
+    if lower < warm.extra_bytes:
+        pieces, piece_details = neighbourhood_bound(graph, accelerator, options,
+                                                    BOUND_SHARE * max(0.0, clock.left()))
+        bound_details = {**bound_details, "neighbourhoods": pieces, "neighbourhood": piece_details}
+        if pieces > lower:
+            lower, bound_details["kind"] = pieces, "neighbourhoods"
     phases.append({"phase": "bound", "bound": lower, **bound_details, "seconds": round(clock.elapsed(), 3)})
 
     start = residency_of_plan(warm)

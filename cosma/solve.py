@@ -5,7 +5,8 @@ Each is a short driver of named phases (docs/formulation.md, "Solving"):
 1. warm start: the best baseline (so the result is never worse than any of them); for min-peak, a
    plan without eviction on a minimum-peak order, when one fits;
 2. instance: scale, index and window the graph (:class:`~cosma.formulation.instance.Instance`);
-3. bound: the cheap cover and peak bounds (:mod:`cosma.formulation.bounds`); a warm start that meets
+3. bound: the cheap cover and peak bounds (:mod:`cosma.formulation.bounds`), in joint mode also the
+   neighbourhood bound (:mod:`cosma.formulation.neighbourhood`); a warm start that meets
    them is optimal and no solver runs;
 4. solve, with the warm start as hint, the best bound as floor and the best plan as ceiling:
 
@@ -31,6 +32,7 @@ from cosma.check import PlanInvalid
 from cosma.errors import CosmaError, OptionError
 from cosma.formulation import bounds, cpsat, milp
 from cosma.formulation.instance import Instance, Mode
+from cosma.formulation.neighbourhood import neighbourhood_bound
 from cosma.formulation.place import place
 from cosma.formulation.progress import progress_line
 from cosma.formulation.residency import Residency, residency_of_plan
@@ -47,6 +49,8 @@ SOLVERS: tuple[str, ...] = ("cpsat", "highs", "cbc")
 DEFAULT_SOLVER = "cpsat"
 #: Share of the time left that the relaxation, then the allocation, may take before the full model.
 PHASE_SHARE = 0.3
+#: Share of the time left that the neighbourhood bound may take in joint mode (usually well under a second).
+NEIGHBOURHOOD_SHARE = 0.1
 #: Share of the time left for the fixed-order problem on the warm start's order (joint mode, CP-SAT).
 FIXED_ORDER_SHARE = 0.2
 
@@ -198,6 +202,12 @@ def solve_exact(
                           "objective": None if warm is None else search.value(warm) * search.scale})
     search.phases.append({"phase": "extent bound" if mode == "min-peak" else "cover and peak bounds",
                           "bound": search.lower * search.scale, "seconds": round(clock.elapsed() - warm_seconds, 3)})
+    if mode == "joint" and options.extra.get("neighbourhood_bound", True) and not search.finished():
+        started = clock.elapsed()
+        found, details = neighbourhood_bound(graph, accelerator, options, NEIGHBOURHOOD_SHARE * clock.left())
+        search.lower = max(search.lower, -(-found // search.scale))  # traffic is a multiple of the cost unit
+        search.phases.append({"phase": "neighbourhood bound", "bound": found, **details,
+                              "seconds": round(clock.elapsed() - started, 3)})
     with progress_line(f"{graph.name}: {mode}/{solver}", options.quiet) as progress:
         search.progress = progress
         progress.set_phase(solver, search.scale)

@@ -27,6 +27,9 @@ from ortools.algorithms.python import knapsack_solver
 
 from cosma.formulation.instance import Instance
 
+#: Seconds one covering knapsack may take before its LP bound is used instead.
+KNAPSACK_TIME_LIMIT = 0.02
+
 
 @dataclass(frozen=True)
 class Cover:
@@ -76,12 +79,34 @@ def cover(instance: Instance, op: str, span: frozenset[str] | None = None) -> Co
     if sum(sizes) <= room:
         return Cover(op, must, span, 0)
     costs = [instance.reload_cost(t) + instance.spill_cost(t) for t in items]
+    need = sum(sizes) - max(room, 0)
+    fractional, greedy = _fractional_cover(costs, sizes, need)
+    if fractional == greedy:  # the LP bound is met by an integer cover: it is the optimum
+        return Cover(op, must, span, greedy)
     solver = knapsack_solver.KnapsackSolver(
         knapsack_solver.SolverType.KNAPSACK_MULTIDIMENSION_BRANCH_AND_BOUND_SOLVER, "kept"
     )
     solver.init(costs, [sizes], [max(room, 0)])
+    # branch and bound can blow up on many equal items (RandWire); past the limit the LP bound stands
+    solver.set_time_limit(KNAPSACK_TIME_LIMIT)
     kept = solver.solve()  # the most valuable spanners that can stay
+    if not solver.is_solution_optimal():
+        return Cover(op, must, span, fractional)
     return Cover(op, must, span, sum(costs) - kept)
+
+
+def _fractional_cover(costs: list[int], sizes: list[int], need: int) -> tuple[int, int]:
+    """The LP bound of the cheapest cover of ``need`` units (rounded up) and the cost of the greedy cover."""
+    ranked = sorted((i for i in range(len(costs)) if sizes[i] > 0), key=lambda i: (costs[i] / sizes[i], i))
+    left, whole, bound = need, 0, None
+    for i in ranked:
+        if left <= 0:
+            break
+        if sizes[i] >= left and bound is None:
+            bound = whole + -(-costs[i] * left // sizes[i])
+        whole += costs[i]
+        left -= sizes[i]
+    return (whole if bound is None else bound), whole
 
 
 def eviction_bound(instance: Instance) -> int:
