@@ -27,7 +27,10 @@ from ortools.algorithms.python import knapsack_solver
 
 from cosma.formulation.instance import Instance
 
-#: Seconds one covering knapsack may take before its LP bound is used instead.
+#: Covering knapsacks with more spanners than this take their LP bound (rounded up), not the exact optimum:
+#: branch and bound is fast on a few items but blew up on RandWire's dozens of equal ones (seconds per operator).
+KNAPSACK_MAX_ITEMS = 16
+#: Seconds one exact covering knapsack may take before its LP bound is used instead (a safety net).
 KNAPSACK_TIME_LIMIT = 0.02
 
 
@@ -83,12 +86,13 @@ def cover(instance: Instance, op: str, span: frozenset[str] | None = None) -> Co
     fractional, greedy = _fractional_cover(costs, sizes, need)
     if fractional == greedy:  # the LP bound is met by an integer cover: it is the optimum
         return Cover(op, must, span, greedy)
+    if len(items) > KNAPSACK_MAX_ITEMS:  # branch and bound can blow up on many equal items (RandWire)
+        return Cover(op, must, span, fractional)
     solver = knapsack_solver.KnapsackSolver(
         knapsack_solver.SolverType.KNAPSACK_MULTIDIMENSION_BRANCH_AND_BOUND_SOLVER, "kept"
     )
     solver.init(costs, [sizes], [max(room, 0)])
-    # branch and bound can blow up on many equal items (RandWire); past the limit the LP bound stands
-    solver.set_time_limit(KNAPSACK_TIME_LIMIT)
+    solver.set_time_limit(KNAPSACK_TIME_LIMIT)  # a safety net: past it the LP bound stands
     kept = solver.solve()  # the most valuable spanners that can stay
     if not solver.is_solution_optimal():
         return Cover(op, must, span, fractional)
