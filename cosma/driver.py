@@ -61,6 +61,8 @@ DEFAULT_SEGMENT_OPS = 24
 DC_THRESHOLD_OPS = 400
 #: Seconds one window's solve may take at most; the rest of the time goes to more windows and passes.
 WINDOW_TIME_CAP = 5.0
+#: Fixed-order windows are this many times larger than joint ones (their models are much smaller per operator).
+FIXED_ORDER_SCALE = 8
 #: Share of the time limit kept for the final replay and for the bound.
 RESERVE_SHARE = 0.05
 #: Share of the time left that the neighbourhood bound may take (it usually needs about a second).
@@ -178,15 +180,19 @@ class Stage:
 
 def stages(segment_ops: int, mode: str | None = None) -> tuple[Stage, ...]:
     """The default schedule: the exact fixed-order method on the incumbent's whole order (it settles
-    evictions and addresses, and often proves that order's optimum in seconds), then joint windows
-    (they reorder) of up to twice ``segment_ops``: larger joint windows rarely pay for their time
+    evictions and addresses, and often proves that order's optimum in seconds), then fixed-order
+    windows of ``FIXED_ORDER_SCALE`` times ``segment_ops`` (they move eviction decisions across hundreds
+    of steps where the whole order is too large to solve: RandWire-large), then joint windows (they
+    reorder) of up to twice ``segment_ops``: larger joint windows rarely pay for their time
     (docs/formulation.md, "Divide and conquer"). Rounds repeat while they improve.
     ``mode`` ``joint`` or ``fixed-order`` runs windows of that mode alone, growing to the whole graph."""
     if mode in ("joint", "fixed-order"):
         return (Stage(mode, segment_ops, 1.0),)
     if mode not in (None, "", "auto"):
         raise OptionError(f"unknown dc mode {mode!r}; choose auto, joint or fixed-order")
-    return Stage("whole", 0, 0.3), Stage("joint", segment_ops, 1.0, max_ops=2 * segment_ops)
+    return (Stage("whole", 0, 0.3),
+            Stage("fixed-order", FIXED_ORDER_SCALE * segment_ops, 0.4, max_ops=2 * FIXED_ORDER_SCALE * segment_ops),
+            Stage("joint", segment_ops, 1.0, max_ops=2 * segment_ops))
 
 
 @dataclass
