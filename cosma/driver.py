@@ -8,17 +8,18 @@ driver is a large-neighbourhood search over a complete, valid plan, in named pha
    worse than any baseline;
 2. bound: a lower bound for the whole graph (:func:`global_bound`, and the sum of proven bounds of
    tensor-disjoint neighbourhoods, :mod:`cosma.formulation.neighbourhood`), so the gap is known;
-3. passes: cut the incumbent's order into consecutive windows of at most ``segment_ops``
-   operators, at steps few tensors cross (:func:`choose_cuts`); solve each window in order with
-   the exact CP-SAT model (:mod:`cosma.formulation.cpsat`) in joint mode, its operators free to
-   reorder, with the boundary state of the incumbent: the tensors resident when the window starts
-   (fixed offsets, produced by a synthetic ``enter`` operator at its first step) and those the
-   rest of the plan expects resident when it ends (fixed offsets, read by a synthetic ``exit``
-   operator at its last step). Tensors the rest of the plan reloads are priced like any other
-   eviction: a reload, and the one store of an activation unless the rest of the plan pays it
-   already. A window's solution replaces its part of the incumbent when it is cheaper
-   (:func:`stitch`); the next pass cuts between the previous pass's cuts, so every boundary
-   decision is revisited; passes repeat while the time lasts and a pass still improves;
+3. passes (after the exact fixed-order method on the whole order, and fixed-order windows of
+   ``FIXED_ORDER_SCALE * segment_ops`` operators): cut the incumbent's order into consecutive
+   windows of at most ``segment_ops`` operators, at steps few tensors cross (:func:`choose_cuts`);
+   solve each window in order with the exact CP-SAT model (:mod:`cosma.formulation.cpsat`) in joint
+   mode, its operators free to reorder, with the boundary state of the incumbent: the tensors
+   resident when the window starts (fixed offsets, produced by a synthetic ``enter`` operator at its
+   first step) and those the rest of the plan expects resident when it ends (fixed offsets, read by
+   a synthetic ``exit`` operator at its last step). Tensors the rest of the plan reloads are priced
+   like any other eviction: a reload, and the one store of an activation unless the rest of the plan
+   pays it already. A window's solution replaces its part of the incumbent when it is cheaper
+   (:func:`stitch`); the next pass cuts between the previous pass's cuts, so every boundary decision
+   is revisited; passes repeat while the time lasts and a pass still improves;
 4. stitch and validate: the incumbent's residency becomes steps, replayed as a whole by
    :meth:`~cosma.plan.Plan.from_steps`.
 
