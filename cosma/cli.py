@@ -398,7 +398,8 @@ def sweep_cmd(models: tuple[Path, ...], input_shapes, element_bytes, weights, fu
 @click.option("--models", multiple=True, metavar="NAMES",
               help="Zoo models or groups, comma-separated (default: every human, nas, random and everyday model).")
 @click.option("--methods", multiple=True, metavar="NAMES",
-              help="Methods, comma-separated (default: the protocol's: four baselines, fixed-order, auto; dc too on the nas and random models).")
+              help="Methods, comma-separated (default: the protocol's: four baselines, fixed-order, auto; "
+                   "dc too on the nas and random models).")
 @click.option("--budgets", multiple=True, metavar="NAMES", help="Budgets, comma-separated (default: M_R,M_H,M_P).")
 @click.option("--weights", type=click.Choice(["both", "with", "without"]), default="both", show_default=True,
               help="Weights in the scratchpad, activation-only, or both.")
