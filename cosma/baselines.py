@@ -125,6 +125,12 @@ def best_baseline(graph: Graph, accelerator: Accelerator, options: Options) -> P
     Each order is computed once and shared by its two policies. The plan's summary lists every
     baseline's extra bytes under ``details["baselines"]``.
     """
+    return best_baseline_and_orders(graph, accelerator, options)[0]
+
+
+def best_baseline_and_orders(graph: Graph, accelerator: Accelerator,
+                             options: Options) -> tuple[Plan, dict[str, ScheduleResult]]:
+    """:func:`best_baseline`, and the two orders the baselines ran (callers reuse the min-peak search's bound)."""
     check_budget(graph, accelerator)
     schedules = {order: baseline_order(graph, accelerator, order, options) for order in ORDERS}
     plans = []
@@ -133,4 +139,4 @@ def best_baseline(graph: Graph, accelerator: Accelerator, options: Options) -> P
         plans.append(solve_baseline(graph, accelerator, options, order=order, policy=policy, schedule=schedules[order]))
     best = min(range(len(plans)), key=lambda i: (plans[i].extra_bytes, i))
     details = {**plans[best].summary.details, "baselines": {n: p.extra_bytes for n, p in zip(BASELINES, plans)}}
-    return plans[best].with_summary(details=details)
+    return plans[best].with_summary(details=details), schedules

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from functools import reduce
 from typing import TYPE_CHECKING, Any, Literal
 
-from cosma.baselines import BASELINES, baseline_order, solve_baseline
+from cosma.baselines import best_baseline_and_orders
 from cosma.errors import OptionError
 from cosma.formulation import bounds, cpsat
 from cosma.formulation.instance import Instance, Mode
@@ -50,7 +50,7 @@ from cosma.formulation.run import Clock, NoProgress, Progress, SolverParams
 from cosma.graph import DRAM_KINDS, Graph, Operator, Tensor
 from cosma.plan import Accelerator, Plan
 from cosma.replace.engine import check_budget
-from cosma.schedule import ORDERS, ScheduleResult
+from cosma.schedule import ScheduleResult
 
 if TYPE_CHECKING:
     from cosma.methods import Options
@@ -84,7 +84,7 @@ def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
     schedule = stages(segment_ops, options.extra.get("dc_mode"))
     phases: list[dict[str, Any]] = []
 
-    warm, schedules = _start(graph, accelerator, options, clock)
+    warm, schedules = best_baseline_and_orders(graph, accelerator, options)
     phases.append({"phase": "start", "from": warm.summary.method, "extra_bytes": warm.extra_bytes,
                    "seconds": round(clock.elapsed(), 3)})
     lower, bound_details = global_bound(graph, accelerator, schedules.get("minpeak"))
@@ -130,19 +130,6 @@ def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
     status = "optimal" if lower == plan.extra_bytes else ("time-limit" if search.timed_out else "feasible")
     return plan.with_summary(method="dc", status=status, bound=lower, solve_seconds=clock.elapsed(),
                              details=details)
-
-
-def _start(graph: Graph, accelerator: Accelerator, options: Options,
-           clock: Clock) -> tuple[Plan, dict[str, ScheduleResult]]:
-    """The best of the four baselines, and the orders they ran (the min-peak search's bound is reused)."""
-    schedules = {order: baseline_order(graph, accelerator, order, options) for order in ORDERS}
-    plans = []
-    for name in BASELINES:
-        order, policy = name.split("+")
-        plans.append(solve_baseline(graph, accelerator, options, order=order, policy=policy, schedule=schedules[order]))
-    best = min(range(len(plans)), key=lambda i: (plans[i].extra_bytes, i))
-    details = {**plans[best].summary.details, "baselines": {n: p.extra_bytes for n, p in zip(BASELINES, plans)}}
-    return plans[best].with_summary(details=details), schedules
 
 
 # ------------------------------------------------------------------------- bound
