@@ -1,44 +1,77 @@
 """The ``cosma`` command line: parse, call the Python API, print. No planning logic lives here.
 
-Every bad input ends with one line on stderr naming the problem and the fix, and exit status 2.
+Every command ends through one error path (:meth:`_Cli.invoke`) with a status of :class:`~cosma.errors.ExitCode`:
+bad input is one line on stderr naming the problem and the fix, and exit status 2; a bug is one line
+naming the exception and the log file holding its traceback, and exit status 70.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from cosma.errors import CosmaError, OptionError
+from cosma.errors import CosmaError, ExitCode, OptionError
 from cosma.units import format_size
 
 _console = Console()
 
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+EXIT_STATUS_HELP = "\b\nExit status, the same for every command:\n" + "\n".join(
+    f"  {code.value:>3}  {code.meaning}" for code in ExitCode)
 
 
-def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn CosmaError (bad input) into one line on stderr and exit 2."""
+def _exit(code: ExitCode, line: str) -> NoReturn:
+    click.echo(line, err=True)
+    sys.exit(int(code))
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except CosmaError as e:
-            _fail(str(e))
 
-    return wrapper
+def _fail(message: str) -> NoReturn:
+    _exit(ExitCode.BAD_INPUT, f"error: {message}")
+
+
+def _crash_log(error: BaseException) -> Path:
+    """Write the command line and ``error``'s traceback to cosma-crash-<pid>.log in the temp folder."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("cosma")
+    except PackageNotFoundError:
+        release = "unknown"
+    path = Path(tempfile.gettempdir()) / f"cosma-crash-{os.getpid()}.log"
+    path.write_text(f"cosma {release}, Python {sys.version.split()[0]}\ncommand: {' '.join(sys.argv)}\n\n"
+                    + "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+    return path
+
+
+def _internal_error(error: Exception) -> NoReturn:
+    """One line naming the bug and where its traceback went, exit 70 (never 1: that is an answer)."""
+    name = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
+    try:
+        log = _crash_log(error)
+    except OSError as e:  # no log: the traceback goes to stderr after the line, rather than nowhere
+        click.echo(f"internal error: {name} (cannot write a crash log: {e.strerror or e}; traceback follows)",
+                   err=True)
+        click.echo("".join(traceback.format_exception(type(error), error, error.__traceback__)), err=True)
+        sys.exit(int(ExitCode.INTERNAL))
+    _exit(ExitCode.INTERNAL, f"internal error: {name} (a bug in cosma; traceback in {log}, please report it)")
+
+
+def _output_closed() -> NoReturn:
+    """The reader of stdout went away (``cosma check ... | head``): stop quietly, like an interrupt."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # not a real file under a test runner
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not raise again
+    _exit(ExitCode.INTERRUPTED, "interrupted: the output was closed")
 
 
 @contextlib.contextmanager
@@ -54,7 +87,11 @@ def _usage_errors_in_one_line() -> Iterator[None]:
 
 
 class _Cli(click.Group):
-    """The command group; parsing happens in make_context and, for subcommands, in invoke."""
+    """The command group; parsing happens in make_context and, for subcommands, in invoke.
+
+    :meth:`invoke` is the one error path of every command: a command returns an :class:`ExitCode`
+    (or None for done) or raises; the exception's kind decides the status.
+    """
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:
@@ -62,8 +99,43 @@ class _Cli(click.Group):
             return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
-        with _usage_errors_in_one_line():
-            return super().invoke(ctx)
+        try:
+            with _usage_errors_in_one_line():
+                status = super().invoke(ctx)
+        except click.exceptions.Exit:
+            raise  # --help, --version, ctx.exit(): click's own way out, with its status
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            _exit(ExitCode.INTERRUPTED, "interrupted before a result was written")
+        except CosmaError as e:
+            _exit(e.exit_code, f"error: {e}" if e.exit_code == ExitCode.BAD_INPUT else str(e))
+        except click.ClickException as e:  # raised by click helpers inside a command: about the input
+            _fail(e.format_message())
+        except BrokenPipeError:
+            _output_closed()
+        except Exception as e:
+            _internal_error(e)
+        if status is not None and status != ExitCode.DONE:
+            sys.exit(int(status))
+        return status
+
+
+def _check_writable(path: Path, what: str, option: str) -> None:
+    """Refuse an output in a missing or read-only folder before the work, not after it."""
+    folder = path.parent
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise CosmaError(f"cannot write {what} to {path}: {folder} {problem}; choose another {option}")
+    if not os.access(folder, os.W_OK):
+        raise CosmaError(f"cannot write {what} to {path}: {folder} is read-only; choose another {option}")
+
+
+@contextlib.contextmanager
+def _writing(path: Path, what: str, option: str) -> Iterator[None]:
+    """An OSError while writing ``path`` as one line naming ``path`` (not the hidden temporary file beside it)."""
+    try:
+        yield
+    except OSError as e:
+        raise CosmaError(f"cannot write {what} to {path}: {e.strerror or e}; choose another {option}") from None
 
 
 def _parse_input_shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
@@ -109,7 +181,7 @@ def _load(model: Path, input_shapes: tuple[str, ...], element_bytes: int | None,
     )
 
 
-@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_STATUS_HELP)
 @click.version_option(package_name="cosma")
 def main() -> None:
     """cosma: plan operator order, scratchpad addresses and evictions for a DNN accelerator."""
@@ -118,7 +190,6 @@ def main() -> None:
 @main.command()
 @model_options
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="Largest operators to list.")
-@_user_errors
 def inspect(model: Path, input_shapes, element_bytes, weights, fuse, top: int) -> None:
     """Show a model's operators, tensors, sizes, M_R and the default order's peak."""
     graph = _load(model, input_shapes, element_bytes, weights, fuse)
@@ -161,7 +232,6 @@ def inspect(model: Path, input_shapes, element_bytes, weights, fuse, top: int) -
 @click.option("--segment-ops", type=click.IntRange(min=1), default=None, metavar="N",
               help="Divide and conquer with windows of N operators (implies --method dc when the method is auto).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-@_user_errors
 def compile_cmd(model: Path, input_shapes, element_bytes, weights, fuse, scratchpad: str, output: Path | None,
                 method: str, allocator: str, alignment: int, time_limit: float, threads: int, seed: int,
                 solver: str, solver_params: tuple[str, ...], segment_ops: int | None, quiet: bool) -> None:
@@ -169,6 +239,8 @@ def compile_cmd(model: Path, input_shapes, element_bytes, weights, fuse, scratch
     from cosma.budgets import resolve_budget
     from cosma.methods import compile as compile_graph
 
+    if output is not None:
+        _check_writable(output, "the plan", "--output")
     graph = _load(model, input_shapes, element_bytes, weights, fuse)
     budget = resolve_budget(graph, scratchpad, alignment=alignment, time_limit=time_limit)
     if budget <= 0:
@@ -180,43 +252,44 @@ def compile_cmd(model: Path, input_shapes, element_bytes, weights, fuse, scratch
                          solver_params=parse_solver_params(solver_params),
                          extra={"segment_ops": segment_ops} if segment_ops else {})
     if output is not None:
-        try:
+        with _writing(output, "the plan", "--output"):
             plan.save(output)
-        except OSError as e:
-            raise CosmaError(f"cannot write the plan to {output}: {e.strerror or e}; choose another --output") from None
     s = plan.summary
+    # the search caught Ctrl-C and returned its best plan, written above: say so, and exit 130
+    interrupted = bool(s.details.get("interrupted"))
     bound = "-" if s.bound is None else f"{s.bound} B"
     gap = "-" if s.gap is None else f"{100 * s.gap:.1f}%"
     click.echo(
         f"{graph.name}: {len(graph.ops)} ops, scratchpad {budget} B, method {s.method}: "
         f"offchip {s.offchip_bytes} B (compulsory {s.compulsory_bytes}, extra {s.extra_bytes}), "
-        f"bound {bound}, gap {gap}, {s.status}, {s.total_seconds:.2f} s"
+        f"bound {bound}, gap {gap}, {s.status}{', interrupted' if interrupted else ''}, {s.total_seconds:.2f} s"
         + (f" -> {output}" if output is not None else "")
     )
+    return ExitCode.INTERRUPTED if interrupted else ExitCode.DONE
 
 
 @main.command()
 @click.argument("plans", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per plan on stdout.")
-def check(plans: tuple[Path, ...], as_json: bool) -> None:
+def check(plans: tuple[Path, ...], as_json: bool) -> ExitCode:
     """Replay plan files against the machine model: exit 0 valid, 1 invalid, 2 unreadable."""
     from dataclasses import asdict
 
     from cosma.check import PlanInvalid, replay
 
-    worst = 0
+    worst = ExitCode.DONE
     for path in plans:
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as e:
             click.echo(f"{path}: unreadable: {e}", err=True)
-            worst = max(worst, 2)
+            worst = max(worst, ExitCode.BAD_INPUT)
             continue
         try:
             result = replay(data)
         except PlanInvalid as e:
             click.echo(f"{path}: INVALID: {e}")
-            worst = max(worst, 1)
+            worst = max(worst, ExitCode.NEGATIVE)
             continue
         if as_json:
             click.echo(json.dumps({"plan": str(path), "valid": True, **asdict(result)}))
@@ -226,7 +299,7 @@ def check(plans: tuple[Path, ...], as_json: bool) -> None:
                 f"(compulsory {result.compulsory_bytes}, extra {result.extra_bytes}), "
                 f"peak resident {result.peak_resident_bytes} of {result.scratchpad_bytes}"
             )
-    sys.exit(worst)
+    return worst
 
 
 @main.command(name="budgets")
@@ -236,7 +309,6 @@ def check(plans: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--time-limit", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Seconds for each minimum-peak search.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
-@_user_errors
 def budgets_cmd(model: Path, input_shapes, element_bytes, weights, fuse, alignment: int, time_limit: float,
                 as_json: bool) -> None:
     """Print MODEL's scratchpad budgets M_R, M_H and M_P, with and without weights (--no-weights: without only)."""
@@ -299,14 +371,17 @@ def _parse_window(text: str | None) -> tuple[float, float] | None:
 @click.option("--width", type=click.FloatRange(min=4, max=300), default=None,
               help="Picture width in inches (default: grows with the plan, 10 to 80).")
 @click.option("--labels/--no-labels", default=True, show_default=True, help="Write tensor names where they fit.")
-@_user_errors
 def show(plan: Path, output: Path | None, time_axis: str, window: str | None, width: float | None,
          labels: bool) -> None:
     """Draw PLAN's scratchpad over time: one rectangle per resident tensor, spills and reloads marked."""
     from cosma.viz import load_plan, save_timeline
 
-    path = save_timeline(load_plan(plan), output or plan.with_suffix(".png"), time_axis=time_axis,
-                         window=_parse_window(window), width=width, labels=labels)
+    output = output or plan.with_suffix(".png")
+    _check_writable(output, "the picture", "--output")
+    loaded = load_plan(plan)
+    with _writing(output, "the picture", "--output"):
+        path = save_timeline(loaded, output, time_axis=time_axis, window=_parse_window(window), width=width,
+                             labels=labels)
     click.echo(f"{plan} -> {path}")
 
 
@@ -314,13 +389,16 @@ def show(plan: Path, output: Path | None, time_axis: str, window: str | None, wi
 @click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="HTML page to write (default: PLAN's name with .html).")
-@_user_errors
 def report(plan: Path, output: Path | None) -> None:
     """Write one self-contained HTML page about PLAN: summary, timeline, traffic by tensor, steps."""
     from cosma.report import write_report
     from cosma.viz import load_plan
 
-    path = write_report(load_plan(plan), output or plan.with_suffix(".html"))
+    output = output or plan.with_suffix(".html")
+    _check_writable(output, "the page", "--output")
+    loaded = load_plan(plan)
+    with _writing(output, "the page", "--output"):
+        path = write_report(loaded, output)
     click.echo(f"{plan} -> {path}")
 
 
@@ -360,7 +438,6 @@ def _load_options_only(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Solver threads per point.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No line per finished point.")
-@_user_errors
 def sweep_cmd(models: tuple[Path, ...], input_shapes, element_bytes, weights, fuse, start: str, stop: str,
               points: int, methods: tuple[str, ...], output: Path, plot: Path | None, jobs: int | None,
               ray_address: str | None, allocator: str, alignment: int, time_limit: float, threads: int, seed: int,
@@ -368,6 +445,9 @@ def sweep_cmd(models: tuple[Path, ...], input_shapes, element_bytes, weights, fu
     """Extra traffic against scratchpad size for one or more MODELS: a CSV and a plot of the curves."""
     from cosma.sweep import LoadOptions, sweep
 
+    plot = plot or output.with_suffix(".png")
+    _check_writable(output, "the CSV", "--output")
+    _check_writable(plot, "the plot", "--plot")
     if ray_address is not None and ray_address.endswith(".onnx"):  # `--ray model.onnx`: a model, not an address
         models, ray_address = (*models, Path(ray_address)), "local"
 
@@ -382,7 +462,10 @@ def sweep_cmd(models: tuple[Path, ...], input_shapes, element_bytes, weights, fu
         alignment=alignment, allocator=allocator, time_limit=time_limit, threads=threads, seed=seed,
         backend="process" if ray_address is None else "ray", jobs=jobs, ray_address=ray_address, progress=progress,
     )
-    csv_path, plot_path = result.save_csv(output), result.save_plot(plot or output.with_suffix(".png"))
+    with _writing(output, "the CSV", "--output"):
+        csv_path = result.save_csv(output)
+    with _writing(plot, "the plot", "--plot"):
+        plot_path = result.save_plot(plot)
     table = Table(title=f"extra off-chip traffic ({result.backend} backend)")
     for column in ("model", "method", "scratchpad", "extra", "status"):
         table.add_column(column, justify="right" if column in ("scratchpad", "extra") else "left")
@@ -417,11 +500,10 @@ def sweep_cmd(models: tuple[Path, ...], input_shapes, element_bytes, weights, fu
 @click.option("--force", is_flag=True, help="With --update-reference: also replace better reference values.")
 @click.option("--check", "check_reference", is_flag=True, help="Exit 1 when the run violates the reference.")
 @click.option("--quiet", "-q", is_flag=True, help="No line per finished solve.")
-@_user_errors
 def bench_cmd(models: tuple[str, ...], methods: tuple[str, ...], budgets: tuple[str, ...], weights: str,
               time_limit: float, jobs: int, seed: int, zoo_dir: Path | None, out_dir: Path | None,
               reference_path: Path | None, update_reference: bool, force: bool, check_reference: bool,
-              quiet: bool) -> None:
+              quiet: bool) -> ExitCode:
     """Run the COSMA protocol on the model zoo; write docs/BENCHMARKS.md, a CSV and plots."""
     from cosma.bench import bench_command, command_line, split_list
 
@@ -431,7 +513,7 @@ def bench_cmd(models: tuple[str, ...], methods: tuple[str, ...], budgets: tuple[
         update_reference=update_reference, force=force, check=check_reference, command=command_line(),
         echo=click.echo, progress=None if quiet else (lambda line: click.echo(f"  {line}", err=True)),
     )
-    sys.exit(status)
+    return ExitCode(status)
 
 
 @main.command(name="alloc")
@@ -445,16 +527,17 @@ def bench_cmd(models: tuple[str, ...], methods: tuple[str, ...], budgets: tuple[
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--engine", type=click.Choice(["auto", "search", "cp-sat"]), default="auto", show_default=True,
               help="auto: canonical search, then CP-SAT if it is undecided; or one of them alone.")
-@_user_errors
 def alloc_cmd(buffers: Path, capacity: str | None, output: Path | None, time_limit: float, threads: int,
-              seed: int, engine: str) -> None:
+              seed: int, engine: str) -> ExitCode:
     """Assign an offset to every buffer of a MiniMalloc CSV (id,lower,upper,size; upper exclusive).
 
     Exit status: 0 packed, 1 proven not to fit the capacity, 2 bad input, 3 undecided in time."""
     from cosma.alloc.command import alloc_command
 
-    sys.exit(alloc_command(buffers, capacity, output, time_limit=time_limit, seed=seed, threads=threads,
-                           echo=click.echo, engine=engine))
+    if output is not None:
+        _check_writable(output, "the packing", "--output")
+    return alloc_command(buffers, capacity, output, time_limit=time_limit, seed=seed, threads=threads,
+                         echo=click.echo, engine=engine)
 
 
 if __name__ == "__main__":

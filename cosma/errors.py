@@ -1,11 +1,45 @@
-"""Typed errors. Each :class:`CosmaError` is a problem with the user's input, stated in one line
-that names the problem and the fix; the CLI prints it and exits with status 2."""
+"""Exit statuses and typed errors.
+
+:class:`ExitCode` is the one list of the ``cosma`` command's exit statuses. Each :class:`CosmaError`
+is stated in one line that names the problem and the fix; the CLI prints it and exits with the
+error's :attr:`~CosmaError.exit_code`: 2 (bad input) unless a subclass says otherwise.
+"""
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What the ``cosma`` command's exit status means; the same for every subcommand."""
+
+    DONE = 0  # finished: a result, optimal or not
+    NEGATIVE = 1  # a proven negative answer: an invalid plan (check), proven not to fit (alloc)
+    BAD_INPUT = 2  # bad input or options
+    UNDECIDED = 3  # no answer within the limit: nothing found, nothing proven
+    INTERNAL = 70  # a bug in cosma (EX_SOFTWARE of sysexits.h); the traceback goes to a log file
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT); the best result so far is still written
+
+    @property
+    def meaning(self) -> str:
+        return _MEANINGS[self]
+
+
+_MEANINGS = {  # short enough for one line of `cosma --help`; the README's "Exit status" says more
+    ExitCode.DONE: "done (optimal or not)",
+    ExitCode.NEGATIVE: "a proven negative answer: invalid plan (check), cannot fit (alloc)",
+    ExitCode.BAD_INPUT: "bad input or options (one line on stderr names the fix)",
+    ExitCode.UNDECIDED: "undecided within the limit: nothing found, nothing proven",
+    ExitCode.INTERNAL: "internal error: a bug; the traceback goes to the log file named",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C); the best result so far is still written",
+}
 
 
 class CosmaError(Exception):
     """Bad input: one line naming the problem and the fix."""
+
+    #: The CLI's exit status for this error; subclasses that are answers rather than bad input change it.
+    exit_code: ExitCode = ExitCode.BAD_INPUT
 
 
 class ModelError(CosmaError):
@@ -27,3 +61,15 @@ class BudgetError(CosmaError):
 
 class OptionError(CosmaError):
     """An option value that is not understood."""
+
+
+class ProvenNegative(CosmaError):
+    """A proven negative answer, e.g. no plan without eviction exists in this scratchpad."""
+
+    exit_code = ExitCode.NEGATIVE
+
+
+class Undecided(CosmaError):
+    """The limit ran out before an answer: nothing found and nothing proven."""
+
+    exit_code = ExitCode.UNDECIDED

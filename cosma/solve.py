@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from cosma.check import PlanInvalid
-from cosma.errors import CosmaError, OptionError
+from cosma.errors import CosmaError, OptionError, ProvenNegative, Undecided
 from cosma.formulation import bounds, cpsat, milp
 from cosma.formulation.instance import Instance, Mode
 from cosma.formulation.neighbourhood import neighbourhood_bound
@@ -57,6 +57,14 @@ FIXED_ORDER_SHARE = 0.2
 
 class NoEvictionFreePlan(CosmaError):
     """Min-peak mode: no plan runs the graph in the scratchpad without eviction."""
+
+
+class NoEvictionFreePlanExists(NoEvictionFreePlan, ProvenNegative):
+    """Min-peak mode: proven that every plan in this scratchpad evicts (``cosma compile`` exits 1)."""
+
+
+class NoEvictionFreePlanFound(NoEvictionFreePlan, Undecided):
+    """Min-peak mode: none found within the time limit, none ruled out (``cosma compile`` exits 3)."""
 
 
 # ----------------------------------------------------------------------- methods
@@ -361,13 +369,15 @@ def finish(search: Search, options: Options, warm: Plan | None) -> Plan:
 def _no_plan(search: Search, options: Options) -> Plan:
     inst = search.instance
     name, size = inst.graph.name, inst.accelerator.scratchpad_bytes
-    proven = not search.interrupted and not search.timed_out and any(
+    if search.interrupted:  # Ctrl-C with nothing to return: the caller sees the interrupt, not "no plan"
+        raise KeyboardInterrupt
+    proven = not search.timed_out and any(
         p.get("status") == "infeasible" for p in search.phases)
     if proven:
-        raise NoEvictionFreePlan(
+        raise NoEvictionFreePlanExists(
             f"{name} cannot run in {size} B without eviction (proven; no-eviction plans need at least "
             f"{search.lower * search.scale} B); use --method joint, or a larger scratchpad")
-    raise NoEvictionFreePlan(
+    raise NoEvictionFreePlanFound(
         f"no plan without eviction found for {name} in {size} B within {options.time_limit:g} s "
         f"(a lower bound is {search.lower * search.scale} B); use --method joint, a larger scratchpad "
         "or a longer --time-limit")

@@ -7,14 +7,15 @@ from pathlib import Path
 
 from cosma.alloc.buffers import Packing, read_csv, write_csv
 from cosma.alloc.dsa import solve
+from cosma.errors import CosmaError, ExitCode
 from cosma.units import parse_size
 
-EXIT_PACKED = 0
-EXIT_INFEASIBLE = 1  # proven: no packing fits the capacity
-EXIT_UNDECIDED = 3  # the time limit ran out before a packing was found or ruled out
+EXIT_PACKED = ExitCode.DONE
+EXIT_INFEASIBLE = ExitCode.NEGATIVE  # proven: no packing fits the capacity
+EXIT_UNDECIDED = ExitCode.UNDECIDED  # the time limit ran out before a packing was found or ruled out
 
 
-def exit_status(packing: Packing) -> int:
+def exit_status(packing: Packing) -> ExitCode:
     if packing.status == "infeasible":
         return EXIT_INFEASIBLE
     if packing.status == "unknown":
@@ -39,14 +40,18 @@ def summary(name: str, n: int, packing: Packing) -> str:
 
 
 def alloc_command(path: Path, capacity: str | None, output: Path | None, *, time_limit: float, seed: int,
-                  threads: int, echo: Callable[[str], None], engine: str = "auto") -> int:
+                  threads: int, echo: Callable[[str], None], engine: str = "auto") -> ExitCode:
     """Pack the buffers of ``path``; write ``output`` when they fit; return the exit status."""
     buffers = read_csv(path)
     cap = None if capacity is None else parse_size(capacity)
     packing = solve(buffers, capacity=cap, time_limit=time_limit, seed=seed, workers=threads, engine=engine)
     line = summary(Path(path).name, len(buffers), packing)
     if output is not None and packing.fits:
-        write_csv(output, buffers, packing.offsets)
+        try:
+            write_csv(output, buffers, packing.offsets)
+        except OSError as e:  # the temporary file's name in e would mislead: name the path asked for
+            raise CosmaError(
+                f"cannot write the packing to {output}: {e.strerror or e}; choose another --output") from None
         line += f" -> {output}"
     elif output is not None:
         line += f"; {output} not written"
