@@ -4,6 +4,9 @@ sizes and budget names, and bad input (exit 2, one line on stderr, no traceback,
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +254,282 @@ def test_unknown_command_is_one_line() -> None:
 
 def test_inspect_bad_input_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(cosma("inspect", tmp_path / "nope.onnx"), "no such file")
+
+
+# -------------------------------------------------------------------------- exit status
+# One status per outcome, the same for every command (cosma.errors.ExitCode): 0 done, 1 a proven
+# negative answer, 2 bad input, 3 undecided, 70 internal error (with a crash log), 130 interrupted.
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ("inspect", "compile", "check", "methods", "budgets", "show", "report", "sweep", "bench", "alloc")
+# capacity 11 = the most bytes live at once: no proof either way without searching, so a zero time
+# limit leaves it undecided (the first greedy packing is 12 B high)
+UNDECIDED_BUFFERS = """id,lower,upper,size
+b0,3,6,2
+b1,2,4,4
+b2,0,2,1
+b3,3,8,1
+b4,6,7,2
+b5,7,8,2
+b6,7,8,5
+b7,6,7,2
+b8,3,4,4
+b9,4,8,2
+b10,6,7,4
+b11,4,5,5
+"""
+#: The library function each command calls first after parsing: where a bug or Ctrl-C is simulated.
+ENTRY_POINTS = {
+    "inspect": "cosma.cli._load",  # the model loader, whichever frontend it calls
+    "compile": "cosma.methods.compile",
+    "check": "cosma.check.replay",
+    "methods": "cosma.methods.METHODS",
+    "budgets": "cosma.budgets.budgets",
+    "show": "cosma.viz.save_timeline",
+    "report": "cosma.report.write_report",
+    "sweep": "cosma.sweep.sweep",
+    "bench": "cosma.bench.bench_command",
+    "alloc": "cosma.alloc.command.alloc_command",
+}
+
+
+class Raising:
+    """Stands in for a function (called) or a registry (iterated): either way it raises ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise self.error
+
+    def __iter__(self) -> None:
+        raise self.error
+
+
+@pytest.fixture
+def plan(model: Path, tmp_path: Path) -> Path:
+    return compiled(model, tmp_path, "-s", "M_R")
+
+
+@pytest.fixture
+def buffers(tmp_path: Path) -> Path:
+    path = tmp_path / "buffers.csv"
+    path.write_text((ROOT / "examples" / "input.12.csv").read_text())  # packs into 12 B, not into 11
+    return path
+
+
+def bench_args(tmp_path: Path, *extra: str) -> list[str | Path]:
+    return ["bench", "--models", "tiny_cnn", "--methods", "default+belady", "--budgets", "M_R", "--weights",
+            "without", "--out-dir", tmp_path / "docs", "--reference", tmp_path / "reference.json", "-q", *extra]
+
+
+def done_args(command: str, model: Path, plan: Path, buffers: Path, tmp_path: Path) -> list[str | Path]:
+    """A command line of ``command`` that succeeds."""
+    return {
+        "inspect": ["inspect", model],
+        "compile": ["compile", model, "-s", "1MiB", "-o", tmp_path / "out.json"],
+        "check": ["check", plan],
+        "methods": ["methods"],
+        "budgets": ["budgets", model, "--time-limit", "5"],
+        "show": ["show", plan, "-o", tmp_path / "timeline.png"],
+        "report": ["report", plan, "-o", tmp_path / "report.html"],
+        "sweep": ["sweep", model, "--points", "2", "-j", "1", "--method", "default+belady", "-o",
+                  tmp_path / "sweep.csv", "-q"],
+        "bench": bench_args(tmp_path),
+        "alloc": ["alloc", buffers, "-c", "12", "-o", tmp_path / "packed.csv"],
+    }[command]
+
+
+def files(folder: Path) -> set[Path]:
+    return set(folder.rglob("*"))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_exit_0_when_done(command: str, model: Path, plan: Path, buffers: Path, tmp_path: Path) -> None:
+    result = cosma(*done_args(command, model, plan, buffers, tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "error" not in result.stderr and "interrupted" not in result.output
+
+
+def test_exit_1_when_check_finds_an_invalid_plan(plan: Path) -> None:
+    data = json.loads(plan.read_text())
+    data["steps"].pop(0)
+    plan.write_text(json.dumps(data))
+    result = cosma("check", plan)
+    assert result.exit_code == 1 and "INVALID" in result.stdout
+
+
+def test_exit_1_when_alloc_proves_the_buffers_do_not_fit(buffers: Path, tmp_path: Path) -> None:
+    result = cosma("alloc", buffers, "-c", "11", "-o", tmp_path / "packed.csv")
+    assert result.exit_code == 1 and "INFEASIBLE" in result.stdout
+    assert not (tmp_path / "packed.csv").exists()
+
+
+def test_exit_1_when_compile_proves_no_plan_without_eviction(model: Path, tmp_path: Path) -> None:
+    # M_R of the skip model is 64 B below its least peak: min-peak proves every plan there evicts
+    result = cosma("compile", model, "-s", "M_R", "--method", "min-peak", "--time-limit", "30",
+                   "-o", tmp_path / "out.json")
+    assert result.exit_code == 1, result.output
+    assert "proven" in result.stderr and len(result.stderr.splitlines()) == 1 and result.stdout == ""
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_exit_1_when_bench_violates_the_reference(tmp_path: Path) -> None:
+    assert cosma(*bench_args(tmp_path, "--update-reference")).exit_code == 0
+    reference = tmp_path / "reference.json"
+    data = json.loads(reference.read_text())
+    data["instances"]["tiny_cnn/M_R/no-weights"]["methods"]["default+belady"] -= 1  # a better plan is on record
+    reference.write_text(json.dumps(data))
+    result = cosma(*bench_args(tmp_path, "--check"))
+    assert result.exit_code == 1 and "1 violation(s)" in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_exit_2_on_bad_input(command: str, model: Path, plan: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json")
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("id,lower,upper,size\nq,5,1,3\n")
+    args: list[str | Path] = {
+        "inspect": ["inspect", tmp_path / "nope.onnx"],
+        "compile": ["compile", model, "-s", "lots"],
+        "check": ["check", junk],
+        "methods": ["methods", "--frobnicate"],
+        "budgets": ["budgets", tmp_path / "nope.onnx"],
+        "show": ["show", junk],
+        "report": ["report", tmp_path / "nope.json"],
+        "sweep": ["sweep", "-o", tmp_path / "sweep.csv"],
+        "bench": ["bench", "--methods", "magic", "--out-dir", tmp_path / "docs"],
+        "alloc": ["alloc", bad_csv],
+    }[command]
+    before = files(tmp_path)
+    result = cosma(*args)
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.output, result.stderr
+    assert files(tmp_path) == before
+
+
+OUTPUTS = {  # a command line writing OUT, OUT's suffix, and the words its refusal names
+    "compile": (["compile", "{model}", "-s", "1MiB", "-o", "{out}"], ".json", "the plan"),
+    "show": (["show", "{plan}", "-o", "{out}"], ".png", "the picture"),
+    "report": (["report", "{plan}", "-o", "{out}"], ".html", "the page"),
+    "sweep -o": (["sweep", "{model}", "--points", "1", "-j", "1", "--method", "default+belady", "-q", "-o", "{out}",
+                  "--plot", "{tmp}/sweep.png"], ".csv", "the CSV"),
+    "sweep --plot": (["sweep", "{model}", "--points", "1", "-j", "1", "--method", "default+belady", "-q", "-o",
+                      "{tmp}/sweep.csv", "--plot", "{out}"], ".svg", "the plot"),
+    "alloc": (["alloc", "{buffers}", "-c", "12", "-o", "{out}"], ".csv", "the packing"),
+}
+
+
+@pytest.mark.parametrize("checked_first", [True, False], ids=["before the work", "when writing"])
+@pytest.mark.parametrize("case", list(OUTPUTS))
+def test_exit_2_on_an_unwritable_output_names_it_in_one_line(
+    case: str, checked_first: bool, model: Path, plan: Path, buffers: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not checked_first:  # skip the early check: the write itself fails, on the temporary file beside OUT
+        monkeypatch.setattr("cosma.cli._check_writable", lambda *args: None)
+    template, suffix, what = OUTPUTS[case]
+    out = tmp_path / "no_such_dir" / f"out{suffix}"
+    fields = {"model": model, "plan": plan, "buffers": buffers, "out": out, "tmp": tmp_path}
+    before = files(tmp_path)
+    result = cosma(*(a.format(**fields) for a in template))
+    assert_one_line_error(result, f"cannot write {what} to {out}", "--plot" if "plot" in case else "--output")
+    assert ".tmp" not in result.stderr
+    written_before_the_failure = {tmp_path / "sweep.csv"} if case == "sweep --plot" and not checked_first else set()
+    assert files(tmp_path) == before | written_before_the_failure
+
+
+def test_exit_3_when_compile_finds_no_plan_in_time(model: Path, tmp_path: Path) -> None:
+    # the same question as the proven case above, with no time to search: nothing found, nothing proven
+    result = cosma("compile", model, "-s", "M_R", "--method", "min-peak", "--time-limit", "0",
+                   "-o", tmp_path / "out.json")
+    assert result.exit_code == 3, result.output
+    assert "no plan without eviction found" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_exit_3_when_alloc_neither_packs_nor_rules_out(tmp_path: Path) -> None:
+    path = tmp_path / "undecided.csv"
+    path.write_text(UNDECIDED_BUFFERS)
+    result = cosma("alloc", path, "-c", "11", "--time-limit", "0", "-o", tmp_path / "packed.csv")
+    assert result.exit_code == 3, result.output
+    assert "UNKNOWN" in result.stdout and not (tmp_path / "packed.csv").exists()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_exit_70_on_a_bug_names_it_and_logs_the_traceback(
+    command: str, model: Path, plan: Path, buffers: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crash_dir = tmp_path / "crash"
+    crash_dir.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(crash_dir))
+    args = done_args(command, model, plan, buffers, tmp_path)
+    monkeypatch.setattr(ENTRY_POINTS[command], Raising(RuntimeError("boom\nsecond line")))
+    result = cosma(*args)
+    assert result.exit_code == 70, result.output
+    [log] = crash_dir.iterdir()
+    assert result.stderr.splitlines() == [
+        f"internal error: RuntimeError: boom (a bug in cosma; traceback in {log}, please report it)"]
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "RuntimeError: boom\nsecond line" in text
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_exit_130_on_ctrl_c(
+    command: str, model: Path, plan: Path, buffers: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = done_args(command, model, plan, buffers, tmp_path)
+    monkeypatch.setattr(ENTRY_POINTS[command], Raising(KeyboardInterrupt()))
+    before = files(tmp_path)
+    result = cosma(*args)
+    assert result.exit_code == 130, result.output
+    assert result.stderr.splitlines() == ["interrupted before a result was written"]
+    assert files(tmp_path) == before
+
+
+def test_compile_interrupted_in_the_search_writes_the_best_plan_and_exits_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C as the exact search starts: the search stops with the best baseline, which is written
+    monkeypatch.setattr("cosma.solve.run_cpsat_phases", Raising(KeyboardInterrupt()))
+    out = tmp_path / "plan.json"
+    result = cosma("compile", ROOT / "models" / "tiny_cnn.onnx", "-s", "M_R", "-o", out)
+    assert result.exit_code == 130, result.output
+    assert ", interrupted, " in result.stdout and result.stdout.rstrip().endswith(f"-> {out}")
+    data = json.loads(out.read_text())
+    assert data["summary"]["status"] == "feasible" and data["summary"]["details"]["interrupted"] is True
+    replay(data)
+
+
+def test_a_closed_output_is_an_interruption_not_a_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ENTRY_POINTS["methods"], Raising(BrokenPipeError()))
+    result = cosma("methods")
+    assert result.exit_code == 130 and result.stderr.splitlines() == ["interrupted: the output was closed"]
+
+
+def test_a_real_process_exits_70_and_writes_its_crash_log(plan: Path, tmp_path: Path) -> None:
+    script = ("import cosma.check, sys\n"
+              "def boom(data): raise RuntimeError('boom')\n"
+              "cosma.check.replay = boom\n"
+              "from cosma.cli import main\n"
+              "sys.argv = ['cosma', 'check', sys.argv[1]]\n"
+              "main()\n")
+    result = subprocess.run([sys.executable, "-c", script, str(plan)], capture_output=True, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)}, timeout=120)
+    assert result.returncode == 70, result.stderr
+    log = tmp_path / f"cosma-crash-{result.stderr.split('cosma-crash-')[1].split('.log')[0]}.log"
+    assert result.stderr.splitlines() == [
+        f"internal error: RuntimeError: boom (a bug in cosma; traceback in {log}, please report it)"]
+    text = log.read_text()
+    assert "command: cosma check" in text and "in boom" in text and "RuntimeError: boom" in text
+
+
+def test_exit_statuses_are_documented_in_help_and_readme() -> None:
+    from cosma.errors import ExitCode
+
+    help_text = cosma("--help").stdout
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Exit status", 1)[1].split("\n## ", 1)[0]
+    for code in ExitCode:
+        assert f"{code.value:>3}  {code.meaning}" in help_text
+        assert f"| {code.value} |" in section, code
