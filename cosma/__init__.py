@@ -12,7 +12,7 @@ from cosma.baselines import best_baseline
 from cosma.budgets import Budgets, resolve_budget
 from cosma.check import PlanInvalid, replay
 from cosma.errors import BudgetError, CosmaError, ModelError, OptionError
-from cosma.frontend import load_onnx
+from cosma.frontend import load_model, load_onnx, load_tflite
 from cosma.graph import Graph, Lifetime, Operator, Tensor
 from cosma.methods import METHODS, Options, compile
 from cosma.plan import Accelerator, Free, Load, Plan, Run, Store, Summary
@@ -42,7 +42,9 @@ __all__ = [
     "Tensor",
     "best_baseline",
     "compile",
+    "load_model",
     "load_onnx",
+    "load_tflite",
     "min_peak_order",
     "parse_size",
     "replay",

@@ -170,9 +170,9 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _load(model: Path, input_shapes: tuple[str, ...], element_bytes: int | None, weights: bool, fuse: bool):
-    from cosma.frontend import load_onnx
+    from cosma.frontend import load_model
 
-    return load_onnx(
+    return load_model(
         model,
         input_shapes=_parse_input_shapes(input_shapes),
         element_bytes=element_bytes,
