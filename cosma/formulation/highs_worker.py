@@ -4,36 +4,67 @@ Why a process: OR-Tools bundles its own HiGHS library under the same shared-obje
 (``libhighs.so.1``), so whichever loads second fails to link; cosma loads OR-Tools. This script imports
 nothing of cosma, only highspy and numpy.
 
-Protocol: the parent writes one pickled dict to standard input (the matrix, bounds, integrality, options,
-an optional start) and reads JSON lines from standard output: ``{"incumbent": x, "bound": y}`` while
-solving, then one ``{"result": {...}}``. SIGINT (Ctrl-C, or the parent asking) stops the search and the
-best solution so far is still reported.
+Protocol: two pipes of their own, never standard input or output, whose descriptor numbers come on the command
+line (``--payload-fd``, ``--channel-fd``). The parent writes one pickled dict to the payload pipe (the matrix,
+bounds, integrality, options, an optional start) and reads JSON lines from the channel: ``{"incumbent": x,
+"bound": y}`` while solving, then one ``{"result": {...}}``. Descriptors 1 and 2 belong to the libraries: HiGHS
+prints its banner and log there from C++ (highspy 1.16 prints a banner whenever a ``Highs`` is made), so the
+parent points both at a log file and never parses them. SIGINT (Ctrl-C, or the parent asking) stops the search
+and the best solution so far is still reported.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import pickle
-import sys
-from typing import Any
-
-#: The protocol's channel: the original standard output. Anything else printed (highspy prints a line when it
-#: catches Ctrl-C) goes to standard error instead, so it cannot corrupt the protocol.
-_CHANNEL = os.fdopen(os.dup(1), "w")
-sys.stdout = sys.stderr
+import signal
+from collections.abc import Callable
+from typing import IO, Any
 
 
-def _send(message: dict[str, Any]) -> None:
-    _CHANNEL.write(json.dumps(message) + "\n")
-    _CHANNEL.flush()
+class _Interrupts:
+    """Remembers a SIGINT that lands before the search starts, when there is nothing yet to cancel."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        signal.signal(signal.SIGINT, self._note)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.pending = True
+
+    def hand_to_highspy(self) -> bool:
+        """From now on SIGINT raises KeyboardInterrupt, which highspy's solve turns into a cancel.
+
+        Returns whether a SIGINT already came, in which case there is no point in starting.
+        """
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return self.pending
 
 
-def solve(payload: dict[str, Any]) -> dict[str, Any]:
+def _noise(payload: dict[str, Any]) -> Callable[[], None]:
+    """Bytes to write straight to descriptors 1 and 2 at each point of the run, as a library would.
+
+    Only tests/test_solver_process.py sets ``noise``: it proves that nothing written there reaches the protocol.
+    """
+    data: bytes = payload.get("noise", b"")
+
+    def write() -> None:
+        if data:
+            os.write(1, data)
+            os.write(2, data)
+
+    return write
+
+
+def solve(payload: dict[str, Any], send: Callable[[dict[str, Any]], None], interrupts: _Interrupts) -> dict[str, Any]:
     import highspy
     import numpy as np
 
+    noise = _noise(payload)
+    noise()
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     inf = highspy.kHighsInf
@@ -60,29 +91,58 @@ def solve(payload: dict[str, Any]) -> dict[str, Any]:
 
     def report(e: Any) -> None:
         out = e.data_out
-        _send({"incumbent": out.objective_function_value + offset, "bound": out.mip_dual_bound + offset})
+        noise()
+        send({"incumbent": out.objective_function_value + offset, "bound": out.mip_dual_bound + offset})
+        noise()
 
     h.cbMipImprovingSolution.subscribe(report)
     h.HandleKeyboardInterrupt = True  # solve() runs HiGHS in a thread; Ctrl-C here cancels it gracefully
-    h.solve()
+    noise()
+    if interrupts.hand_to_highspy():
+        return _nothing_found("Interrupted by user", interrupted=True)
+    try:
+        h.solve()
+    except KeyboardInterrupt:
+        # landed in the few lines of highspy's solve before it starts watching for it
+        h.cancelSolve()
+        h.joinSolve()
+    noise()
     info = h.getInfo()
-    status = h.getModelStatus()
+    model_status = h.getModelStatus()
     has_solution = int(info.primal_solution_status) == 2
     bound = info.mip_dual_bound
     return {
-        "status": h.modelStatusToString(status),
+        "status": h.modelStatusToString(model_status),
         "has_solution": has_solution,
         "objective": info.objective_function_value + offset if has_solution else None,
         "bound": bound + offset if math.isfinite(bound) else None,
         "nodes": int(info.mip_node_count),
-        "interrupted": status == highspy.HighsModelStatus.kInterrupt,
+        "interrupted": model_status == highspy.HighsModelStatus.kInterrupt,
         "col_value": list(h.getSolution().col_value) if has_solution else None,
     }
 
 
-def main() -> None:
-    payload = pickle.load(sys.stdin.buffer)
-    _send({"result": solve(payload)})
+def _nothing_found(status: str, *, interrupted: bool) -> dict[str, Any]:
+    return {"status": status, "has_solution": False, "objective": None, "bound": None, "nodes": 0,
+            "interrupted": interrupted, "col_value": None}
+
+
+def main(argv: list[str] | None = None) -> None:
+    interrupts = _Interrupts()  # first: a Ctrl-C while highspy loads must not kill the worker
+    parser = argparse.ArgumentParser(description="HiGHS worker of cosma; started by cosma.formulation.milp")
+    parser.add_argument("--payload-fd", type=int, required=True)
+    parser.add_argument("--channel-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    with os.fdopen(args.payload_fd, "rb") as source:
+        payload = pickle.load(source)
+    channel: IO[str] = os.fdopen(args.channel_fd, "w", encoding="utf-8")
+
+    def send(message: dict[str, Any]) -> None:
+        channel.write(json.dumps(message) + "\n")
+        channel.flush()
+
+    with channel:
+        send({"result": solve(payload, send, interrupts)})
 
 
 if __name__ == "__main__":

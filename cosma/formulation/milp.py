@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import re
 import signal
@@ -404,9 +405,33 @@ def _matrix(lp: pulp.LpProblem) -> tuple[list[pulp.LpVariable], dict[str, int]]:
 
 def _solve_highs(m: MilpModel, params: SolverParams, progress: Progress, hint: Residency | None) -> Outcome:
     """HiGHS in its own process (see :mod:`cosma.formulation.highs_worker` for why), fed the PuLP model's arrays."""
+    payload, column = highs_payload(m, params, hint)
+    variables = m.lp.variables()
+    started = time.perf_counter()
+    result, interrupted = _run_worker(payload, progress)
+    seconds = time.perf_counter() - started
+    if "error" in result:
+        raise OptionError(f"--solver-param: {result['error']}")
+    statuses: dict[str, OutcomeStatus] = {"Optimal": "optimal", "Infeasible": "infeasible",
+                                          "Time limit reached": "time-limit", "Interrupted by user": "feasible"}
+    kind = statuses.get(result["status"], "unknown")
+    objective = round(result["objective"]) if result["has_solution"] else None
+    bound = objective if kind == "optimal" else (
+        math.ceil(result["bound"] - 1e-6) if result["bound"] is not None else None)
+    residency = None
+    if result["has_solution"]:
+        col = result["col_value"]
+        residency = decode(m, lambda v: col[column[v.name]])
+    return Outcome(kind, objective, bound, seconds, residency, interrupted or result["interrupted"],
+                   details={"nodes": result["nodes"], "rows": len(payload["starts"]), "columns": len(variables)})
+
+
+def highs_payload(m: MilpModel, params: SolverParams, hint: Residency | None) -> tuple[dict[str, Any], dict[str, int]]:
+    """What highs_worker.py reads: the model as arrays, HiGHS's options and the start; and each variable's column."""
     lp = m.lp
     variables, column = _matrix(lp)
-    starts, index, vals, row_lo, row_hi = [], [], [], [], []
+    index: list[int] = []
+    starts, vals, row_lo, row_hi = [], [], [], []
     for c in lp.constraints.values():
         starts.append(len(index))
         for v, coef in c.items():
@@ -443,22 +468,7 @@ def _solve_highs(m: MilpModel, params: SolverParams, progress: Progress, hint: R
         hinted = hint_values(m, hint)
         idx = np.array([column[k] for k in hinted if k in column], dtype=np.int32)
         payload["start"] = (idx, np.array([hinted[variables[i].name] for i in idx], dtype=np.float64))
-    started = time.perf_counter()
-    result, interrupted = _run_worker(payload, progress)
-    seconds = time.perf_counter() - started
-    if "error" in result:
-        raise OptionError(f"--solver-param: {result['error']}")
-    kind: OutcomeStatus = {"Optimal": "optimal", "Infeasible": "infeasible", "Time limit reached": "time-limit",
-                           "Interrupted by user": "feasible"}.get(result["status"], "unknown")
-    objective = round(result["objective"]) if result["has_solution"] else None
-    bound = objective if kind == "optimal" else (
-        math.ceil(result["bound"] - 1e-6) if result["bound"] is not None else None)
-    residency = None
-    if result["has_solution"]:
-        col = result["col_value"]
-        residency = decode(m, lambda v: col[column[v.name]])
-    return Outcome(kind, objective, bound, seconds, residency, interrupted or result["interrupted"],
-                   details={"nodes": result["nodes"], "rows": len(starts), "columns": len(variables)})
+    return payload, column
 
 
 def _highs_value(text: str) -> Any:
@@ -470,30 +480,70 @@ def _highs_value(text: str) -> Any:
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def _run_worker(payload: dict[str, Any], progress: Progress) -> tuple[dict[str, Any], bool]:
-    worker = Path(__file__).with_name("highs_worker.py")
-    with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen([sys.executable, str(worker)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=errors)
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(pickle.dumps(payload))
-        proc.stdin.close()
+def _run_worker(payload: dict[str, Any], progress: Progress, log: Path | None = None) -> tuple[dict[str, Any], bool]:
+    """Run highs_worker.py on ``payload``; returns (its result, whether Ctrl-C stopped it).
 
-        def read() -> dict[str, Any]:
-            for line in proc.stdout:  # type: ignore[union-attr]
+    The protocol runs over two pipes of its own (``pass_fds``), so nothing that HiGHS or Python prints can reach
+    it: the worker's descriptors 1 and 2 both go to a log file. That log is deleted after a clean run and kept
+    (its path and last line in the error) when the worker dies; a caller that passes ``log`` keeps it always.
+    """
+    worker = Path(__file__).with_name("highs_worker.py")
+    keep = log is not None
+    if log is None:
+        fd, name = tempfile.mkstemp(prefix="cosma-highs-", suffix=".log")
+        os.close(fd)
+        log = Path(name)
+    payload_r, payload_w = os.pipe()
+    channel_r, channel_w = os.pipe()
+    try:
+        with log.open("wb") as sink:
+            proc = subprocess.Popen(
+                [sys.executable, str(worker), "--payload-fd", str(payload_r), "--channel-fd", str(channel_w)],
+                stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, pass_fds=(payload_r, channel_w))
+    except BaseException:
+        os.close(payload_w)
+        os.close(channel_r)
+        raise
+    finally:
+        # the child has its copies; ours must go or the channel never reaches end of file
+        os.close(payload_r)
+        os.close(channel_w)
+    stop_sent = False
+
+    def stop() -> None:
+        nonlocal stop_sent
+        stop_sent = True
+        proc.send_signal(signal.SIGINT)
+
+    def exchange() -> dict[str, Any] | None:
+        with open(channel_r, encoding="utf-8") as channel:
+            try:
+                with open(payload_w, "wb") as sink:
+                    sink.write(pickle.dumps(payload))
+            except BrokenPipeError:
+                pass  # the worker died before reading it all: its log says why
+            for line in channel:
                 message = json.loads(line)
                 if "result" in message:
                     return message["result"]
                 progress.update(incumbent=message["incumbent"], bound=message["bound"])
-            proc.wait()
-            errors.seek(0)
-            lines = errors.read().decode(errors="replace").strip().splitlines()
-            raise RuntimeError(f"the HiGHS worker ended without a result: {lines[-1] if lines else proc.returncode}")
+        return None
 
-        try:
-            result, interrupted = run_interruptibly(read, lambda: proc.send_signal(signal.SIGINT))
-        finally:
-            proc.wait()
+    try:
+        result, interrupted = run_interruptibly(exchange, stop)
+    finally:
+        proc.wait()
+    if result is None and not stop_sent:
+        lines = log.read_text(errors="replace").strip().splitlines()
+        last = lines[-1] if lines else "(its log is empty)"
+        raise RuntimeError(f"the HiGHS worker ended without a result (exit status {proc.returncode}): {last}; "
+                           f"its output is kept in {log}")
+    if not keep:
+        log.unlink(missing_ok=True)
+    if result is None:
+        # Ctrl-C reached the worker before it could catch it (while Python started): nothing was found
+        result = {"status": "Interrupted by user", "has_solution": False, "objective": None, "bound": None,
+                  "nodes": 0, "interrupted": True, "col_value": None}
     return result, interrupted
 
 
