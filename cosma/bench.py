@@ -1305,7 +1305,7 @@ def _dc_section(result: BenchResult) -> list[str]:
 
 
 def _group_methods_note(result: BenchResult) -> str:
-    extra = {}
+    extra: dict[str, list[str]] = {}
     for g, methods in result.config.group_methods.items():
         for m in methods:
             if m not in result.config.methods and m in result.methods:

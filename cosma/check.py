@@ -28,7 +28,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from cosma.plan import FORMAT
 
@@ -62,7 +62,7 @@ def _require(condition: bool, message: str) -> None:
         raise PlanInvalid(message)
 
 
-def _is_int(x: Any) -> bool:
+def _is_int(x: Any) -> TypeGuard[int]:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
@@ -115,7 +115,8 @@ def _replay(plan: Mapping[str, Any], check_summary: bool) -> ReplayResult:
     # header
     _require(plan.get("format") == FORMAT, f"format is {plan.get('format')!r}, expected {FORMAT!r}")
     capacity = plan.get("scratchpad_bytes")
-    _require(_is_int(capacity) and capacity > 0, f"scratchpad_bytes {capacity!r} is not a positive integer")
+    if not (_is_int(capacity) and capacity > 0):
+        raise PlanInvalid(f"scratchpad_bytes {capacity!r} is not a positive integer")
     alignment = plan.get("alignment", 1)
     _require(_is_int(alignment) and alignment >= 1, f"alignment {alignment!r} is not a positive integer")
 
@@ -226,7 +227,8 @@ def _replay(plan: Mapping[str, Any], check_summary: bool) -> ReplayResult:
     )
     if check_summary:
         summary = plan.get("summary")
-        _require(isinstance(summary, Mapping), "plan has no summary")
+        if not isinstance(summary, Mapping):
+            raise PlanInvalid("plan has no summary")
         for key in ("offchip_bytes", "compulsory_bytes", "extra_bytes"):
             claimed, actual = summary.get(key), getattr(result, key)
             _require(claimed == actual, f"summary {key} is {claimed!r}, the replay gives {actual}")

@@ -234,7 +234,7 @@ def inspect(model: Path, input_shapes, element_bytes, weights, fuse, top: int) -
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def compile_cmd(model: Path, input_shapes, element_bytes, weights, fuse, scratchpad: str, output: Path | None,
                 method: str, allocator: str, alignment: int, time_limit: float, threads: int, seed: int,
-                solver: str, solver_params: tuple[str, ...], segment_ops: int | None, quiet: bool) -> None:
+                solver: str, solver_params: tuple[str, ...], segment_ops: int | None, quiet: bool) -> ExitCode:
     """Plan MODEL for a scratchpad of SIZE and write the plan JSON."""
     from cosma.budgets import resolve_budget
     from cosma.methods import compile as compile_graph
@@ -406,7 +406,7 @@ def _load_options_only(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options of :func:`model_options` without its MODEL argument (for commands taking several models)."""
     probe = model_options(lambda: None)
     params = getattr(func, "__click_params__", [])
-    params.extend(p for p in probe.__click_params__ if not isinstance(p, click.Argument))
+    params.extend(p for p in getattr(probe, "__click_params__", []) if not isinstance(p, click.Argument))
     func.__click_params__ = params  # type: ignore[attr-defined]
     return func
 

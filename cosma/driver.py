@@ -37,7 +37,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import reduce
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from cosma.baselines import best_baseline_and_orders
 from cosma.errors import OptionError
@@ -175,7 +175,7 @@ def stages(segment_ops: int, mode: str | None = None) -> tuple[Stage, ...]:
     (docs/formulation.md, "Divide and conquer"). Rounds repeat while they improve.
     ``mode`` ``joint`` or ``fixed-order`` runs windows of that mode alone, growing to the whole graph."""
     if mode in ("joint", "fixed-order"):
-        return (Stage(mode, segment_ops, 1.0),)
+        return (Stage(cast(Mode, mode), segment_ops, 1.0),)
     if mode not in (None, "", "auto"):
         raise OptionError(f"unknown dc mode {mode!r}; choose auto, joint or fixed-order")
     return (Stage("whole", 0, 0.3),
@@ -225,7 +225,10 @@ class Search:
         Consecutive passes cut between each other's cuts. When two passes in a row find nothing,
         the windows grow by half (and each may take longer), until one window holds the whole graph.
         """
-        size, previous, quiet = stage.segment_ops, (), 0
+        mode = stage.mode
+        assert mode != "whole", "the whole-order stage is not made of windows"
+        previous: Sequence[int] = ()
+        size, quiet = stage.segment_ops, 0
         n = len(self.residency.order)
         while deadline - self.clock.elapsed() > 0.05 and not self.interrupted and self.extra_bytes > target:
             cuts = choose_cuts(self.graph, self.residency.order, size, avoid=previous)
@@ -243,7 +246,7 @@ class Search:
                 if left <= 0.05 or self.interrupted:
                     self.timed_out = not self.interrupted
                     break
-                self._window(stage.mode, a, b, effort, deadline)
+                self._window(mode, a, b, effort, deadline)
             self.passes += 1
             if self.windows_solved > solved:
                 self.log.append({"phase": f"pass {self.passes}", "mode": stage.mode, "segment_ops": size,
@@ -511,7 +514,7 @@ def choose_cuts(graph: Graph, order: Sequence[str], segment_ops: int, avoid: Seq
     """
     n = len(order)
     cross = crossing(graph, order)
-    near = set()
+    near: set[int] = set()
     margin = max(1, segment_ops // 4) if avoid else 0
     for c in avoid:
         near.update(range(c - margin + 1, c + margin))

@@ -265,27 +265,27 @@ class Graph:
             if o.name in names:
                 raise GraphError(f"operator name {o.name!r} is repeated")
             names.add(o.name)
-            for t in (*o.inputs, *o.outputs):
-                if t not in seen:
-                    raise GraphError(f"operator {o.name!r} uses unknown tensor {t!r}")
+            for name in (*o.inputs, *o.outputs):
+                if name not in seen:
+                    raise GraphError(f"operator {o.name!r} uses unknown tensor {name!r}")
             if set(o.inputs) & set(o.outputs):
                 raise GraphError(f"operator {o.name!r} reads and writes the same tensor")
             if len(set(o.inputs)) != len(o.inputs) or len(set(o.outputs)) != len(o.outputs):
                 raise GraphError(f"operator {o.name!r} lists a tensor twice")
-            for t in o.inputs:
-                kind = self.tensor_by_name[t].kind
-                if kind in PRODUCED_KINDS and t not in producer:
+            for name in o.inputs:
+                kind = self.tensor_by_name[name].kind
+                if kind in PRODUCED_KINDS and name not in producer:
                     raise GraphError(
-                        f"operator {o.name!r} (position {pos}) reads {t!r} before it is produced: "
+                        f"operator {o.name!r} (position {pos}) reads {name!r} before it is produced: "
                         "ops must be in topological order"
                     )
-            for t in o.outputs:
-                kind = self.tensor_by_name[t].kind
+            for name in o.outputs:
+                kind = self.tensor_by_name[name].kind
                 if kind in DRAM_KINDS:
-                    raise GraphError(f"operator {o.name!r} produces {t!r}, which is of kind {kind}")
-                if t in producer:
-                    raise GraphError(f"tensor {t!r} is produced by both {producer[t]!r} and {o.name!r}")
-                producer[t] = o.name
+                    raise GraphError(f"operator {o.name!r} produces {name!r}, which is of kind {kind}")
+                if name in producer:
+                    raise GraphError(f"tensor {name!r} is produced by both {producer[name]!r} and {o.name!r}")
+                producer[name] = o.name
         for t in self.tensors:
             if t.kind in PRODUCED_KINDS and t.name not in producer:
                 raise GraphError(f"tensor {t.name!r} of kind {t.kind} has no producing operator")

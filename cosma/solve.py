@@ -251,9 +251,10 @@ def run_cpsat_phases(search: Search, options: Options) -> None:
             placed = place(inst, relaxed.residency, search.params(options, PHASE_SHARE))
             if placed.status == "unknown" and not search.finished():  # the engine ran out of time: CP-SAT tries
                 search.record("allocation: dsa", placed, objective=False)
-                placing = cpsat.allocate(inst, relaxed.residency)
+                chosen = relaxed.residency  # a local, so that the lambda sees it is not None
+                placing = cpsat.allocate(inst, chosen)
                 placed = cpsat.solve(placing, search.params(options, PHASE_SHARE),
-                                     decoder=lambda m, value: cpsat.placed(m, relaxed.residency, value))
+                                     decoder=lambda m, value: cpsat.placed(m, chosen, value))
             search.record("allocation", placed, objective=False, expect=relaxed.objective)
     if search.finished():
         return

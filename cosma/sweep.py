@@ -290,10 +290,11 @@ def _solve(task: SweepTask, graph: Graph) -> SweepPoint:
 
 def _graph(source: ModelSource) -> Graph:
     """The source's graph, loaded at most once per process."""
-    if source.data is not None:
-        return _GRAPHS.get(source.key, lambda: _unpack(source.data))
-    assert source.path is not None
-    return _GRAPHS.get(source.key, lambda: source.load.load(source.path))
+    data, path = source.data, source.path  # locals, so that the lambdas see them narrowed
+    if data is not None:
+        return _GRAPHS.get(source.key, lambda: _unpack(data))
+    assert path is not None
+    return _GRAPHS.get(source.key, lambda: source.load.load(path))
 
 
 class _GraphCache:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -201,11 +202,11 @@ def trace(plan: Plan, time_axis: TimeAxis = "op") -> PlanTrace:
         count[c[0]] = count.get(c[0], 0) + 1
     seen: dict[str, int] = {}
     residencies = []
-    for name, offset, start, end, reloaded, stores in closed:
+    for name, offset, start, end, reloaded, spills in closed:
         seen[name] = seen.get(name, 0) + 1
         t = graph.tensor(name)
         residencies.append(
-            Residency(name, t.kind, offset, t.bytes, start, end, reloaded, seen[name] < count[name], stores)
+            Residency(name, t.kind, offset, t.bytes, start, end, reloaded, seen[name] < count[name], spills)
         )
     return PlanTrace(
         tuple(residencies), tuple(transfers), tuple(step_times), tuple(run_times), horizon, time_axis,
@@ -228,8 +229,9 @@ def traffic_by_tensor(plan: Plan) -> list[TensorTraffic]:
     for r in tr.residencies:
         spans[r.tensor] = spans.get(r.tensor, 0) + 1
     out = [
-        TensorTraffic(name, plan.graph.tensor(name).kind, plan.graph.size(name), *row, spans.get(name, 0))
-        for name, row in rows.items()
+        TensorTraffic(name, plan.graph.tensor(name).kind, plan.graph.size(name), loads, stores, compulsory, extra,
+                      spans.get(name, 0))
+        for name, (loads, stores, compulsory, extra) in rows.items()
     ]
     out.sort(key=lambda r: (-r.extra_bytes, -r.total_bytes, r.tensor))
     return out
@@ -426,7 +428,7 @@ class _ByteLocator(MaxNLocator):
 
     def tick_values(self, vmin: float, vmax: float) -> Any:
         unit = _unit(max(abs(vmin), abs(vmax)))[0]
-        return super().tick_values(vmin / unit, vmax / unit) * unit
+        return np.asarray(super().tick_values(vmin / unit, vmax / unit)) * unit
 
 
 def _unit(value: float) -> tuple[int, str]:
@@ -436,7 +438,7 @@ def _unit(value: float) -> tuple[int, str]:
     return 1, "B"
 
 
-def _bytes_axis(axis: Any, nbins: int | str = "auto") -> None:
+def _bytes_axis(axis: Any, nbins: int | Literal["auto"] = "auto") -> None:
     def label(value: float, _: Any) -> str:
         lo, hi = axis.get_view_interval()
         unit, name = _unit(max(abs(lo), abs(hi)))

@@ -135,18 +135,27 @@ def parse_csv(text: str, source: str = "<csv>") -> list[Buffer]:
         if len(row) != len(header):
             raise BufferFileError(f"{source}:{line}: {len(row)} fields, header has {len(header)}")
         try:
-            def field(name: str, default: int | None = None, row: list[str] = row) -> int | None:
+            def field(name: str, row: list[str] = row) -> int | None:
                 if name not in col or not row[col[name]].strip():
-                    return default
+                    return None
                 return int(row[col[name]])
 
-            upper = field("upper")
+            def number(name: str, default: int | None = None, row: list[str] = row) -> int:
+                value = field(name, row)
+                if value is not None:
+                    return value
+                if default is None:
+                    # An empty required cell is reported like a non-integer one, below.
+                    raise ValueError(f"{name} is empty")
+                return default
+
+            upper = number("upper")
             buffer = Buffer(
                 id=row[col["id"]].strip(),
-                lower=field("lower"),
+                lower=number("lower"),
                 upper=upper + 1 if inclusive_end else upper,
-                size=field("size"),
-                alignment=field("alignment", 1),
+                size=number("size"),
+                alignment=number("alignment", 1),
                 offset=field("offset"),
             )
         except ValueError:

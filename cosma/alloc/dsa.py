@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cosma.alloc.buffers import AllocError, Buffer, Packing
+from cosma.alloc.buffers import AllocError, Buffer, Packing, Status
 from cosma.alloc.cpsat import solve_cpsat
 from cosma.alloc.greedy import best_greedy, height_of
 from cosma.alloc.problem import NO_OFFSET, Instance, make_instance, split_components, unit_of
@@ -123,6 +123,7 @@ def _validate(buffers: list[Buffer], capacity: int | None) -> None:
         for b in pinned[i + 1:]:
             if b.lower >= a.upper:
                 break
+            assert a.offset is not None and b.offset is not None  # only pinned buffers are in the list
             if a.offset < b.offset + b.size and b.offset < a.offset + a.size:
                 raise AllocError(f"pinned buffers {a.id!r} and {b.id!r} overlap while both live; "
                                  "move one of their offsets")
@@ -134,9 +135,9 @@ def _start(inst: Instance) -> _Component:
     return _Component(inst, best_greedy(inst), lower, "greedy")
 
 
-def _fit_all(components: list[_Component], capacity: int, deadline: float, options: _Options) -> str:
+def _fit_all(components: list[_Component], capacity: int, deadline: float, options: _Options) -> Status:
     """Decision mode: make every component fit ``capacity`` units."""
-    status = "feasible"
+    status: Status = "feasible"
     for c in sorted(components, key=lambda c: -c.inst.n):
         answer = _fit(c, capacity, deadline, options)
         if answer == "infeasible":
@@ -179,7 +180,7 @@ def _fit(c: _Component, capacity: int, deadline: float, options: _Options, cpsat
     return "unknown"
 
 
-def _minimise(components: list[_Component], deadline: float, options: _Options) -> str:
+def _minimise(components: list[_Component], deadline: float, options: _Options) -> Status:
     """Minimise mode: the overall height is the highest component's, so lower each component
     that stands above the proven bound, sharing the time among them."""
     tallest_first = sorted(components, key=lambda c: -c.height)

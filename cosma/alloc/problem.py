@@ -13,7 +13,7 @@ Where no buffer crosses a time point the instance falls apart into independent
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, reduce
 
@@ -87,7 +87,7 @@ class Instance:
         rank[order] = np.arange(self.n)
         return rank
 
-    def to_bytes(self, offsets_units: Sequence[int]) -> dict[str, int]:
+    def to_bytes(self, offsets_units: Iterable[int]) -> dict[str, int]:
         return {b.id: int(o) * self.unit for b, o in zip(self.buffers, offsets_units)}
 
     def from_bytes(self, offsets: dict[str, int]) -> np.ndarray:

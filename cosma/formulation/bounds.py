@@ -117,7 +117,7 @@ def eviction_bound(instance: Instance) -> int:
     """Lower bound on the extra traffic (cost units): covers of operators with disjoint spanning sets."""
     sets = spanning_sets(instance)
     covers = sorted((cover(instance, o, sets[o]) for o in instance.order), key=lambda c: -c.cost)
-    total, used = 0, set()
+    total, used = 0, set[str]()
     for c in covers:
         if c.cost == 0:
             break

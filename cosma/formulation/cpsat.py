@@ -398,7 +398,7 @@ def configure(solver: cp_model.CpSolver, params: SolverParams) -> None:
             raise OptionError(f"--solver-param {name}={value}: {e}") from None
 
 
-_STATUS: dict[int, OutcomeStatus] = {
+_STATUS: dict[cp_model.CpSolverStatus, OutcomeStatus] = {
     cp_model.OPTIMAL: "optimal",
     cp_model.FEASIBLE: "feasible",
     cp_model.INFEASIBLE: "infeasible",

@@ -324,9 +324,9 @@ def hint_values(m: MilpModel, residency: Residency) -> dict[str, float]:
         put(v, float(step[o] == s))
     for t in inst.tensors:
         for s in m.steps(t):
-            seg = at.get((t, s))
-            resident = seg is not None
-            starts = resident and seg.first == s
+            held = at.get((t, s))
+            resident = held is not None
+            starts = held is not None and held.first == s
             put(m.P.get((t, s)), float(resident and not starts))
             put(m.L.get((t, s)), float(starts and not seg.created))
             put(m.a[t, s], seg.offset // inst.unit if resident else 0)

@@ -58,7 +58,7 @@ def restrict(graph: Graph, ops: Iterable[str]) -> Graph:
             kind = "output"
         else:
             kind = t.kind
-        tensors.append(Tensor(name, t.bytes, kind))  # type: ignore[arg-type]
+        tensors.append(Tensor(name, t.bytes, kind))
     return Graph.build(f"{graph.name}|{len(order)}", tensors, [graph.op(o) for o in order])
 
 

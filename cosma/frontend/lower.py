@@ -505,8 +505,8 @@ def _settle_types(node: onnx.NodeProto, label: str, walked: _Walked, source: str
     outputs = [o for o in node.output if o]
     types = walked.types
     if any(types.shape(o) is None for o in outputs):
-        for o, tp in _infer_node(node, walked).items():
-            types.offer(o, tp)
+        for o, inferred in _infer_node(node, walked).items():
+            types.offer(o, inferred)
     for o in outputs:
         tp = types.get(o)
         if tp is not None and tp.WhichOneof("value") not in (None, "tensor_type"):

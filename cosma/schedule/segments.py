@@ -218,8 +218,14 @@ def segments(graph: Graph) -> list[Segment]:
     running = 0
     for g, members in enumerate(groups):
         running += through[g]
-        seg = build_segment(graph, [graph.ops[i].name for i in members], 0, lambda t, g=g: first[t] < g,
-                            lambda t, g=g: last[t] > g)
+
+        def before(t: str, g: int = g) -> bool:
+            return first[t] < g
+
+        def after(t: str, g: int = g) -> bool:
+            return last[t] > g
+
+        seg = build_segment(graph, [graph.ops[i].name for i in members], 0, before, after)
         inside_through = sum(graph.size(t) for t in seg.tensor_names if first[t] < g < last[t])
         out.append(replace(seg, background=running - inside_through))
     return out
