@@ -12,6 +12,7 @@ from cosma.baselines import best_baseline
 from cosma.budgets import Budgets, resolve_budget
 from cosma.check import PlanInvalid, replay
 from cosma.errors import BudgetError, CosmaError, ModelError, OptionError
+from cosma.execute import execute
 from cosma.frontend import load_model, load_onnx, load_tflite
 from cosma.graph import Graph, Lifetime, Operator, Tensor
 from cosma.methods import METHODS, Options, compile
@@ -42,6 +43,7 @@ __all__ = [
     "Tensor",
     "best_baseline",
     "compile",
+    "execute",
     "load_model",
     "load_onnx",
     "load_tflite",

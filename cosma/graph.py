@@ -63,13 +63,19 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Operator:
-    """One schedulable operator. ``fused`` lists the op types folded into it by the front end."""
+    """One schedulable operator. ``fused`` lists the op types folded into it by the front end.
+
+    ``nodes`` is provenance for executing a plan (:mod:`cosma.execute`): the labels of the ONNX
+    nodes the operator covers, its own first, then its fused epilogues in order (empty for graphs
+    built by hand). It takes no part in equality or the repr, so graphs compare as before.
+    """
 
     name: str
     op_type: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     fused: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -233,7 +239,7 @@ class Graph:
         """The activation-only graph: weights leave ``tensors`` and every operator's inputs."""
         weights = {t.name for t in self.tensors if t.kind == "weight"}
         ops = [
-            Operator(o.name, o.op_type, tuple(t for t in o.inputs if t not in weights), o.outputs, o.fused)
+            Operator(o.name, o.op_type, tuple(t for t in o.inputs if t not in weights), o.outputs, o.fused, o.nodes)
             for o in self.ops
         ]
         return Graph.build(self.name, (t for t in self.tensors if t.name not in weights), ops, self.metadata)

@@ -63,7 +63,7 @@ def _fold(producer: Operator, epilogue: Operator, d: str) -> Operator:
     inputs = tuple(dict.fromkeys((*producer.inputs, *(t for t in epilogue.inputs if t != d))))
     outputs = tuple(epilogue.outputs[0] if t == d else t for t in producer.outputs)
     return Operator(producer.name, producer.op_type, inputs, outputs,
-                    (*producer.fused, epilogue.op_type, *epilogue.fused))
+                    (*producer.fused, epilogue.op_type, *epilogue.fused), (*producer.nodes, *epilogue.nodes))
 
 
 def fuse_epilogues(graph: Graph) -> Graph:

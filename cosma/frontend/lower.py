@@ -572,7 +572,7 @@ def _walk(proto: onnx.ModelProto, source: str) -> _Walked:
             walked.views += 1
         else:
             ins = tuple(dict.fromkeys(alias.get(x, x) for x in present))
-            walked.ops.append(Operator(label, node.op_type, ins, tuple(o for o in node.output if o)))
+            walked.ops.append(Operator(label, node.op_type, ins, tuple(o for o in node.output if o), nodes=(label,)))
             _settle_types(node, label, walked, source)
 
     for out in g.output:
