@@ -534,9 +534,10 @@ def _run_worker(payload: dict[str, Any], progress: Progress, log: Path | None = 
     finally:
         proc.wait()
     if result is None and not stop_sent:
-        lines = log.read_text(errors="replace").strip().splitlines()
-        last = lines[-1] if lines else "(its log is empty)"
-        raise RuntimeError(f"the HiGHS worker ended without a result (exit status {proc.returncode}): {last}; "
+        # the last lines that start a message (a traceback's exception line, not a wrapped array)
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line[:1].strip()]
+        tail = " | ".join(lines[-3:])[-600:] or "(its log is empty)"
+        raise RuntimeError(f"the HiGHS worker ended without a result (exit status {proc.returncode}): {tail}; "
                            f"its output is kept in {log}")
     if not keep:
         log.unlink(missing_ok=True)
