@@ -53,6 +53,7 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from cosma.errors import ModelError, OptionError
+from cosma.frontend.fold import fold_batchnorm, fold_constant_ifs, fold_constants
 from cosma.frontend.fuse import fuse_epilogues
 from cosma.graph import Graph, Operator, Tensor
 
@@ -85,6 +86,8 @@ def load_onnx(
     element_bytes: int | None = None,
     weights: bool = True,
     fuse: bool = True,
+    fold_batchnorm: bool = True,
+    fold_if: bool = True,
     name: str | None = None,
 ) -> Graph:
     """Lower an ONNX model (a path or a ModelProto) to a :class:`Graph` (phases in the module docstring).
@@ -101,9 +104,10 @@ def load_onnx(
     if element_bytes is not None and element_bytes < 1:
         raise OptionError(f"element_bytes must be a positive integer, not {element_bytes}; use 1 for int8")
     proto, source, default_name = _read(model)
-    proto = _prepare(proto, source, input_shapes or {})
+    folds: dict[str, int] = {}
+    proto = _prepare(proto, source, input_shapes or {}, _Folds(fold_batchnorm, fold_if), folds)
     walked = _walk(proto, source)
-    graph = _build(name or default_name, walked, source, element_bytes)
+    graph = _build(name or default_name, walked, source, element_bytes, folds)
     if fuse:
         graph = fuse_epilogues(graph)
     if not weights:
@@ -140,7 +144,16 @@ def _read(model: str | os.PathLike[str] | onnx.ModelProto) -> tuple[onnx.ModelPr
 
 
 # ================================================================== prepare
-def _prepare(proto: onnx.ModelProto, source: str, input_shapes: Mapping[str, Sequence[int]]) -> onnx.ModelProto:
+@dataclass(frozen=True)
+class _Folds:
+    """Which inference-time folds of :mod:`cosma.frontend.fold` run."""
+
+    batchnorm: bool = True
+    constant_if: bool = True
+
+
+def _prepare(proto: onnx.ModelProto, source: str, input_shapes: Mapping[str, Sequence[int]], folds: _Folds,
+             counts: dict[str, int]) -> onnx.ModelProto:
     if proto.functions:
         try:
             proto = onnx.inliner.inline_local_functions(proto)
@@ -148,8 +161,14 @@ def _prepare(proto: onnx.ModelProto, source: str, input_shapes: Mapping[str, Seq
             raise ModelError(f"{source}: cannot inline the model's local functions ({_one_line(e)})") from None
     _sort_nodes(proto.graph, source)
     _check(proto, source)
+    if folds.constant_if:
+        counts["folded_if"] = fold_constant_ifs(proto)
     _refuse_unsupported(proto, source)
     _fix_input_shapes(proto.graph, input_shapes, source)
+    if folds.batchnorm:
+        # Folding sees weights only once constant subgraphs (Identity, Expand, CastLike...) are values.
+        counts["folded_constants"] = fold_constants(proto)
+        counts["folded_batchnorm"] = fold_batchnorm(proto)
     try:
         return onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False, data_prop=True)
     except Exception as e:
@@ -553,6 +572,7 @@ def _walk(proto: onnx.ModelProto, source: str) -> _Walked:
 
     read = {x for n in g.node for x in n.input if x} | {o.name for o in g.output}
     alias: dict[str, str] = {}
+    sources: dict[str, tuple[str, ...]] = {}  # dequantized constant -> the quantized tensors it is made of
     for label, node in zip(node_names(g.node), g.node):
         present = [x for x in node.input if x]
         shape_value = _shape_constant(node, types)
@@ -567,11 +587,16 @@ def _walk(proto: onnx.ModelProto, source: str) -> _Walked:
             constants.add_node(node)
             _settle_types(node, label, walked, source)
             walked.folded += 1
+            if node.op_type == "DequantizeLinear":
+                # A dequantized weight is stored quantized: its readers load the int8 data and its scale.
+                sources[node.output[0]] = tuple(dict.fromkeys(alias.get(x, x) for x in present))
         elif _is_view(node, read):
             alias[node.output[0]] = alias.get(node.input[0], node.input[0])
             walked.views += 1
+            # A view's own shape is needed by shape-computing nodes downstream (Shape of a Reshape).
+            _settle_types(node, label, walked, source)
         else:
-            ins = tuple(dict.fromkeys(alias.get(x, x) for x in present))
+            ins = tuple(dict.fromkeys(s for x in present for s in sources.get(alias.get(x, x), (alias.get(x, x),))))
             walked.ops.append(Operator(label, node.op_type, ins, tuple(o for o in node.output if o), nodes=(label,)))
             _settle_types(node, label, walked, source)
 
@@ -610,12 +635,17 @@ def _unknown_shape(tensor: str, where: str, walked: _Walked, source: str) -> Mod
     symbolic = [f"{i.name}[{_declared(i)}]" for i in walked.proto.graph.input
                 if i.name in walked.inputs and static_shape(i.type) is None]
     hint = f" (symbolic inputs: {', '.join(symbolic)})" if symbolic else ""
-    example = symbolic[0].split("[")[0] if symbolic else "NAME"
-    return ModelError(f"{source}: the shape of tensor {tensor!r} ({where}) is unknown; fix the input dims with "
-                      f"--input-shape {example}=1x3x224x224{hint}")
+    if not symbolic:
+        return ModelError(f"{source}: the shape of tensor {tensor!r} ({where}) is unknown although every input is "
+                          "static: it depends on values at run time; export the model with static shapes there")
+    first = next(i for i in walked.proto.graph.input if i.name in walked.inputs and static_shape(i.type) is None)
+    # The example keeps the input's real rank and its static dims, with 1 for each symbolic one.
+    dims = [d.dim_value if d.HasField("dim_value") else 1 for d in first.type.tensor_type.shape.dim]
+    return ModelError(f"{source}: the shape of tensor {tensor!r} ({where}) is unknown; fix the symbolic input dims "
+                      f"with --input-shape {first.name}={_dims_text(dims) if dims else '1'}{hint}")
 
 
-def _build(name: str, walked: _Walked, source: str, element_bytes: int | None) -> Graph:
+def _build(name: str, walked: _Walked, source: str, element_bytes: int | None, folds: Mapping[str, int]) -> Graph:
     """The Graph over the tensors that operators touch, with operators no output depends on dropped."""
     live = set(walked.outputs)
     kept: list[Operator] = []
@@ -655,5 +685,6 @@ def _build(name: str, walked: _Walked, source: str, element_bytes: int | None) -
         "folded_nodes": str(walked.folded),
         "view_nodes": str(walked.views),
         "dead_operators": str(len(walked.ops) - len(kept)),
+        **{key: str(n) for key, n in folds.items()},
     }
     return Graph.build(name, tensors, kept, metadata)
