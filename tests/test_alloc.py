@@ -8,6 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -265,3 +266,72 @@ def test_cli_exit_status_for_infeasible_and_bad_input(tmp_path):
     result = CliRunner().invoke(main, ["alloc", str(bad)])
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and "bad.csv:2" in result.output and "Traceback" not in result.output
+
+
+# ---- scale: structures linear in the instance, every phase bounded -------------------------------
+
+def test_instance_structures_grow_with_the_conflicts_not_the_square():
+    from cosma.alloc.generate import guillotine_buffers
+
+    buffers = guillotine_buffers(4_000, seed=1)
+    inst = make_instance(buffers, unit_of(buffers))
+    ptr, idx = inst.conflict_csr
+    assert len(ptr) == inst.n + 1 and len(idx) == ptr[-1]
+    assert len(idx) < inst.n * inst.n / 20  # far from dense: each buffer meets a few dozen others
+    assert len(inst.load) == inst.sections and inst.sections > 1_000
+    assert inst.cover(np.arange(3), 0, 5).shape == (3, 5)  # the cover exists only as windows
+    # the sparse conflicts are exactly the pairs whose lifetimes meet
+    sample = np.random.default_rng(0).choice(inst.n, 50, replace=False)
+    for i in sample.tolist():
+        expect = [j for j in range(inst.n) if j != i and inst.lo[i] < inst.hi[j] and inst.lo[j] < inst.hi[i]]
+        assert inst.conflicts[i].tolist() == expect
+
+
+def test_sparse_and_dense_slack_agree():
+    from cosma.alloc import search as search_module
+    from cosma.alloc.generate import guillotine_buffers
+
+    buffers = guillotine_buffers(300, seed=2)
+    inst = make_instance(buffers, unit_of(buffers))
+    s = search_module._Search(inst, 1 << 20, deadline=float("inf"))
+    rng = np.random.default_rng(1)
+    cand = rng.integers(0, 200, inst.n)
+    U = np.arange(inst.n)
+    dense, sparse = np.zeros(inst.sections, np.int64), np.zeros(inst.sections, np.int64)
+    s._update_slack(U, cand, dense, 0, inst.sections)
+    order = U[np.argsort(-cand, kind="stable")]
+    sparse[:] = s.capacity - s._makespan_sparse(order, cand, 0, inst.sections)
+    assert (dense == sparse).all()
+
+
+def test_maximal_sections_match_their_definition():
+    from cosma.alloc.cpsat import maximal_sections
+
+    for seed in range(5):
+        buffers = random_buffers(random.Random(seed), 30, horizon=25)
+        for group in split_components(buffers):
+            inst = make_instance(group, unit_of(group))
+            live = [np.flatnonzero((inst.lo <= s) & (s < inst.hi)) for s in range(inst.sections)]
+            expect = [h for s, h in enumerate(live)
+                      if not (s > 0 and np.isin(h, live[s - 1]).all())
+                      and not (s + 1 < len(live) and np.isin(h, live[s + 1]).all() and len(live[s + 1]) > len(h))]
+            assert [m.tolist() for m in maximal_sections(inst)] == [e.tolist() for e in expect]
+
+
+def test_greedy_out_of_time_still_places_every_buffer():
+    from cosma.alloc.generate import guillotine_buffers
+
+    buffers = guillotine_buffers(500, seed=3)
+    inst = make_instance(buffers, unit_of(buffers))
+    offsets = place_in_order(inst, order_of(inst, "size"), deadline=0.0)  # a deadline long past
+    packing = inst.to_bytes(offsets)
+    assert packing_errors(buffers, packing) == []
+
+
+def test_a_large_instance_out_of_time_is_undecided_with_a_valid_packing():
+    from cosma.alloc.generate import guillotine_buffers
+
+    buffers = guillotine_buffers(3_000, seed=4)
+    packing = solve(buffers, capacity=1 << 20, time_limit=0)
+    assert packing.status == "unknown" and packing.nodes == 0  # no phase started after the deadline
+    assert packing_errors(buffers, packing.offsets) == []

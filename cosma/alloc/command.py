@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,9 +43,12 @@ def summary(name: str, n: int, packing: Packing) -> str:
 def alloc_command(path: Path, capacity: str | None, output: Path | None, *, time_limit: float, seed: int,
                   threads: int, echo: Callable[[str], None], engine: str = "auto") -> ExitCode:
     """Pack the buffers of ``path``; write ``output`` when they fit; return the exit status."""
+    started = time.monotonic()
     buffers = read_csv(path)
     cap = None if capacity is None else parse_size(capacity)
-    packing = solve(buffers, capacity=cap, time_limit=time_limit, seed=seed, workers=threads, engine=engine)
+    # the limit covers the whole command: reading a large file takes a second or more
+    left = max(0.0, time_limit - (time.monotonic() - started))
+    packing = solve(buffers, capacity=cap, time_limit=left, seed=seed, workers=threads, engine=engine)
     line = summary(Path(path).name, len(buffers), packing)
     if output is not None and packing.fits:
         try:

@@ -19,6 +19,7 @@ learns from conflicts. Per-section disjunctions propagate far better here than o
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -48,23 +49,48 @@ class CpResult:
 
 
 def maximal_sections(inst: Instance) -> list[np.ndarray]:
-    """Live sets of the sections whose set is not contained in a neighbouring section's."""
-    live = [np.flatnonzero(inst.cover[:, s]) for s in range(inst.sections)]
-    keep = []
-    for s, here in enumerate(live):
-        if s > 0 and np.isin(here, live[s - 1]).all():
-            continue  # nothing starts in s: contained in (or equal to) the previous section
-        if s + 1 < len(live) and np.isin(here, live[s + 1]).all() and len(live[s + 1]) > len(here):
-            continue  # strictly contained in the next section
-        keep.append(here)
-    return keep
+    """Live sets of the sections whose set is not contained in a neighbouring section's.
+
+    A section's live set is contained in the previous one's unless a buffer starts there, and
+    strictly contained in the next one's when no buffer ends at their border and one starts in the
+    next: so the maximal sections are read off the start and end counts, and their live sets come
+    from one sweep (linear in the buffers and the sets' total size, never buffers x sections)."""
+    starts = np.bincount(inst.lo, minlength=inst.sections + 1)
+    ends = np.bincount(inst.hi, minlength=inst.sections + 1)
+    keep = np.zeros(inst.sections, dtype=bool)
+    s = np.arange(inst.sections)
+    keep[:] = (s == 0) | (starts[: inst.sections] > 0)
+    grows = (ends[1: inst.sections + 1] == 0) & (starts[1: inst.sections + 1] > 0) & (s + 1 < inst.sections)
+    keep &= ~grows
+    by_start = np.argsort(inst.lo, kind="stable")
+    by_end = np.argsort(inst.hi, kind="stable")
+    live: set[int] = set()
+    a = b = 0
+    out: list[np.ndarray] = []
+    for sec in np.flatnonzero(keep).tolist():
+        while a < inst.n and inst.lo[by_start[a]] <= sec:
+            live.add(int(by_start[a]))
+            a += 1
+        while b < inst.n and inst.hi[by_end[b]] <= sec:
+            live.discard(int(by_end[b]))
+            b += 1
+        out.append(np.array(sorted(live), dtype=np.int64))
+    return out
 
 
-def build_model(inst: Instance, capacity: int, minimise: bool, hint: np.ndarray | None = None) -> Model:
+class _OutOfTime(Exception):
+    """The deadline passed while the model was being built."""
+
+
+def build_model(inst: Instance, capacity: int, minimise: bool, hint: np.ndarray | None = None,
+                deadline: float = math.inf) -> Model:
+    """The model; :class:`_OutOfTime` if ``deadline`` passes first (large instances take seconds)."""
     model = cp_model.CpModel()
     offsets = add_offsets(model, inst, capacity)
     intervals = [model.new_fixed_size_interval_var(offsets[i], int(inst.size[i]), f"block_{i}") for i in range(inst.n)]
-    add_no_overlap_per_section(model, inst, intervals)
+    if time.monotonic() > deadline:
+        raise _OutOfTime
+    add_no_overlap_per_section(model, inst, intervals, deadline)
     height = add_height(model, inst, offsets, capacity) if minimise else None
     if height is not None:
         model.minimize(height)
@@ -96,9 +122,12 @@ def add_offsets(model: cp_model.CpModel, inst: Instance, capacity: int) -> list[
     return offsets
 
 
-def add_no_overlap_per_section(model: cp_model.CpModel, inst: Instance, intervals: list) -> None:
+def add_no_overlap_per_section(model: cp_model.CpModel, inst: Instance, intervals: list,
+                               deadline: float = math.inf) -> None:
     """Buffers live in the same time section occupy disjoint address ranges."""
-    for live in maximal_sections(inst):
+    for k, live in enumerate(maximal_sections(inst)):
+        if k & 63 == 0 and time.monotonic() > deadline:
+            raise _OutOfTime
         if len(live) > 1:
             model.add_no_overlap([intervals[i] for i in live])
 
@@ -117,9 +146,15 @@ def solve_cpsat(inst: Instance, capacity: int, time_limit: float, minimise: bool
     start = time.monotonic()
     if inst.max_load > capacity or int(inst.size.max(initial=0)) > capacity:
         return CpResult(None, True, False, capacity + 1, "INFEASIBLE", 0.0)
-    m = build_model(inst, capacity, minimise, hint)
+    try:
+        m = build_model(inst, capacity, minimise, hint, deadline=start + time_limit)
+    except _OutOfTime:
+        return CpResult(None, False, False, inst.max_load, "UNKNOWN", time.monotonic() - start)
+    left = start + time_limit - time.monotonic()
+    if left <= 0:
+        return CpResult(None, False, False, inst.max_load, "UNKNOWN", time.monotonic() - start)
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.01, time_limit)
+    solver.parameters.max_time_in_seconds = left
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
     status = solver.solve(m.model)

@@ -13,6 +13,9 @@ allocator sees them). Pinned buffers are placed first, at their offsets.
 
 from __future__ import annotations
 
+import math
+import time
+
 import numpy as np
 
 from cosma.alloc.problem import NO_OFFSET, Instance
@@ -38,14 +41,21 @@ def order_of(inst: Instance, name: str) -> np.ndarray:
     return np.lexsort((np.arange(inst.n), inst.lo, key))
 
 
-def place_in_order(inst: Instance, order: np.ndarray, policy: str = "first-fit") -> np.ndarray:
-    """Offsets (in units) for every buffer, placing them in ``order`` with ``policy``."""
+def place_in_order(inst: Instance, order: np.ndarray, policy: str = "first-fit",
+                   deadline: float = math.inf) -> np.ndarray:
+    """Offsets (in units) for every buffer, placing them in ``order`` with ``policy``.
+
+    Past ``deadline`` the buffers not yet placed are stacked above everything placed: a valid
+    packing at once, however high, so a caller out of time still has one."""
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {POLICIES}")
     offsets = inst.fixed.copy()
-    for i in order:
+    for k, i in enumerate(order.tolist()):
         if offsets[i] != NO_OFFSET:
             continue
+        if k & 255 == 0 and time.monotonic() > deadline:
+            _stack_rest(inst, offsets)
+            break
         near = inst.conflicts[i]
         near = near[offsets[near] != NO_OFFSET]
         offsets[i] = _fit(offsets[near], offsets[near] + inst.size[near], int(inst.size[i]), int(inst.align[i]),
@@ -53,34 +63,50 @@ def place_in_order(inst: Instance, order: np.ndarray, policy: str = "first-fit")
     return offsets
 
 
+def _stack_rest(inst: Instance, offsets: np.ndarray) -> None:
+    """Place every unplaced buffer above all placed ones, one on top of the other."""
+    placed = offsets != NO_OFFSET
+    top = int((offsets[placed] + inst.size[placed]).max(initial=0))
+    for i in np.flatnonzero(~placed).tolist():
+        a = int(inst.align[i])
+        offsets[i] = -(-top // a) * a
+        top = int(offsets[i] + inst.size[i])
+
+
 def _fit(starts: np.ndarray, ends: np.ndarray, size: int, align: int, policy: str) -> int:
     """Offset of a ``size`` block among occupied ranges [starts, ends)."""
+    if not len(starts):
+        return 0
     order = np.argsort(starts, kind="stable")
-    best: tuple[int, int] | None = None  # (gap length, offset)
-    cursor = 0
-    for s, e in zip(starts[order].tolist(), ends[order].tolist()):
-        at = -(-cursor // align) * align
-        if at + size <= s:
-            if policy == "first-fit":
-                return at
-            if best is None or (s - at) < best[0]:
-                best = (s - at, at)
-        cursor = max(cursor, e)
-    top = -(-cursor // align) * align
-    return top if best is None else best[1]
+    s, e = starts[order], ends[order]
+    # the lowest free offset before range k is the highest end among the ranges that start before it
+    cursor = np.empty_like(e)
+    cursor[0] = 0
+    np.maximum.accumulate(e[:-1], out=cursor[1:])
+    np.maximum(cursor, 0, out=cursor)
+    at = -(-cursor // align) * align
+    fits = at + size <= s
+    if fits.any():
+        if policy == "first-fit":
+            return int(at[np.argmax(fits)])
+        return int(at[np.argmin(np.where(fits, s - at, np.iinfo(np.int64).max))])
+    return int(-(-max(int(e.max()), 0) // align) * align)
 
 
 def height_of(inst: Instance, offsets: np.ndarray) -> int:
     return int((offsets + inst.size).max(initial=0))
 
 
-def best_greedy(inst: Instance) -> np.ndarray:
-    """The lowest packing over every order and policy (ties: the first tried)."""
+def best_greedy(inst: Instance, deadline: float = math.inf) -> np.ndarray:
+    """The lowest packing over every order and policy (ties: the first tried). Past ``deadline``
+    the remaining orders are skipped (the first always yields a packing, see :func:`place_in_order`)."""
     best: np.ndarray | None = None
     for name in ORDERS:
         order = order_of(inst, name)
         for policy in POLICIES:
-            offsets = place_in_order(inst, order, policy)
+            if best is not None and time.monotonic() > deadline:
+                return best
+            offsets = place_in_order(inst, order, policy, deadline)
             if best is None or height_of(inst, offsets) < height_of(inst, best):
                 best = offsets
     assert best is not None

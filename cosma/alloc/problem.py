@@ -45,27 +45,55 @@ class Instance:
     def sections(self) -> int:
         return len(self.times) - 1
 
-    @cached_property
-    def cover(self) -> np.ndarray:
-        """``cover[i, s]``: buffer ``i`` lives in section ``s``."""
-        s = np.arange(self.sections)
-        return (self.lo[:, None] <= s[None, :]) & (s[None, :] < self.hi[:, None])
+    def cover(self, rows: np.ndarray, w0: int, w1: int) -> np.ndarray:
+        """``cover[k, s - w0]``: buffer ``rows[k]`` lives in section ``s``, for ``w0 <= s < w1``. Only
+        a window is ever built: the whole buffers x sections matrix is quadratic in the instance."""
+        s = np.arange(w0, w1)
+        return (self.lo[rows, None] <= s[None, :]) & (s[None, :] < self.hi[rows, None])
 
     @cached_property
     def load(self) -> np.ndarray:
         """Total size live in each section."""
-        return self.size @ self.cover
+        edges = np.zeros(self.sections + 1, dtype=np.int64)
+        np.add.at(edges, self.lo, self.size)
+        np.add.at(edges, self.hi, -self.size)
+        return np.cumsum(edges[:-1])
 
     @cached_property
     def max_load(self) -> int:
         return int(self.load.max(initial=0))
 
     @cached_property
+    def conflict_csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """The conflict graph as ``(ptr, idx)``: buffer ``i`` conflicts with ``idx[ptr[i]:ptr[i + 1]]``
+        (sorted). Its size is the number of conflicting pairs, never buffers x buffers."""
+        n = self.n
+        by_start = np.argsort(self.lo, kind="stable")
+        starts = self.lo[by_start]
+        # in order of first section, the buffers after p that meet it are the run p+1 .. end[p]-1:
+        # they start no earlier than p and before p ends
+        end = np.searchsorted(starts, self.hi[by_start], side="left")
+        count = end - np.arange(n) - 1
+        first = np.repeat(np.arange(n), count)
+        run_start = np.cumsum(count) - count
+        second = first + 1 + (np.arange(len(first)) - np.repeat(run_start, count))
+        del run_start
+        a, b = by_start[first], by_start[second]
+        del first, second
+        ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(a, minlength=n) + np.bincount(b, minlength=n), out=ptr[1:])
+        # one key per directed pair, sorted: a plain sort of integers is several times faster than a lexsort
+        key = np.concatenate([a * n + b, b * n + a])
+        del a, b
+        key.sort()
+        idx = (key % max(n, 1)).astype(np.int32 if n < 2**31 else np.int64)
+        return ptr, idx
+
+    @cached_property
     def conflicts(self) -> tuple[np.ndarray, ...]:
-        """For each buffer, the (sorted) buffers it conflicts with."""
-        meets = (self.lo[:, None] < self.hi[None, :]) & (self.lo[None, :] < self.hi[:, None])
-        np.fill_diagonal(meets, False)
-        return tuple(np.flatnonzero(row) for row in meets)
+        """For each buffer, the (sorted) buffers it conflicts with: views into :attr:`conflict_csr`."""
+        ptr, idx = self.conflict_csr
+        return tuple(np.split(idx, ptr[1:-1])) if self.n else ()
 
     @cached_property
     def width(self) -> np.ndarray:

@@ -46,6 +46,10 @@ STRATEGIES: tuple[tuple[str, bool], ...] = tuple(
 
 _FAR = np.int64(1) << 60
 
+DENSE_CELLS = 1 << 20
+"""Windows of the slack computation up to this many rows x sections are stacked as one dense
+block; larger ones (near the root of large instances) row by row, in linear memory."""
+
 MEMO_LIMIT = 2_000_000
 """Failed nodes remembered at most (16-byte digests, about 100 bytes each with the set)."""
 
@@ -88,14 +92,19 @@ class _Search:
 
     def __post_init__(self) -> None:
         inst = self.inst
-        self.fixed_conflicts = tuple(c[inst.fixed[c] != NO_OFFSET] for c in inst.conflicts)
         self.is_fixed = inst.fixed != NO_OFFSET
+        none = np.zeros(0, dtype=np.int64)
+        self.fixed_conflicts = (tuple(c[self.is_fixed[c]] for c in inst.conflicts) if self.is_fixed.any()
+                                else (none,) * inst.n)
         # sections whose stacking can change when a buffer is placed: its own and those of
         # the buffers it conflicts with (their floors rise)
-        self.reach_lo = np.array([min(inst.lo[c].min(initial=inst.lo[b]), inst.lo[b])
-                                  for b, c in enumerate(inst.conflicts)], dtype=np.int64)
-        self.reach_hi = np.array([max(inst.hi[c].max(initial=inst.hi[b]), inst.hi[b])
-                                  for b, c in enumerate(inst.conflicts)], dtype=np.int64)
+        ptr, idx = inst.conflict_csr
+        self.reach_lo, self.reach_hi = inst.lo.copy(), inst.hi.copy()
+        has = np.flatnonzero(ptr[1:] > ptr[:-1])
+        if len(has):
+            starts = ptr[:-1][has]
+            self.reach_lo[has] = np.minimum(self.reach_lo[has], np.minimum.reduceat(inst.lo[idx], starts))
+            self.reach_hi[has] = np.maximum(self.reach_hi[has], np.maximum.reduceat(inst.hi[idx], starts))
 
     # ---- the node budget -------------------------------------------------------------------
 
@@ -226,11 +235,26 @@ class _Search:
             return True
         rows = U[(lo < w1) & (hi > w0)]
         order = rows[np.argsort(-cand[rows], kind="stable")]
-        cover = inst.cover[order, w0:w1]
-        above = np.cumsum(cover * inst.size[order][:, None], axis=0)  # size with floor >= this row's
-        makespan = np.where(cover, above + cand[order][:, None], 0).max(axis=0)
+        if len(order) * (w1 - w0) <= DENSE_CELLS:
+            cover = inst.cover(order, w0, w1)
+            above = np.cumsum(cover * inst.size[order][:, None], axis=0)  # size with floor >= this row's
+            makespan = np.where(cover, above + cand[order][:, None], 0).max(axis=0)
+        else:
+            makespan = self._makespan_sparse(order, cand, w0, w1)
         slack[w0:w1] = self.capacity - makespan
         return bool(slack[w0:w1].min() >= 0)
+
+    def _makespan_sparse(self, order: np.ndarray, cand: np.ndarray, w0: int, w1: int) -> np.ndarray:
+        """The dense stacking of :meth:`_update_slack`, row by row: memory in sections, time in the
+        rows' lifetimes (for the wide windows near the root of large instances)."""
+        inst = self.inst
+        above = np.zeros(w1 - w0, dtype=np.int64)
+        makespan = np.zeros(w1 - w0, dtype=np.int64)
+        for i in order.tolist():
+            a, b = max(int(inst.lo[i]), w0) - w0, min(int(inst.hi[i]), w1) - w0
+            above[a:b] += inst.size[i]
+            np.maximum(makespan[a:b], above[a:b] + cand[i], out=makespan[a:b])
+        return makespan
 
     def _branch_buffer(self, U: np.ndarray, cand: np.ndarray, slack: np.ndarray) -> int:
         floors = cand[U]

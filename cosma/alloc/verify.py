@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from cosma.alloc.buffers import Buffer
+
+CHUNK_PAIRS = 1 << 22
+"""Pairs of time-overlapping buffers checked per vectorised batch."""
 
 
 def packing_errors(buffers: Sequence[Buffer], offsets: Mapping[str, int], capacity: int | None = None,
@@ -33,16 +38,32 @@ def packing_errors(buffers: Sequence[Buffer], offsets: Mapping[str, int], capaci
         if capacity is not None and o + b.size > capacity:
             errors.append(f"{b.id} [{o}, {o + b.size}) exceeds the capacity {capacity}")
     placed = sorted((b for b in buffers if b.id in offsets and b.size > 0), key=lambda b: b.lower)
-    live: list[Buffer] = []  # buffers whose lifetime contains the current sweep time
-    for b in placed:
-        live = [x for x in live if x.upper > b.lower]
-        lo, hi = offsets[b.id], offsets[b.id] + b.size
-        for x in live:
+    lower = np.array([b.lower for b in placed], dtype=np.int64)
+    upper = np.array([b.upper for b in placed], dtype=np.int64)
+    start = np.array([offsets[b.id] for b in placed], dtype=np.int64)
+    stop = start + np.array([b.size for b in placed], dtype=np.int64)
+    # by start time, the buffers live when ``placed[p]`` ends are p+1 .. last[p]-1; pairs are taken in
+    # chunks of about CHUNK_PAIRS so memory stays linear however many buffers live at once
+    last = np.searchsorted(lower, upper, side="left")
+    count = last - np.arange(len(placed)) - 1
+    p0 = 0
+    while p0 < len(placed) and len(errors) < limit:
+        p1 = p0 + 1
+        budget = count[p0]
+        while p1 < len(placed) and budget + count[p1] <= CHUNK_PAIRS:
+            budget += count[p1]
+            p1 += 1
+        c = count[p0:p1]
+        first = np.repeat(np.arange(p0, p1), c)
+        second = first + 1 + (np.arange(len(first)) - np.repeat(np.cumsum(c) - c, c))
+        clash = (start[first] < stop[second]) & (start[second] < stop[first])
+        for q, p in sorted(zip(second[clash].tolist(), first[clash].tolist())):
+            x, b = placed[p], placed[q]  # x started first
+            lo, hi = offsets[b.id], offsets[b.id] + b.size
             xlo, xhi = offsets[x.id], offsets[x.id] + x.size
-            if lo < xhi and xlo < hi:
-                errors.append(f"{x.id} [{xlo}, {xhi}) and {b.id} [{lo}, {hi}) overlap while both live in "
-                              f"[{b.lower}, {min(x.upper, b.upper)})")
-        live.append(b)
+            errors.append(f"{x.id} [{xlo}, {xhi}) and {b.id} [{lo}, {hi}) overlap while both live in "
+                          f"[{b.lower}, {min(x.upper, b.upper)})")
+        p0 = p1
     return errors[:limit]
 
 
