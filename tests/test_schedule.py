@@ -221,9 +221,29 @@ def test_searches_stop_on_their_state_budget_not_the_clock(total_states: int) ->
     assert runs[0].order == runs[1].order and runs[0].peak == runs[1].peak
     for r in runs:
         assert not r.details["time_limit_hit"]
-        # past its budget the beam still finishes greedily: one state per depth, at most 15 children each
-        assert r.details["states"] <= total_states + 15 * len(g.ops)
+        assert r.details["states"] <= total_states  # exactly within: the budget is checked per state
         assert g.is_topological(r.order) and r.bound <= r.peak <= g.peak()
+
+
+@pytest.mark.parametrize("max_states", [0, 1, 7, 50, 333])
+def test_beam_and_exact_search_generate_at_most_their_budget(max_states: int) -> None:
+    seg = max(segments(two_branches(12)), key=lambda s: len(s.ops))  # 24 ops: too wide to finish on these budgets
+    far = time.perf_counter() + 3600
+    beam = beam_search(seg, 8, far, max_states)
+    assert beam.states <= max_states
+    assert sorted(beam.order) == list(range(len(seg.ops))) and beam.peak == seg.peak(beam.order)
+    exact = exact_search(seg, seg.peak(beam.order), beam.order, max_states=max_states, deadline=far)
+    assert exact.states <= max_states and exact.bound <= exact.peak
+    again = beam_search(seg, 8, far, max_states)
+    assert again.order == beam.order  # the state count, not the clock, decides where it stops
+
+
+def test_total_state_budget_is_never_exceeded_on_a_wide_graph() -> None:
+    g = two_branches(16)
+    for budget in (1, 100, 2_500):
+        r = min_peak_order(g, time_limit=3600.0, total_states=budget)
+        assert r.details["states"] <= budget and not r.details["time_limit_hit"]
+        assert g.is_topological(r.order) and g.peak(r.order) == r.peak
 
 
 def test_default_state_budget_follows_the_time_limit() -> None:

@@ -60,7 +60,9 @@ def improve(
         for start in dict.fromkeys(max(0, min(s, n - width)) for s in starts):
             end = min(n, start + width)
             seg = window(graph, current, start, end, order_spans)
-            left = max_states if total_states is None else max(1, min(max_states, total_states - spent))
+            left = max_states if total_states is None else min(max_states, total_states - spent)
+            if left <= 0:
+                break  # the budget is spent: the remaining windows around this step are not tried
             result = exact_search(seg, peak - seg.background, tuple(range(end - start)),
                                   max_states=left, deadline=deadline)
             windows += 1
@@ -70,6 +72,8 @@ def improve(
                 spliced = True
                 break
         if not spliced:
+            if total_states is not None and spent >= total_states:
+                break
             stuck.add(target)
             continue
         improvements += 1

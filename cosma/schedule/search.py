@@ -220,8 +220,12 @@ def exact_search(
         if forced.done != done:  # its forced moves lead on from here: that successor alone is needed
             offer(forced)
             continue
-        expanded += len(node.ready)
         for op in node.ready:
+            # the budget is checked per state generated, so no search ever exceeds it; a node cut short
+            # keeps the bound valid: its missing children have f >= its own
+            if expanded >= max_states:
+                return SearchResult(upper_order, upper, False, min(upper, f), expanded)
+            expanded += 1
             offer(_child(seg, node, op))
     return SearchResult(upper_order, upper, True, upper, expanded)
 
@@ -229,9 +233,10 @@ def exact_search(
 def beam_search(seg: Segment, width: int, deadline: float, max_states: int | None = None) -> SearchResult:
     """The best complete order found keeping ``width`` states per depth.
 
-    The beam narrows to one state per depth (a greedy finish) once it has expanded ``max_states``
-    states, or, as a safety net only, once the clock passes ``deadline``: the state count keeps the
-    result independent of the machine's speed.
+    The beam generates at most ``max_states`` states. Should it run out of them (or, as a safety net
+    only, should the clock pass ``deadline``, checked every :data:`CLOCK_EVERY` states) before a
+    complete order, the best state of the current depth is completed in the segment's own operator
+    order, which costs no search: the state count keeps the result independent of the machine's speed.
     """
     h = _Bound(seg)
     n = len(seg.ops)
@@ -252,10 +257,23 @@ def beam_search(seg: Segment, width: int, deadline: float, max_states: int | Non
             best = min(layer.values(), key=lambda v: (v.peak, v.done))
             order = _moves(best.path)
             return SearchResult(order, best.peak, best.peak <= seg.lower_bound, seg.lower_bound, expanded)
-        within = (max_states is None or expanded < max_states) and time.perf_counter() <= deadline
-        keep = width if within else 1
         ranked = sorted(layer.values(), key=lambda v: (max(v.peak, h(v)), v.open_bytes, v.peak, v.done))
-        for node in ranked[:keep]:
-            expanded += len(node.ready)
+        for node in ranked[:width]:
             for op in node.ready:  # children take their forced moves before they are ranked
+                if (max_states is not None and expanded >= max_states) or (
+                        expanded % CLOCK_EVERY == 0 and time.perf_counter() > deadline):
+                    return _complete(seg, ranked[0], expanded)
+                expanded += 1
                 add(_expand_forced(seg, _child(seg, node, op)))
+
+
+CLOCK_EVERY = 64
+"""States generated between two looks at the clock (each state costs tens of microseconds)."""
+
+
+def _complete(seg: Segment, node: _Node, expanded: int) -> SearchResult:
+    """``node``'s moves followed by the operators not yet run, in the segment's order (a topological one)."""
+    order = _moves(node.path)
+    order += tuple(i for i in range(len(seg.ops)) if not node.done >> i & 1)
+    peak = seg.peak(order)
+    return SearchResult(order, peak, peak <= seg.lower_bound, seg.lower_bound, expanded)
