@@ -571,7 +571,7 @@ def load_plan(plan: Any) -> dict[str, Any]:
     if isinstance(plan, Mapping):
         return dict(plan)
     if hasattr(plan, "to_dict"):
-        return plan.to_dict()  # type: ignore[no-any-return]
+        return plan.to_dict()
     path = Path(plan)
     try:
         data = json.loads(path.read_text())

@@ -231,7 +231,26 @@ class Graph:
         return out
 
     def peak(self, order: Sequence[str] | None = None) -> int:
-        """Peak resident bytes of ``order`` with no eviction."""
+        """Peak resident bytes of ``order`` with no eviction.
+
+        The order matters: finishing one branch before starting the other keeps its large
+        intermediate ``A`` from being live together with ``B``.
+
+        >>> g = Graph.build("branches", [Tensor("x", 4, "input"), Tensor("A", 16, "activation"),
+        ...     Tensor("a", 1, "activation"), Tensor("B", 16, "activation"), Tensor("b", 1, "activation"),
+        ...     Tensor("z", 1, "output")], [Operator("a1", "Conv", ("x",), ("A",)),
+        ...     Operator("b1", "Conv", ("x",), ("B",)), Operator("a2", "MaxPool", ("A",), ("a",)),
+        ...     Operator("b2", "MaxPool", ("B",), ("b",)), Operator("join", "Add", ("a", "b"), ("z",))])
+        >>> g.default_order
+        ('a1', 'b1', 'a2', 'b2', 'join')
+        >>> g.live_bytes(), g.peak()
+        ([20, 36, 33, 18, 3], 36)
+        >>> depth_first = ["a1", "a2", "b1", "b2", "join"]
+        >>> g.live_bytes(depth_first), g.peak(depth_first), g.lifetimes(depth_first)["A"]
+        ([20, 21, 21, 18, 3], 21, Lifetime(first=0, last=1))
+        >>> g.min_scratchpad  # M_R: b1 holds x and B; no order needs less
+        20
+        """
         return max(self.live_bytes(order), default=0)
 
     # ---------------------------------------------------------------- variants

@@ -32,7 +32,11 @@ def parse_size(text: str) -> int:
 
 
 def format_size(n: int) -> str:
-    """Human-readable bytes: ``format_size(524288) == '512.0 KiB'``."""
+    """Human-readable bytes: whole bytes below 1 KiB, else KiB, MiB or GiB with one decimal.
+
+    >>> format_size(524288), format_size(1536), format_size(1000), format_size(3 << 30)
+    ('512.0 KiB', '1.5 KiB', '1000 B', '3.0 GiB')
+    """
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(value) < 1024 or unit == "GiB":
