@@ -151,6 +151,11 @@ def _parse_input_shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _remember_fold(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    # Kept in the context, not in every command's signature: only _load reads the fold switches.
+    ctx.meta[f"cosma.{param.name}"] = value
+
+
 def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options that shape how an ONNX file is lowered to a graph (shared by every model command)."""
     options = [
@@ -163,6 +168,10 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Whether weights occupy the scratchpad (--no-weights: activation-only study)."),
         click.option("--fuse/--no-fuse", default=True, show_default=True,
                      help="Fold elementwise epilogues (BatchNorm, Relu, bias Add...) into their producer."),
+        click.option("--no-fold-bn", is_flag=True, expose_value=False, callback=_remember_fold,
+                     help="Keep BatchNorm (and constant Mul/Add) after Conv/Gemm instead of folding it in."),
+        click.option("--no-fold-if", is_flag=True, expose_value=False, callback=_remember_fold,
+                     help="Keep If nodes with a constant condition (then refused as control flow)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -172,12 +181,15 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _load(model: Path, input_shapes: tuple[str, ...], element_bytes: int | None, weights: bool, fuse: bool):
     from cosma.frontend import load_model
 
+    meta = click.get_current_context().meta
     return load_model(
         model,
         input_shapes=_parse_input_shapes(input_shapes),
         element_bytes=element_bytes,
         weights=weights,
         fuse=fuse,
+        fold_batchnorm=not meta.get("cosma.no_fold_bn", False),
+        fold_if=not meta.get("cosma.no_fold_if", False),
     )
 
 
