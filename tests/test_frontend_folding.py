@@ -25,8 +25,13 @@ def test_shape_of_a_reshape_view_feeds_a_transpose():
         node("Reshape", ["q", "target"], ["r"], "reshape"),
         node("Transpose", ["r"], ["y"], "tr", perm=[0, 2, 1, 3]),
     ]
-    inits = [zeros("w", (16, 16)), const("i0", 0, np.int64), const("two", 2, np.int64), const("ax", [0], np.int64),
-             const("rest", [2, 8, 8], np.int64)]
+    inits = [
+        zeros("w", (16, 16)),
+        const("i0", 0, np.int64),
+        const("two", 2, np.int64),
+        const("ax", [0], np.int64),
+        const("rest", [2, 8, 8], np.int64),
+    ]
     g = load_onnx(model(nodes, [value("x", [2, 8, 16])], [value("y", ["a", "b", "c", "d"])], inits))
     assert [o.op_type for o in g.ops] == ["MatMul", "Transpose"]
     assert g.tensor("y").shape == (1, 8, 2, 8)
@@ -34,13 +39,22 @@ def test_shape_of_a_reshape_view_feeds_a_transpose():
 
 def _conv_bn(rng: np.random.Generator) -> onnx.ModelProto:
     c = 4
-    inits = [const("w", rng.normal(size=(c, 3, 3, 3))), const("scale", rng.uniform(0.5, 2, c)),
-             const("bias", rng.normal(size=c)), const("mean", rng.normal(size=c)), const("var", rng.uniform(0.5, 2, c)),
-             const("m", rng.normal(size=(c, 1, 1))), const("a", rng.normal(size=(1, c, 1, 1)))]
-    nodes = [node("Conv", ["x", "w"], ["c"], "conv", pads=[1, 1, 1, 1]),
-             node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["n"], "bn", epsilon=1e-3),
-             node("Mul", ["n", "m"], ["p"], "mul"), node("Add", ["p", "a"], ["q"], "add"),
-             node("Relu", ["q"], ["y"], "relu")]
+    inits = [
+        const("w", rng.normal(size=(c, 3, 3, 3))),
+        const("scale", rng.uniform(0.5, 2, c)),
+        const("bias", rng.normal(size=c)),
+        const("mean", rng.normal(size=c)),
+        const("var", rng.uniform(0.5, 2, c)),
+        const("m", rng.normal(size=(c, 1, 1))),
+        const("a", rng.normal(size=(1, c, 1, 1))),
+    ]
+    nodes = [
+        node("Conv", ["x", "w"], ["c"], "conv", pads=[1, 1, 1, 1]),
+        node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["n"], "bn", epsilon=1e-3),
+        node("Mul", ["n", "m"], ["p"], "mul"),
+        node("Add", ["p", "a"], ["q"], "add"),
+        node("Relu", ["q"], ["y"], "relu"),
+    ]
     return model(nodes, [value("x", [1, 3, 6, 6])], [value("y", [1, c, 6, 6])], inits, name="conv_bn")
 
 
@@ -64,18 +78,29 @@ def test_batchnorm_mul_add_fold_into_conv_with_the_same_numbers():
 
 def test_batchnorm_folds_into_gemm_with_the_same_numbers():
     rng = np.random.default_rng(1)
-    inits = [const("w", rng.normal(size=(5, 8))), const("b", rng.normal(size=5)),
-             const("scale", rng.uniform(0.5, 2, 5)), const("bias", rng.normal(size=5)),
-             const("mean", rng.normal(size=5)), const("var", rng.uniform(0.5, 2, 5))]
-    nodes = [node("Gemm", ["x", "w", "b"], ["g"], "fc", transB=1, beta=0.5),
-             node("BatchNormalization", ["g", "scale", "bias", "mean", "var"], ["y"], "bn")]
+    inits = [
+        const("w", rng.normal(size=(5, 8))),
+        const("b", rng.normal(size=5)),
+        const("scale", rng.uniform(0.5, 2, 5)),
+        const("bias", rng.normal(size=5)),
+        const("mean", rng.normal(size=5)),
+        const("var", rng.uniform(0.5, 2, 5)),
+    ]
+    nodes = [
+        node("Gemm", ["x", "w", "b"], ["g"], "fc", transB=1, beta=0.5),
+        node("BatchNormalization", ["g", "scale", "bias", "mean", "var"], ["y"], "bn"),
+    ]
     m = model(nodes, [value("x", [2, 8])], [value("y", [2, 5])], inits)
     folded = onnx.ModelProto()
     folded.CopyFrom(m)
     assert fold_batchnorm(folded) == 1
     x = rng.normal(size=(2, 8)).astype(np.float32)
-    np.testing.assert_allclose(ReferenceEvaluator(folded).run(None, {"x": x})[0],
-                               ReferenceEvaluator(m).run(None, {"x": x})[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        ReferenceEvaluator(folded).run(None, {"x": x})[0],
+        ReferenceEvaluator(m).run(None, {"x": x})[0],
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def test_weights_stripped_batchnorm_folds_structurally():
@@ -96,8 +121,10 @@ def test_weights_stripped_batchnorm_folds_structurally():
 def test_constant_if_resolves_to_its_branch_and_others_are_refused():
     then_graph = onnx.helper.make_graph([node("Relu", ["x"], ["t"])], "then", [], [value("t", [2])])
     else_graph = onnx.helper.make_graph([node("Neg", ["x"], ["e"])], "else", [], [value("e", [2])])
-    nodes = [node("Greater", ["one", "zero"], ["cond"], "gt"),
-             node("If", ["cond"], ["y"], "branch", then_branch=then_graph, else_branch=else_graph)]
+    nodes = [
+        node("Greater", ["one", "zero"], ["cond"], "gt"),
+        node("If", ["cond"], ["y"], "branch", then_branch=then_graph, else_branch=else_graph),
+    ]
     m = model(nodes, [value("x", [2])], [value("y", [2])], [const("one", 1.0), const("zero", 0.0)])
     g = load_onnx(m)
     assert [(o.name, o.op_type) for o in g.ops] == [("branch/Relu_0", "Relu")]
@@ -112,18 +139,25 @@ def test_constant_if_resolves_to_its_branch_and_others_are_refused():
 
 
 def test_constant_subgraphs_become_initializers():
-    nodes = [node("Identity", ["w0"], ["w"], "id"), node("Mul", ["w", "two"], ["w2"], "mul"),
-             node("MatMul", ["x", "w2"], ["y"], "mm")]
+    nodes = [
+        node("Identity", ["w0"], ["w"], "id"),
+        node("Mul", ["w", "two"], ["w2"], "mul"),
+        node("MatMul", ["x", "w2"], ["y"], "mm"),
+    ]
     m = model(nodes, [value("x", [1, 4])], [value("y", [1, 4])], [const("w0", np.eye(4)), const("two", 2.0)])
     assert fold_constants(m) == 2
     assert [n.op_type for n in m.graph.node] == ["MatMul"]
-    np.testing.assert_array_equal(onnx.numpy_helper.to_array(
-        next(t for t in m.graph.initializer if t.name == "w2")), 2 * np.eye(4))
+    np.testing.assert_array_equal(
+        onnx.numpy_helper.to_array(next(t for t in m.graph.initializer if t.name == "w2")), 2 * np.eye(4)
+    )
 
 
 def test_truly_symbolic_input_is_named_with_its_rank():
-    nodes = [node("Shape", ["x"], ["s"], "shape"), node("Reshape", ["w", "s"], ["r"], "reshape"),
-             node("Add", ["x", "r"], ["y"], "add")]
+    nodes = [
+        node("Shape", ["x"], ["s"], "shape"),
+        node("Reshape", ["w", "s"], ["r"], "reshape"),
+        node("Add", ["x", "r"], ["y"], "add"),
+    ]
     m = model(nodes, [value("x", ["batch", "seq"])], [value("y", ["batch", "seq"])], [zeros("w", (6,))])
     with pytest.raises(ModelError) as e:
         load_onnx(m)
@@ -137,9 +171,16 @@ def test_quantized_tensors_have_their_real_sizes():
         node("QLinearConv", ["xq", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], ["yq"], "qconv"),
         node("DequantizeLinear", ["yq", "ys", "yz"], ["y"], "dq"),
     ]
-    inits = [const("xs", 0.1), const("xz", 0, np.uint8), const("w", np.zeros((8, 3, 3, 3)), np.int8),
-             const("ws", np.ones(8) * 0.1), const("wz", np.zeros(8), np.int8), const("ys", 0.2),
-             const("yz", 0, np.uint8), const("b", np.zeros(8), np.int32)]
+    inits = [
+        const("xs", 0.1),
+        const("xz", 0, np.uint8),
+        const("w", np.zeros((8, 3, 3, 3)), np.int8),
+        const("ws", np.ones(8) * 0.1),
+        const("wz", np.zeros(8), np.int8),
+        const("ys", 0.2),
+        const("yz", 0, np.uint8),
+        const("b", np.zeros(8), np.int32),
+    ]
     g = load_onnx(model(nodes, [value("x", [1, 3, 8, 8])], [value("y", [1, 8, 6, 6])], inits))
     sizes = {t.name: (t.bytes, t.dtype) for t in g.tensors}
     assert sizes["xq"] == (192, "uint8") and sizes["yq"] == (288, "uint8") and sizes["w"] == (216, "int8")
@@ -153,4 +194,3 @@ def test_dequantized_int8_weight_is_loaded_at_int8_size():
     g = load_onnx(model(nodes, [value("x", [1, 64])], [value("y", [1, 64])], inits))
     assert g.op("mm").inputs == ("x", "wq", "ws", "wz")
     assert g.tensor("wq").bytes == 64 * 64 and g.tensor("wq").dtype == "int8"
-
