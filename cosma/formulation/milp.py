@@ -328,8 +328,8 @@ def hint_values(m: MilpModel, residency: Residency) -> dict[str, float]:
             resident = held is not None
             starts = held is not None and held.first == s
             put(m.P.get((t, s)), float(resident and not starts))
-            put(m.L.get((t, s)), float(starts and not seg.created))
-            put(m.a[t, s], seg.offset // inst.unit if resident else 0)
+            put(m.L.get((t, s)), float(held is not None and held.first == s and not held.created))
+            put(m.a[t, s], held.offset // inst.unit if held is not None else 0)
             if (t, s) in m.D:
                 spilled = any(g.tensor == t and not g.created for g in residency.segments)
                 produced_at = step[inst.uses[t][0]]
