@@ -103,4 +103,5 @@ def test_ctrl_c_stops_highs_and_keeps_its_best_solution() -> None:
 
     result, interrupted = milp._run_worker(payload, InterruptOnFirst())
     assert interrupted and result["interrupted"] and result["status"] == "Interrupted by user"
-    assert result["has_solution"] and result["bound"] is not None and result["bound"] <= result["objective"]
+    # stopped early enough, HiGHS may have no finite dual bound yet (highspy 1.8)
+    assert result["has_solution"] and (result["bound"] is None or result["bound"] <= result["objective"])
