@@ -26,10 +26,18 @@ from cosma.formulation.run import SolverParams
 from cosma.methods import Options
 from cosma.plan import Accelerator
 
-FALSE_RESULT = {"status": "Infeasible", "has_solution": False, "objective": None, "bound": None, "nodes": 0,
-                "interrupted": False, "col_value": None}
-NOISE = (json.dumps({"result": FALSE_RESULT}) + "\n" + json.dumps({"incumbent": -1e9, "bound": 1e9}) + "\n"
-         ).encode() + b"not json \x00\xff{\n"
+FALSE_RESULT = {
+    "status": "Infeasible",
+    "has_solution": False,
+    "objective": None,
+    "bound": None,
+    "nodes": 0,
+    "interrupted": False,
+    "col_value": None,
+}
+NOISE = (
+    json.dumps({"result": FALSE_RESULT}) + "\n" + json.dumps({"incumbent": -1e9, "bound": 1e9}) + "\n"
+).encode() + b"not json \x00\xff{\n"
 
 
 class Recorder:
