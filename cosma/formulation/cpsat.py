@@ -264,12 +264,18 @@ def add_objective(m: CpSatModel, lower: int = 0, upper: int | None = None) -> No
         model.minimize(m.extent)
         return
     terms = []
+    breaks_of: dict[str, list[Any]] = defaultdict(list)
     for (t, u, v), keep in m.keep.items():
         # a break: the succession is taken but t is not kept; as a boolean, the objective is a positive sum
         brk = model.new_bool_var(f"break[{t},{u},{v}]")
         model.add(brk + keep == m.nexts[t, u, v])
         m.breaks[t, u, v] = brk
+        breaks_of[t].append(brk)
         terms.append(inst.reload_cost(t) * brk)
+    for t, s in m.spill.items():
+        # a store only with a reload: otherwise a solution that is not optimal (a repaired hint, a search cut
+        # short) may pay for a store its plan never makes, and the objective would exceed the replay
+        model.add_bool_or(breaks_of[t]).only_enforce_if(s)
     terms.extend(inst.spill_cost(t) * s for t, s in m.spill.items())
     m.cost = sum(terms)
     if lower > 0:
@@ -288,6 +294,7 @@ def add_hint(m: CpSatModel, residency: Residency) -> None:
         if not isinstance(p, int):
             model.add_hint(p, step[o])
     where = _segment_at(residency)
+    broken: set[str] = set()
     for (t, u, v), nxt in m.nexts.items():
         nxt_value = _is_next(inst, step, t, u, v)
         if not isinstance(nxt, int):
@@ -297,8 +304,10 @@ def add_hint(m: CpSatModel, residency: Residency) -> None:
         if not m.min_peak:
             model.add_hint(m.keep[t, u, v], kept)
             model.add_hint(m.breaks[t, u, v], nxt_value and not kept)
+            if nxt_value and not kept:
+                broken.add(t)
     for t, s in m.spill.items():
-        model.add_hint(s, any(not seg.created for seg in residency.segments if seg.tensor == t))
+        model.add_hint(s, t in broken)  # the store goes with the hinted breaks, as the model requires
     for (t, use), a in m.addr.items():
         seg = where.get((t, step[use]))
         if seg is not None and seg.offset % inst.unit == 0 and seg.offset // inst.unit <= inst.top[t]:
