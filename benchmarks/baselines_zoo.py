@@ -46,15 +46,17 @@ def run_variant(graph: cosma.Graph, label: str, folder: Path, options: Options) 
         extra[budget] = {}
         for name in BASELINES:
             order, policy = name.split("+")
-            plan = solve_baseline(graph, Accelerator(size), options, order=order, policy=policy,
-                                  schedule=schedules[order])
+            plan = solve_baseline(
+                graph, Accelerator(size), options, order=order, policy=policy, schedule=schedules[order]
+            )
             path = folder / f"{label}.{budget}.{name}.json"
             plan.save(path)
             paths.append(path)
             extra[budget][name] = plan.extra_bytes
     plan_seconds = time.perf_counter() - plan_started
-    check = subprocess.run([sys.executable, str(CHECKPLAN), "--json", *map(str, paths)],
-                           capture_output=True, text=True, check=False)
+    check = subprocess.run(
+        [sys.executable, str(CHECKPLAN), "--json", *map(str, paths)], capture_output=True, text=True, check=False
+    )
     verdicts = [line for line in check.stdout.splitlines() if line.strip()]
     valid = sum(1 for line in verdicts if line.startswith("{") and json.loads(line).get("valid", True))
     return {
@@ -97,14 +99,18 @@ def main(argv: list[str]) -> int:
                     f"{budget}:" + "/".join(str(r["extra_bytes"][budget][n]) for n in BASELINES)  # type: ignore[index]
                     for budget in BUDGET_NAMES
                 )
-                print(f"{path.stem:22s} {variant:10s} ops {r['ops']:5d} valid {r['valid']}/{r['plans']} "
-                      f"M_P {r['m_p_method']}{'' if r['m_p_proven'] else ' (not proven)'} "
-                      f"budgets {r['budget_seconds']:.1f}s plans {r['plan_seconds']:.1f}s | extra {cells}",
-                      flush=True)
+                print(
+                    f"{path.stem:22s} {variant:10s} ops {r['ops']:5d} valid {r['valid']}/{r['plans']} "
+                    f"M_P {r['m_p_method']}{'' if r['m_p_proven'] else ' (not proven)'} "
+                    f"budgets {r['budget_seconds']:.1f}s plans {r['plan_seconds']:.1f}s | extra {cells}",
+                    flush=True,
+                )
     total = sum(int(r["plans"]) for r in results.values())  # type: ignore[call-overload]
     valid = sum(int(r["valid"]) for r in results.values())  # type: ignore[call-overload]
-    print(f"{len(files)} models, {len(results)} variants: {valid}/{total} plans valid by checkplan.py, "
-          f"{time.perf_counter() - started:.1f} s (extra bytes listed as {'/'.join(BASELINES)})")
+    print(
+        f"{len(files)} models, {len(results)} variants: {valid}/{total} plans valid by checkplan.py, "
+        f"{time.perf_counter() - started:.1f} s (extra bytes listed as {'/'.join(BASELINES)})"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0 if valid == total else 1

@@ -55,8 +55,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not args.synthetic and args.model not in zoo.ZOO:
         parser.error(f"no zoo model {args.model!r}; choose from {', '.join(zoo.ZOO)}")
-    graph: Graph = (nas_like(random.Random(args.seed), args.cells) if args.synthetic
-                    else load_onnx(zoo.path(args.model), element_bytes=1))
+    graph: Graph = (
+        nas_like(random.Random(args.seed), args.cells)
+        if args.synthetic
+        else load_onnx(zoo.path(args.model), element_bytes=1)
+    )
     print(f"{graph.name}: {len(graph.ops)} operators, {len(graph.tensors)} tensors", flush=True)
     for label in args.budgets:
         budget = resolve_budget(graph, label)
@@ -77,10 +80,12 @@ def main(argv: list[str]) -> int:
         base = s.details.get("baseline_extra_bytes")
         change = "-" if not base else f"{100 * (s.extra_bytes / base - 1):+.1f}%"
         gap = "-" if s.gap is None else f"{100 * s.gap:.0f}%"
-        print(f"{label} = {budget} B: method {s.method}, extra {s.extra_bytes} B (best baseline {base}, {change}), "
-              f"bound {s.bound}, gap {gap}, {s.status}, {seconds:.1f} s wall, peak memory {rss:.0f} MiB; "
-              f"windows {s.details.get('windows')} ({s.details.get('windows_improved')} improved)\n  check: {verdict}",
-              flush=True)
+        print(
+            f"{label} = {budget} B: method {s.method}, extra {s.extra_bytes} B (best baseline {base}, {change}), "
+            f"bound {s.bound}, gap {gap}, {s.status}, {seconds:.1f} s wall, peak memory {rss:.0f} MiB; "
+            f"windows {s.details.get('windows')} ({s.details.get('windows_improved')} improved)\n  check: {verdict}",
+            flush=True,
+        )
     return 0
 
 

@@ -55,8 +55,15 @@ def reductions(extra: int, baselines: dict[str, int]) -> tuple[float | None, flo
     return vs_best, (sum(changes) / len(changes) if changes else None)
 
 
-def run_instance(model: str, graph: Any, label: str, scratchpad: int, methods: list[str],
-                 time_limit: float, segment_ops: int | None = None) -> list[dict[str, Any]]:
+def run_instance(
+    model: str,
+    graph: Any,
+    label: str,
+    scratchpad: int,
+    methods: list[str],
+    time_limit: float,
+    segment_ops: int | None = None,
+) -> list[dict[str, Any]]:
     options = Options(time_limit=time_limit)
     base = best_baseline(graph, Accelerator(scratchpad), options)
     baselines = dict(base.summary.details["baselines"])
@@ -69,29 +76,48 @@ def run_instance(model: str, graph: Any, label: str, scratchpad: int, methods: l
         replay(plan.to_dict())  # raises if the plan breaks a rule or misstates its cost
         s = plan.summary
         vs_best, vs_each = reductions(s.extra_bytes, baselines)
-        rows.append({
-            "model": model, "ops": len(graph.ops), "budget": label, "scratchpad": scratchpad, "method": method,
-            "segment_ops": segment_ops,
-            "ran": s.method, "baselines": baselines, "extra": s.extra_bytes, "bound": s.bound, "gap": s.gap,
-            "status": s.status, "seconds": round(seconds, 2), "vs_best": vs_best, "vs_each": vs_each,
-            "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "phases": [p.get("phase") for p in s.details.get("phases", [])],
-        })
+        rows.append(
+            {
+                "model": model,
+                "ops": len(graph.ops),
+                "budget": label,
+                "scratchpad": scratchpad,
+                "method": method,
+                "segment_ops": segment_ops,
+                "ran": s.method,
+                "baselines": baselines,
+                "extra": s.extra_bytes,
+                "bound": s.bound,
+                "gap": s.gap,
+                "status": s.status,
+                "seconds": round(seconds, 2),
+                "vs_best": vs_best,
+                "vs_each": vs_each,
+                "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "phases": [p.get("phase") for p in s.details.get("phases", [])],
+            }
+        )
     return rows
 
 
 def markdown_row(r: dict[str, Any]) -> str:
     b = r["baselines"]
     gap = "-" if r["gap"] is None else f"{100 * r['gap']:.0f}%"
-    return (f"| {r['model']} | {r['ops']} | {r['budget']} | {r['scratchpad']} | "
-            + " | ".join(str(b[n]) for n in BASELINES)
-            + f" | {r['ran']} | {r['extra']} | {percent(r['vs_best'])} | {percent(r['vs_each'])} | {r['bound']} | {gap}"
-            f" | {r['status']} | {r['seconds']:.1f} |")
+    return (
+        f"| {r['model']} | {r['ops']} | {r['budget']} | {r['scratchpad']} | "
+        + " | ".join(str(b[n]) for n in BASELINES)
+        + f" | {r['ran']} | {r['extra']} | {percent(r['vs_best'])} | {percent(r['vs_each'])} | {r['bound']} | {gap}"
+        f" | {r['status']} | {r['seconds']:.1f} |"
+    )
 
 
-HEADER = ("| model | ops | budget | bytes | " + " | ".join(SHORT[n] for n in BASELINES)
-          + " | method | extra | vs best | vs each (mean) | bound | gap | status | s |\n"
-          + "|---" * (7 + len(BASELINES)) + "|---|---|---|---|---|")
+HEADER = (
+    "| model | ops | budget | bytes | "
+    + " | ".join(SHORT[n] for n in BASELINES)
+    + " | method | extra | vs best | vs each (mean) | bound | gap | status | s |\n"
+    + "|---" * (7 + len(BASELINES))
+    + "|---|---|---|---|---|"
+)
 
 
 def main(argv: list[str]) -> int:
@@ -131,10 +157,13 @@ def main(argv: list[str]) -> int:
     if with_traffic:
         mean_each = sum(r["vs_each"] for r in with_traffic) / len(with_traffic)
         best = [r["vs_best"] for r in with_traffic if r["vs_best"] is not None]
-        print(f"\n{len(all_rows)} runs; {len(with_traffic)} with baseline traffic: mean change against each baseline "
-              f"{percent(mean_each)}, against the best baseline {percent(sum(best) / len(best))}; "
-              f"longest {max(r['seconds'] for r in all_rows):.1f} s; peak memory "
-              f"{max(r['maxrss_mib'] for r in all_rows):.0f} MiB", flush=True)
+        print(
+            f"\n{len(all_rows)} runs; {len(with_traffic)} with baseline traffic: mean change against each baseline "
+            f"{percent(mean_each)}, against the best baseline {percent(sum(best) / len(best))}; "
+            f"longest {max(r['seconds'] for r in all_rows):.1f} s; peak memory "
+            f"{max(r['maxrss_mib'] for r in all_rows):.0f} MiB",
+            flush=True,
+        )
     return 0
 
 

@@ -65,8 +65,21 @@ def run_model(name: str, time_limit: float, log) -> list[Row]:
                 worst_rel = max(o.max_rel for o in result.outputs)
                 verdict = "match" if result.ok else "; ".join(result.describe()[-3:])
                 used = plan.summary.method or method
-                rows.append(Row(name, weights, budget, used if method == "auto" else method, size,
-                                plan.summary.extra_bytes, compiled, executed, worst_abs, worst_rel, verdict))
+                rows.append(
+                    Row(
+                        name,
+                        weights,
+                        budget,
+                        used if method == "auto" else method,
+                        size,
+                        plan.summary.extra_bytes,
+                        compiled,
+                        executed,
+                        worst_abs,
+                        worst_rel,
+                        verdict,
+                    )
+                )
                 log(f"{name} weights={weights} {budget} {method}: {verdict} ({compiled:.1f} s + {executed:.1f} s)")
     return rows
 
@@ -87,17 +100,18 @@ def write_table(rows: list[Row], out: Path, command: str, models_total: int) -> 
         f"outputs: max abs error <= {ATOL:g} + {RTOL:g} x max|reference|; integer outputs must be equal.",
         "Max rel error is max abs error / max|reference|. `auto` is recorded as the method it ran (joint or dc).",
         "",
-        f"**{ok} of {len(rows)} plans match** over {len(done)} of {models_total} models "
-        f"({', '.join(done)}).",
+        f"**{ok} of {len(rows)} plans match** over {len(done)} of {models_total} models ({', '.join(done)}).",
         "",
         "| model | weights | budget | scratchpad B | method | extra B | compile s | execute s | max abs | max rel | "
         "verdict |",
         "|---|---|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        lines.append(f"| {r.model} | {'yes' if r.weights else 'no'} | {r.budget} | {r.scratchpad} | {r.method} | "
-                     f"{r.extra_bytes} | {r.compile_s:.1f} | {r.execute_s:.1f} | {r.max_abs:.3g} | {r.max_rel:.3g} | "
-                     f"{r.verdict} |")
+        lines.append(
+            f"| {r.model} | {'yes' if r.weights else 'no'} | {r.budget} | {r.scratchpad} | {r.method} | "
+            f"{r.extra_bytes} | {r.compile_s:.1f} | {r.execute_s:.1f} | {r.max_abs:.3g} | {r.max_rel:.3g} | "
+            f"{r.verdict} |"
+        )
     out.write_text("\n".join(lines) + "\n")
 
 

@@ -92,16 +92,22 @@ def main(argv: list[str]) -> int:
         for cells in args.cells:
             g = nas_like(rng, cells)
             r = min_peak_order(g, time_limit=args.time_limit)
-            print(f"{len(g.ops):5d} operators: default peak {g.peak()}, min-peak {r.peak} ({r.method}, "
-                  f"{'proven' if r.proven else f'bound {r.bound}'}), {r.seconds:.2f} s", flush=True)
+            print(
+                f"{len(g.ops):5d} operators: default peak {g.peak()}, min-peak {r.peak} ({r.method}, "
+                f"{'proven' if r.proven else f'bound {r.bound}'}), {r.seconds:.2f} s",
+                flush=True,
+            )
         return 0
     for n in args.sizes:
         results = [min_peak_order(random_graph(rng, n), time_limit=args.time_limit) for _ in range(args.graphs)]
         seconds = [r.seconds for r in results]
         gaps = [(r.peak - r.bound) / r.peak for r in results if r.peak]
-        print(f"{n:4d} operators: proven {sum(r.proven for r in results)}/{len(results)}, "
-              f"median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s, "
-              f"median gap to the bound {100 * statistics.median(gaps):.0f}%", flush=True)
+        print(
+            f"{n:4d} operators: proven {sum(r.proven for r in results)}/{len(results)}, "
+            f"median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s, "
+            f"median gap to the bound {100 * statistics.median(gaps):.0f}%",
+            flush=True,
+        )
     return 0
 
 

@@ -128,8 +128,9 @@ def best_baseline(graph: Graph, accelerator: Accelerator, options: Options) -> P
     return best_baseline_and_orders(graph, accelerator, options)[0]
 
 
-def best_baseline_and_orders(graph: Graph, accelerator: Accelerator,
-                             options: Options) -> tuple[Plan, dict[str, ScheduleResult]]:
+def best_baseline_and_orders(
+    graph: Graph, accelerator: Accelerator, options: Options
+) -> tuple[Plan, dict[str, ScheduleResult]]:
     """:func:`best_baseline`, and the two orders the baselines ran (callers reuse the min-peak search's bound)."""
     check_budget(graph, accelerator)
     schedules = {order: baseline_order(graph, accelerator, order, options) for order in ORDERS}

@@ -167,8 +167,10 @@ def select_models(zoo: Mapping[str, ZooModel], names: Sequence[str] = ()) -> lis
     groups = {m.group for m in zoo.values()}
     unknown = [n for n in names if n not in zoo and n not in groups]
     if unknown:
-        raise OptionError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(zoo)} "
-                          f"or a group ({', '.join(sorted(groups))})")
+        raise OptionError(
+            f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(zoo)} "
+            f"or a group ({', '.join(sorted(groups))})"
+        )
     wanted = set(names)
     return [m for m in zoo.values() if m.name in wanted or m.group in wanted]
 
@@ -317,16 +319,22 @@ def _cached_graph(path: str, mtime_ns: int, weights: bool) -> Graph:
     return load_onnx(path, element_bytes=ELEMENT_BYTES, weights=weights)
 
 
-def _budgets_job(model: ZooModel, weights: bool, time_limit: float, solve_time_limit: float = DEFAULT_TIME_LIMIT,
-                 seed: int = 0) -> ModelBudgets:
+def _budgets_job(
+    model: ZooModel, weights: bool, time_limit: float, solve_time_limit: float = DEFAULT_TIME_LIMIT, seed: int = 0
+) -> ModelBudgets:
     from cosma.methods import auto_method
 
     try:
         graph = _load_graph(model.path, weights)
         schedule = min_peak_order(graph, time_limit=time_limit)
-        return ModelBudgets(model.name, weights, budgets_of_schedule(graph, schedule), len(graph.ops),
-                            order=tuple(schedule.order),
-                            auto_method=auto_method(graph, solve_options(solve_time_limit, seed)))
+        return ModelBudgets(
+            model.name,
+            weights,
+            budgets_of_schedule(graph, schedule),
+            len(graph.ops),
+            order=tuple(schedule.order),
+            auto_method=auto_method(graph, solve_options(solve_time_limit, seed)),
+        )
     except Exception as e:  # recorded, not fatal: the model's rows become error rows
         return ModelBudgets(model.name, weights, None, error=_one_line(e))
 
@@ -359,16 +367,22 @@ def solve_options(time_limit: float, seed: int) -> Any:
     return Options(time_limit=time_limit, threads=1, seed=seed, quiet=True)
 
 
-def shared_task_method(method: str, methods: Sequence[str], budgets: ModelBudgets,
-                       planners: Mapping[str, Planner] = MappingProxyType({})) -> str:
+def shared_task_method(
+    method: str, methods: Sequence[str], budgets: ModelBudgets, planners: Mapping[str, Planner] = MappingProxyType({})
+) -> str:
     """The method whose run also stands for ``method``'s on this variant (usually ``method`` itself).
 
     ``dc`` shares ``auto``'s run where ``auto`` resolves to ``dc``: :func:`protocol_options` leaves both
     alone, so the two are one and the same computation, and a time-limited search run twice would only
     differ by the machine's load. Substituted planners (tests) never share.
     """
-    if (method == "dc" and "auto" in methods and budgets.auto_method == "dc"
-            and "dc" not in planners and "auto" not in planners):
+    if (
+        method == "dc"
+        and "auto" in methods
+        and budgets.auto_method == "dc"
+        and "dc" not in planners
+        and "auto" not in planners
+    ):
         return "auto"
     return method
 
@@ -402,16 +416,18 @@ def run_task(task: BenchTask, planner: Planner | None = None) -> Outcome:
     try:
         graph = _load_graph(task.model.path, task.weights)
         started = time.perf_counter()  # total: the protocol's order search and the method, not the file's loading
-        options = protocol_options(task, graph, Accelerator(task.scratchpad_bytes),
-                                   solve_options(task.time_limit, task.seed))
+        options = protocol_options(
+            task, graph, Accelerator(task.scratchpad_bytes), solve_options(task.time_limit, task.seed)
+        )
         if planner is None:
             plan = compile_graph(graph, task.scratchpad_bytes, method=task.method, options=options)
         else:
             plan = planner(graph, Accelerator(task.scratchpad_bytes), options)
         plan = plan.with_summary(total_seconds=time.perf_counter() - started)
     except Exception as e:  # recorded as an error row: one failing run must not end the bench
-        return Outcome(task.method, ERROR, None, None, None, None, None, 0.0, time.perf_counter() - started,
-                       _one_line(e))
+        return Outcome(
+            task.method, ERROR, None, None, None, None, None, 0.0, time.perf_counter() - started, _one_line(e)
+        )
     s = plan.summary
     try:
         checked = replay(plan.to_dict())
@@ -422,8 +438,18 @@ def run_task(task: BenchTask, planner: Planner | None = None) -> Outcome:
             valid, message = False, f"replay gives {checked.extra_bytes} extra bytes, the plan claims {s.extra_bytes}"
     except PlanInvalid as e:
         valid, message = False, f"replay: {e}"
-    return Outcome(s.method or task.method, s.status if valid else INVALID, valid, s.extra_bytes,
-                   s.compulsory_bytes, s.bound, s.gap, s.solve_seconds, s.total_seconds, message)
+    return Outcome(
+        s.method or task.method,
+        s.status if valid else INVALID,
+        valid,
+        s.extra_bytes,
+        s.compulsory_bytes,
+        s.bound,
+        s.gap,
+        s.solve_seconds,
+        s.total_seconds,
+        message,
+    )
 
 
 def run_bench(
@@ -451,8 +477,12 @@ def run_bench(
     jobs = 1 if planners else config.jobs
 
     variants = [(m, w) for m in models for w in config.weights]
-    budget_list = _map(jobs, _budgets_job, [(m, w, config.budget_time_limit, config.time_limit, config.seed)
-                                            for m, w in variants], progress=None)
+    budget_list = _map(
+        jobs,
+        _budgets_job,
+        [(m, w, config.budget_time_limit, config.time_limit, config.seed) for m, w in variants],
+        progress=None,
+    )
     budgets = {(b.model, b.weights): b for b in budget_list}
 
     # One task per distinct (model, weights, bytes, method): budgets that coincide are solved once, and a
@@ -479,8 +509,10 @@ def run_bench(
     def report(task: BenchTask, outcome: Outcome) -> None:
         if progress is not None:
             extra = "-" if outcome.extra_bytes is None else f"{outcome.extra_bytes} B"
-            progress(f"{task.model.name} {variant_label(task.weights)} {task.scratchpad_bytes} B {task.method}: "
-                     f"extra {extra}, {outcome.status}, {outcome.total_seconds:.1f} s")
+            progress(
+                f"{task.model.name} {variant_label(task.weights)} {task.scratchpad_bytes} B {task.method}: "
+                f"extra {extra}, {outcome.status}, {outcome.total_seconds:.1f} s"
+            )
 
     ordered = sorted({t.index: t for t in tasks.values()}.values(), key=_cost_estimate(budgets))
     if planners:
@@ -489,10 +521,15 @@ def run_bench(
             outcomes[t.index] = run_task(t, planners.get(t.method))
             report(t, outcomes[t.index])
     else:
-        done = _map(jobs, run_task, [(t,) for t in ordered],
-                    progress=lambda i, o: report(ordered[i], o),
-                    on_crash=lambda i, e: Outcome(ordered[i].method, ERROR, None, None, None, None, None, 0.0, 0.0,
-                                                  f"worker process died: {_one_line(e)}"))
+        done = _map(
+            jobs,
+            run_task,
+            [(t,) for t in ordered],
+            progress=lambda i, o: report(ordered[i], o),
+            on_crash=lambda i, e: Outcome(
+                ordered[i].method, ERROR, None, None, None, None, None, 0.0, 0.0, f"worker process died: {_one_line(e)}"
+            ),
+        )
         outcomes = {t.index: o for t, o in zip(ordered, done)}
 
     rows = []
@@ -502,20 +539,65 @@ def run_bench(
             size = 0 if mb.budgets is None else mb.budgets.get(name)
             for method in config.methods_for(m.group):
                 if mb.budgets is None:
-                    rows.append(BenchRow(m.name, m.group, w, name, 0, method, method, ERROR, None, None, None, None,
-                                         None, 0.0, 0.0, f"budgets: {mb.error}"))
+                    rows.append(
+                        BenchRow(
+                            m.name,
+                            m.group,
+                            w,
+                            name,
+                            0,
+                            method,
+                            method,
+                            ERROR,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            0.0,
+                            0.0,
+                            f"budgets: {mb.error}",
+                        )
+                    )
                 elif method in missing:
-                    rows.append(BenchRow(m.name, m.group, w, name, size, method, method, MISSING, None, None, None,
-                                         None, None, 0.0, 0.0, "not registered in cosma.methods.METHODS"))
+                    rows.append(
+                        BenchRow(
+                            m.name,
+                            m.group,
+                            w,
+                            name,
+                            size,
+                            method,
+                            method,
+                            MISSING,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            0.0,
+                            0.0,
+                            "not registered in cosma.methods.METHODS",
+                        )
+                    )
                 else:
                     task = tasks[(m.name, w, size, method)]
                     o = outcomes[task.index]
                     if task.method != method and not o.message:  # a shared run says so in the CSV
                         o = dataclasses.replace(o, message=f"the run of {task.method}, which resolved to {method}")
                     rows.append(BenchRow(m.name, m.group, w, name, size, method, *dataclasses.astuple(o)))
-    return BenchResult(config, tuple(models), tuple(budgets[(m.name, w)] for m, w in variants), tuple(rows), missing,
-                       machine_info(), command, started_at, time.perf_counter() - started,
-                       (load_before, os.getloadavg()[0]))
+    return BenchResult(
+        config,
+        tuple(models),
+        tuple(budgets[(m.name, w)] for m, w in variants),
+        tuple(rows),
+        missing,
+        machine_info(),
+        command,
+        started_at,
+        time.perf_counter() - started,
+        (load_before, os.getloadavg()[0]),
+    )
 
 
 def _cost_estimate(budgets: Mapping[tuple[str, bool], ModelBudgets]) -> Callable[[BenchTask], tuple[int, int, int]]:
@@ -546,7 +628,8 @@ def _map(
         return [results[i] for i in range(len(args))]
     # forkserver: workers start clean, not as forks of a process that may run solver threads
     context = multiprocessing.get_context(
-        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    )
     pending = list(range(len(args)))
     while pending:
         with ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=context) as pool:
@@ -606,8 +689,9 @@ def reduction(best_baseline: int, best_cosma: int) -> float:
     return 0.0 if best_baseline == 0 else 1.0 - best_cosma / best_baseline
 
 
-def reductions(rows: Sequence[BenchRow], budget: str = "M_R",
-               groups: Sequence[str] = HEADLINE_GROUPS) -> list[Reduction]:
+def reductions(
+    rows: Sequence[BenchRow], budget: str = "M_R", groups: Sequence[str] = HEADLINE_GROUPS
+) -> list[Reduction]:
     """Per group and weights variant: the reduction of the best COSMA plan against the best baseline."""
     out = []
     variants = [w for w in WEIGHT_VARIANTS if any(r.weights == w for r in rows)]
@@ -667,9 +751,19 @@ def instances(rows: Sequence[BenchRow]) -> list[InstanceSummary]:
         bounded = [r for r in planned if r.instance_bound is not None]
         top = max(bounded, key=lambda r: r.instance_bound, default=None)  # type: ignore[arg-type,return-value]
         r0 = group[0]
-        out.append(InstanceSummary(key, r0.model, r0.weights, r0.budget, r0.scratchpad_bytes,
-                                   None if best is None else best.extra_bytes, "" if best is None else best.method,
-                                   None if top is None else top.instance_bound, "" if top is None else top.method))
+        out.append(
+            InstanceSummary(
+                key,
+                r0.model,
+                r0.weights,
+                r0.budget,
+                r0.scratchpad_bytes,
+                None if best is None else best.extra_bytes,
+                "" if best is None else best.method,
+                None if top is None else top.instance_bound,
+                "" if top is None else top.method,
+            )
+        )
     return out
 
 
@@ -718,9 +812,17 @@ class ReferenceEntry:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ReferenceEntry:
-        return cls(d["model"], bool(d["weights"]), d["budget"], int(d["scratchpad_bytes"]),
-                   int(d["best_extra_bytes"]), d["best_method"], int(d.get("lower_bound", 0)),
-                   d.get("bound_method", ""), {k: int(v) for k, v in d.get("methods", {}).items()})
+        return cls(
+            d["model"],
+            bool(d["weights"]),
+            d["budget"],
+            int(d["scratchpad_bytes"]),
+            int(d["best_extra_bytes"]),
+            d["best_method"],
+            int(d.get("lower_bound", 0)),
+            d.get("bound_method", ""),
+            {k: int(v) for k, v in d.get("methods", {}).items()},
+        )
 
 
 @dataclass(frozen=True)
@@ -732,8 +834,12 @@ class Reference:
     def to_json(self) -> str:
         data = {
             "format": REFERENCE_FORMAT,
-            "protocol": {"element_bytes": ELEMENT_BYTES, "alignment": 1, "allocator": "first-fit",
-                         "budget_time_limit": BUDGET_TIME_LIMIT},
+            "protocol": {
+                "element_bytes": ELEMENT_BYTES,
+                "alignment": 1,
+                "allocator": "first-fit",
+                "budget_time_limit": BUDGET_TIME_LIMIT,
+            },
             "instances": {k: self.entries[k].to_dict() for k in sorted(self.entries)},
         }
         return json.dumps(data, indent=1, sort_keys=True) + "\n"
@@ -794,39 +900,70 @@ def compare_to_reference(rows: Iterable[BenchRow], reference: Reference) -> list
         if ref is None or r.extra_bytes is None:
             continue
         if ref.scratchpad_bytes != r.scratchpad_bytes:
-            out.append(Violation(r.key, r.method, "budget-changed",
-                                 f"{r.budget} is now {r.scratchpad_bytes} B, the reference has "
-                                 f"{ref.scratchpad_bytes} B; if intended, refresh with "
-                                 "cosma bench --update-reference --force"))
+            out.append(
+                Violation(
+                    r.key,
+                    r.method,
+                    "budget-changed",
+                    f"{r.budget} is now {r.scratchpad_bytes} B, the reference has "
+                    f"{ref.scratchpad_bytes} B; if intended, refresh with "
+                    "cosma bench --update-reference --force",
+                )
+            )
             continue
         limit = ref.methods.get(r.method)
         if limit is not None and r.extra_bytes > limit:
             stopped = r.status in ("time-limit", "feasible")  # unproven: the machine's load may be the cause
-            out.append(Violation(r.key, r.method, "worse",
-                                 f"extra {r.extra_bytes} B > reference {limit} B for this method"
-                                 + (" (proven optimal)" if ref.proven_optimal and limit == ref.best_extra_bytes
-                                    else "")
-                                 + ("; this run stopped at its time limit" if stopped else "")))
+            out.append(
+                Violation(
+                    r.key,
+                    r.method,
+                    "worse",
+                    f"extra {r.extra_bytes} B > reference {limit} B for this method"
+                    + (" (proven optimal)" if ref.proven_optimal and limit == ref.best_extra_bytes else "")
+                    + ("; this run stopped at its time limit" if stopped else ""),
+                )
+            )
         if r.extra_bytes < ref.lower_bound:
-            out.append(Violation(r.key, r.method, "below-bound",
-                                 f"extra {r.extra_bytes} B < proven lower bound {ref.lower_bound} B "
-                                 f"({ref.bound_method}): the bound or the plan's cost is wrong"))
+            out.append(
+                Violation(
+                    r.key,
+                    r.method,
+                    "below-bound",
+                    f"extra {r.extra_bytes} B < proven lower bound {ref.lower_bound} B "
+                    f"({ref.bound_method}): the bound or the plan's cost is wrong",
+                )
+            )
         bound = r.instance_bound
         if bound is not None and bound > ref.best_extra_bytes:
-            out.append(Violation(r.key, r.method, "bound-above-plan",
-                                 f"bound {bound} B > best known plan {ref.best_extra_bytes} B "
-                                 f"({ref.best_method}): the bound is wrong"))
+            out.append(
+                Violation(
+                    r.key,
+                    r.method,
+                    "bound-above-plan",
+                    f"bound {bound} B > best known plan {ref.best_extra_bytes} B "
+                    f"({ref.best_method}): the bound is wrong",
+                )
+            )
         if bound is not None and r.status == "optimal" and r.extra_bytes > ref.best_extra_bytes:
-            out.append(Violation(r.key, r.method, "false-optimal",
-                                 f"claims optimal at {r.extra_bytes} B, {ref.best_method} found "
-                                 f"{ref.best_extra_bytes} B"))
+            out.append(
+                Violation(
+                    r.key,
+                    r.method,
+                    "false-optimal",
+                    f"claims optimal at {r.extra_bytes} B, {ref.best_method} found {ref.best_extra_bytes} B",
+                )
+            )
     return out
 
 
 def uncovered(rows: Iterable[BenchRow], reference: Reference) -> list[tuple[str, str]]:
     """``(instance, method)`` of planned rows the reference has no value for."""
-    return [(r.key, r.method) for r in rows if r.planned
-            and (r.key not in reference.entries or r.method not in reference.entries[r.key].methods)]
+    return [
+        (r.key, r.method)
+        for r in rows
+        if r.planned and (r.key not in reference.entries or r.method not in reference.entries[r.key].methods)
+    ]
 
 
 @dataclass(frozen=True)
@@ -865,8 +1002,13 @@ def merge_reference(reference: Reference, rows: Iterable[BenchRow], *, force: bo
                 methods[r.method] = r.extra_bytes
             elif r.extra_bytes > before:
                 refused.append(f"{key} {r.method}: {before} B -> {r.extra_bytes} B")
-        best_row = min(mine, key=lambda r: (r.extra_bytes, PROTOCOL_METHODS.index(r.method)
-                                            if r.method in PROTOCOL_METHODS else len(PROTOCOL_METHODS)))
+        best_row = min(
+            mine,
+            key=lambda r: (
+                r.extra_bytes,
+                PROTOCOL_METHODS.index(r.method) if r.method in PROTOCOL_METHODS else len(PROTOCOL_METHODS),
+            ),
+        )
         assert best_row.extra_bytes is not None
         if old is None or force or best_row.extra_bytes < old.best_extra_bytes:
             best, best_method = best_row.extra_bytes, best_row.method
@@ -883,8 +1025,9 @@ def merge_reference(reference: Reference, rows: Iterable[BenchRow], *, force: bo
                 refused.append(f"{key} {r.method}: bound {bound} B above the best known plan {best} B")
             elif bound > lb:
                 lb, lb_method = bound, r.method
-        new = ReferenceEntry(r0.model, r0.weights, r0.budget, r0.scratchpad_bytes, best, best_method, lb, lb_method,
-                             methods)
+        new = ReferenceEntry(
+            r0.model, r0.weights, r0.budget, r0.scratchpad_bytes, best, best_method, lb, lb_method, methods
+        )
         if new != old:
             changes.append(_describe_change(key, old, new))
             entries[key] = new
@@ -938,10 +1081,20 @@ def _cpu_model() -> str:
 def _git_commit() -> str:
     root = repo_root()
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10, check=False)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "cosma"],
-                               capture_output=True, text=True, timeout=10, check=False)
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "cosma"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if head.returncode != 0:
@@ -991,28 +1144,48 @@ def plot_figures(result: BenchResult, models: Sequence[str] = PLOT_MODELS) -> di
                 continue
             rows = [r for r in result.rows if r.model == model and r.weights == weights and r.planned]
             seen = set()
-            for r in sorted(rows, key=lambda r: (methods.index(r.method) if r.method in methods else 99,
-                                                 r.scratchpad_bytes)):
+            for r in sorted(
+                rows, key=lambda r: (methods.index(r.method) if r.method in methods else 99, r.scratchpad_bytes)
+            ):
                 if (r.method, r.scratchpad_bytes) in seen:
                     continue  # coinciding budgets: one point
                 seen.add((r.method, r.scratchpad_bytes))
                 s = summaries[r.key]
                 at_optimum = s.proven and r.extra_bytes == s.best_extra_bytes  # filled marker
-                points.append(SweepPoint(model, r.method, r.scratchpad_bytes, "optimal" if at_optimum else "feasible",
-                                         r.extra_bytes, None,
-                                         r.compulsory_bytes, r.bound, None, r.solve_seconds, r.total_seconds))
+                points.append(
+                    SweepPoint(
+                        model,
+                        r.method,
+                        r.scratchpad_bytes,
+                        "optimal" if at_optimum else "feasible",
+                        r.extra_bytes,
+                        None,
+                        r.compulsory_bytes,
+                        r.bound,
+                        None,
+                        r.solve_seconds,
+                        r.total_seconds,
+                    )
+                )
             b = mb.budgets
             ranges.append(ModelRange(model, b.m_r, b.m_p, b.m_r))
         if ranges:
             fig = sweep_figure(SweepResult(tuple(points), tuple(ranges), methods, "bench"))
-            fig.suptitle(f"extra off-chip traffic at M_R, M_H, M_P ({variant_label(weights)}, "
-                         f"{ELEMENT_BYTES}-byte elements)", fontsize=11)
+            fig.suptitle(
+                f"extra off-chip traffic at M_R, M_H, M_P ({variant_label(weights)}, {ELEMENT_BYTES}-byte elements)",
+                fontsize=11,
+            )
             figures[variant_label(weights)] = fig
     return figures
 
 
-def write_outputs(result: BenchResult, out_dir: str | os.PathLike[str], *,
-                  reference: Reference | None = None, reference_path: str = "") -> list[Path]:
+def write_outputs(
+    result: BenchResult,
+    out_dir: str | os.PathLike[str],
+    *,
+    reference: Reference | None = None,
+    reference_path: str = "",
+) -> list[Path]:
     """Write ``BENCHMARKS.md``, ``benchmarks.csv`` and ``img/bench_*.png`` under ``out_dir`` (atomically)."""
     from cosma.viz import save_figure
 
@@ -1031,8 +1204,12 @@ def write_outputs(result: BenchResult, out_dir: str | os.PathLike[str], *,
     atomic_write_text(csv_path, to_csv(result.rows))
     written.append(csv_path)
     md_path = out / "BENCHMARKS.md"
-    atomic_write_text(md_path, render_markdown(result, images=images, csv_name=csv_path.name, reference=reference,
-                                               reference_path=reference_path))
+    atomic_write_text(
+        md_path,
+        render_markdown(
+            result, images=images, csv_name=csv_path.name, reference=reference, reference_path=reference_path
+        ),
+    )
     written.append(md_path)
     return written
 
@@ -1055,8 +1232,14 @@ def _allocation_section() -> list[str]:
     return [heading, "", note, "", text, ""]
 
 
-def render_markdown(result: BenchResult, *, images: Sequence[str] = (), csv_name: str = "benchmarks.csv",
-                    reference: Reference | None = None, reference_path: str = "") -> str:
+def render_markdown(
+    result: BenchResult,
+    *,
+    images: Sequence[str] = (),
+    csv_name: str = "benchmarks.csv",
+    reference: Reference | None = None,
+    reference_path: str = "",
+) -> str:
     """The benchmark report (generated; never edited by hand)."""
     cfg = result.config
     rows = result.rows
@@ -1073,11 +1256,11 @@ def render_markdown(result: BenchResult, *, images: Sequence[str] = (), csv_name
         "",
         "## Scope",
         "",
-        f"- Models ({len(result.models)}): "
-        + ", ".join(f"{m.display} [{m.group}]" for m in result.models) + ".",
+        f"- Models ({len(result.models)}): " + ", ".join(f"{m.display} [{m.group}]" for m in result.models) + ".",
         f"- Budgets: {', '.join(cfg.budgets)}, each "
-        + " and ".join("with weights in the scratchpad" if w else "without weights (activation-only)"
-                       for w in cfg.weights)
+        + " and ".join(
+            "with weights in the scratchpad" if w else "without weights (activation-only)" for w in cfg.weights
+        )
         + f"; {ELEMENT_BYTES}-byte elements, alignment 1, first-fit allocator. M_P comes from a "
         f"minimum-peak search of at most {cfg.budget_time_limit:g} s per graph variant.",
         f"- Methods: {', '.join(cfg.methods)}{_group_methods_note(result)}; time limit {cfg.time_limit:g} s per "
@@ -1087,8 +1270,10 @@ def render_markdown(result: BenchResult, *, images: Sequence[str] = (), csv_name
         "conquer (`dc`) on large graphs (the CSV's `resolved_method` says which ran).",
     ]
     if result.missing_methods:
-        lines.append(f"- **Not run, not registered in this version:** {', '.join(result.missing_methods)} "
-                     "(their rows say `missing`).")
+        lines.append(
+            f"- **Not run, not registered in this version:** {', '.join(result.missing_methods)} "
+            "(their rows say `missing`)."
+        )
     lines += [
         "- Every plan is replayed by `cosma.check.replay`; `valid` in the CSV is its verdict. Budgets that coincide "
         "in bytes are planned once and reported under each name.",
@@ -1104,9 +1289,13 @@ def render_markdown(result: BenchResult, *, images: Sequence[str] = (), csv_name
         lines += _reference_section(rows, reference, reference_path)
     lines += _allocation_section()
     if images:
-        lines += ["## Extra traffic against budget", "",
-                  "Filled markers: the instance's proven optimum (whichever method reached it); hollow: not proven "
-                  "optimal. The dotted line is M_R.", ""]
+        lines += [
+            "## Extra traffic against budget",
+            "",
+            "Filled markers: the instance's proven optimum (whichever method reached it); hollow: not proven "
+            "optimal. The dotted line is M_R.",
+            "",
+        ]
         lines += [f"![extra traffic against budget]({p})" for p in images] + [""]
     lines += _model_tables(result)
     return "\n".join(lines).rstrip() + "\n"
@@ -1148,21 +1337,33 @@ def _headline_section(rows: Sequence[BenchRow]) -> list[str]:
     found = reductions(rows)
     if not any(red.per_model for red in found):
         return [*lines, "No model of the human or NAS groups has both a baseline and a COSMA plan in this run.", ""]
-    lines += ["| group | weights | models | average reduction | average over models with traffic to reduce | "
-              "min | max | baseline already 0 | left out | COSMA paper |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+    lines += [
+        "| group | weights | models | average reduction | average over models with traffic to reduce | "
+        "min | max | baseline already 0 | left out | COSMA paper |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
     for red in found:
         values = [r for *_, r in red.per_model]
         avg = "-" if red.average is None else f"{100 * red.average:.1f}%"
-        with_traffic = ("-" if red.average_with_traffic is None
-                        else f"{100 * red.average_with_traffic:.1f}% ({len(red.with_traffic)})")
+        with_traffic = (
+            "-"
+            if red.average_with_traffic is None
+            else f"{100 * red.average_with_traffic:.1f}% ({len(red.with_traffic)})"
+        )
         lines.append(
             f"| {red.group} | {variant_label(red.weights)} | {len(red.per_model)} | **{avg}** | {with_traffic} | "
             + (f"{100 * min(values):.1f}% | {100 * max(values):.1f}% | " if values else "- | - | ")
             + f"{red.zero_baseline} | {', '.join(red.excluded) or '-'} | "
-            + (f"{100 * PAPER_REDUCTION[red.group]:.0f}%" if red.group in PAPER_REDUCTION else "-") + " |")
-    lines += ["", "Per model (extra bytes at M_R):", "",
-              "| model | weights | best baseline | best COSMA | reduction |", "|---|---|---:|---:|---:|"]
+            + (f"{100 * PAPER_REDUCTION[red.group]:.0f}%" if red.group in PAPER_REDUCTION else "-")
+            + " |"
+        )
+    lines += [
+        "",
+        "Per model (extra bytes at M_R):",
+        "",
+        "| model | weights | best baseline | best COSMA | reduction |",
+        "|---|---|---:|---:|---:|",
+    ]
     for red in found:
         for model, base, cosma, r in red.per_model:
             lines.append(f"| {model} | {variant_label(red.weights)} | {base:,} | {cosma:,} | {100 * r:.1f}% |")
@@ -1246,11 +1447,16 @@ class DcSummary:
 def dc_summary(found: Sequence[DcInstance]) -> DcSummary:
     changes: dict[str, tuple[float | None, int]] = {}
     for name in (*BASELINES, "best"):
-        values = [c for i in found
-                  if (c := i.change_to(i.best_baseline if name == "best" else i.baselines[name])) is not None]
+        values = [
+            c for i in found if (c := i.change_to(i.best_baseline if name == "best" else i.baselines[name])) is not None
+        ]
         changes[name] = (statistics.fmean(values) if values else None, len(values))
-    return DcSummary(len(found), sum(i.run.valid is True for i in found),
-                     max((i.run.total_seconds for i in found), default=0.0), changes)
+    return DcSummary(
+        len(found),
+        sum(i.run.valid is True for i in found),
+        max((i.run.total_seconds for i in found), default=0.0),
+        changes,
+    )
 
 
 def _percent(value: float | None) -> str:
@@ -1275,7 +1481,8 @@ def _dc_section(result: BenchResult) -> list[str]:
         "*change*: dc's extra bytes / the baseline's - 1 (negative: less traffic); *mean vs baselines*: the mean "
         "of the changes against the baselines with traffic; *gap*: 1 - bound / dc's extra bytes.",
         "",
-        "| model | ops | weights | budget | bytes | " + " | ".join(BASELINES)
+        "| model | ops | weights | budget | bytes | "
+        + " | ".join(BASELINES)
         + " | dc | vs best baseline | mean vs baselines | dc bound | gap | status | dc s | valid |",
         "|---|---:|---|---|---:|" + "---:|" * len(BASELINES) + "---:|---:|---:|---:|---:|---|---:|---|",
     ]
@@ -1286,12 +1493,16 @@ def _dc_section(result: BenchResult) -> list[str]:
         bound = "-" if r.bound is None or not r.planned else f"{r.bound:,}"
         gap = "-" if i.gap is None else f"{100 * i.gap:.1f}%"
         valid = {True: "yes", False: "no", None: "-"}[r.valid]
-        lines.append(f"| {r.model} | {i.ops} | {variant_label(r.weights)} | {r.budget} | {r.scratchpad_bytes:,} | "
-                     + " | ".join(base) + f" | {extra} | {_percent(i.change_to(i.best_baseline))} | "
-                     f"{_percent(i.mean_change)} | {bound} | {gap} | {r.status} | {r.total_seconds:.1f} | {valid} |")
+        lines.append(
+            f"| {r.model} | {i.ops} | {variant_label(r.weights)} | {r.budget} | {r.scratchpad_bytes:,} | "
+            + " | ".join(base)
+            + f" | {extra} | {_percent(i.change_to(i.best_baseline))} | "
+            f"{_percent(i.mean_change)} | {bound} | {gap} | {r.status} | {r.total_seconds:.1f} | {valid} |"
+        )
     summary = dc_summary(found)
-    against = "; ".join(f"{name} {_percent(mean)} ({n})" for name, (mean, n) in summary.changes.items()
-                        if name != "best")
+    against = "; ".join(
+        f"{name} {_percent(mean)} ({n})" for name, (mean, n) in summary.changes.items() if name != "best"
+    )
     best, best_n = summary.changes["best"]
     lines += [
         "",
@@ -1341,11 +1552,17 @@ def _optimality_section(rows: Sequence[BenchRow], methods: Sequence[str], missin
         lines.append(
             f"| {m} | {len(ok)} | {sum(r.status == 'optimal' for r in ok)} | "
             f"{sum(r.extra_bytes == best_of.get(r.key) for r in ok)} | "
-            f"{sum(r.valid is False for r in mine)} | {sum(r.status == ERROR for r in mine)} |")
+            f"{sum(r.valid is False for r in mine)} | {sum(r.status == ERROR for r in mine)} |"
+        )
     open_ = [s for s in planned if not s.proven]
     if open_:
-        lines += ["", "Instances not proven optimal (best plan, best bound):", "",
-                  "| instance | best extra | method | bound | gap |", "|---|---:|---|---:|---:|"]
+        lines += [
+            "",
+            "Instances not proven optimal (best plan, best bound):",
+            "",
+            "| instance | best extra | method | bound | gap |",
+            "|---|---:|---|---:|---:|",
+        ]
         for s in open_:
             bound = "-" if s.bound is None else f"{s.bound:,}"
             assert s.best_extra_bytes is not None
@@ -1384,13 +1601,16 @@ def _reference_section(rows: Sequence[BenchRow], reference: Reference, path: str
     violations = compare_to_reference(rows, reference)
     missing = uncovered(rows, reference)
     where = f" `{path}`" if path else ""
-    lines = ["## Against the reference", "",
-             f"Compared with the reference{where} ({len(reference.entries)} instances): "
-             f"**{len(violations)} violation(s)**; {len(missing)} planned run(s) the reference has no value for. "
-             "The reference keeps each method's best value over all runs merged into it; a run that stopped at its "
-             "time limit can fall short of it because of the machine's load (or, on graphs whose minimum-peak "
-             "search is cut by its time limit, a different order), a proven run cannot.",
-             ""]
+    lines = [
+        "## Against the reference",
+        "",
+        f"Compared with the reference{where} ({len(reference.entries)} instances): "
+        f"**{len(violations)} violation(s)**; {len(missing)} planned run(s) the reference has no value for. "
+        "The reference keeps each method's best value over all runs merged into it; a run that stopped at its "
+        "time limit can fall short of it because of the machine's load (or, on graphs whose minimum-peak "
+        "search is cut by its time limit, a different order), a proven run cannot.",
+        "",
+    ]
     if violations:
         lines += ["| instance | method | kind | detail |", "|---|---|---|---|"]
         lines += [f"| {v.key} | {v.method} | {v.kind} | {v.message.replace('|', '/')} |" for v in violations]
@@ -1401,10 +1621,14 @@ def _reference_section(rows: Sequence[BenchRow], reference: Reference, path: str
 def _model_tables(result: BenchResult) -> list[str]:
     ran = {(r.model, r.method) for r in result.rows}
     summaries = {s.key: s for s in instances(result.rows)}
-    lines = ["## Per model", "",
-             "Extra off-chip bytes of each method's plan (`*`: the run's status is optimal, for fixed-order optimal "
-             "for its order; `invalid` / `error`: see the failed runs above). *bound*: the highest lower bound valid "
-             f"for the instance ({', '.join(GLOBAL_BOUND_METHODS)}); *best*: the least extra traffic found.", ""]
+    lines = [
+        "## Per model",
+        "",
+        "Extra off-chip bytes of each method's plan (`*`: the run's status is optimal, for fixed-order optimal "
+        "for its order; `invalid` / `error`: see the failed runs above). *bound*: the highest lower bound valid "
+        f"for the instance ({', '.join(GLOBAL_BOUND_METHODS)}); *best*: the least extra traffic found.",
+        "",
+    ]
     by_key = {(r.key, r.method): r for r in result.rows}
     for m in result.models:
         lines += [f"### {m.display} (`{m.name}`, {m.group})", ""]
@@ -1414,15 +1638,20 @@ def _model_tables(result: BenchResult) -> list[str]:
             if b.budgets is None:
                 notes.append(f"{variant_label(b.weights)}: budgets failed: {b.error}")
             elif not b.budgets.m_p_proven:
-                notes.append(f"{variant_label(b.weights)}: M_P is the best peak found, not proven minimal "
-                             f"(proven >= {b.budgets.m_p_bound:,} B)")
+                notes.append(
+                    f"{variant_label(b.weights)}: M_P is the best peak found, not proven minimal "
+                    f"(proven >= {b.budgets.m_p_bound:,} B)"
+                )
         if infos and infos[0].ops:
             lines.append(f"{infos[0].ops} operators (with weights).")
         lines += [f"- {n}" for n in notes]
         # a model's own methods: a method of another group's (GROUP_METHODS) gets no column here
         methods = [x for x in result.methods if x not in result.missing_methods and (m.name, x) in ran]
-        lines += ["", "| weights | budget | bytes | " + " | ".join(methods) + " | bound | best |",
-                  "|---|---|---:|" + "---:|" * len(methods) + "---:|---:|"]
+        lines += [
+            "",
+            "| weights | budget | bytes | " + " | ".join(methods) + " | bound | best |",
+            "|---|---|---:|" + "---:|" * len(methods) + "---:|---:|",
+        ]
         for w in result.config.weights:
             for budget in result.config.budgets:
                 key = instance_key(m.name, w, budget)
@@ -1435,8 +1664,11 @@ def _model_tables(result: BenchResult) -> list[str]:
                     cells.append("" if r is None else _table_cell(r))
                 bound = "-" if s.bound is None else f"{s.bound:,}"
                 best = "-" if s.best_extra_bytes is None else f"{s.best_extra_bytes:,}"
-                lines.append(f"| {variant_label(w)} | {budget} | {s.scratchpad_bytes:,} | " + " | ".join(cells)
-                             + f" | {bound} | {best} |")
+                lines.append(
+                    f"| {variant_label(w)} | {budget} | {s.scratchpad_bytes:,} | "
+                    + " | ".join(cells)
+                    + f" | {bound} | {best} |"
+                )
         lines.append("")
     return lines
 
@@ -1480,10 +1712,16 @@ def bench_command(
     if weights not in variants:
         raise OptionError(f"--weights {weights!r}: choose both, with or without")
     # named methods run exactly as named, on every model; the protocol adds its group methods
-    config = BenchConfig(models=tuple(models), methods=tuple(methods) or PROTOCOL_METHODS,
-                         group_methods={} if methods else dict(GROUP_METHODS),
-                         budgets=tuple(b.upper() for b in budgets) or PROTOCOL_BUDGETS, weights=variants[weights],
-                         time_limit=time_limit, jobs=jobs, seed=seed)
+    config = BenchConfig(
+        models=tuple(models),
+        methods=tuple(methods) or PROTOCOL_METHODS,
+        group_methods={} if methods else dict(GROUP_METHODS),
+        budgets=tuple(b.upper() for b in budgets) or PROTOCOL_BUDGETS,
+        weights=variants[weights],
+        time_limit=time_limit,
+        jobs=jobs,
+        seed=seed,
+    )
     from cosma.methods import METHODS
 
     known = {*METHODS, *PROTOCOL_METHODS, *COSMA_METHODS}  # protocol names not registered yet run as `missing`
@@ -1494,25 +1732,38 @@ def bench_command(
     ref_path = Path(reference_path) if reference_path is not None else repo_root() / "solvers" / "reference.json"
     reference = Reference.load(ref_path)
     result = run_bench(config, zoo, command=command, progress=progress)
-    written = write_outputs(result, out_dir if out_dir is not None else repo_root() / "docs", reference=reference,
-                            reference_path=_display_path(ref_path))
+    written = write_outputs(
+        result,
+        out_dir if out_dir is not None else repo_root() / "docs",
+        reference=reference,
+        reference_path=_display_path(ref_path),
+    )
 
     for red in reductions(result.rows):
         if red.average is not None:
-            echo(f"{red.group} ({variant_label(red.weights)}): average reduction at M_R {100 * red.average:.1f}% "
-                 f"over {len(red.per_model)} models"
-                 + ("" if red.average_with_traffic is None else
-                    f", {100 * red.average_with_traffic:.1f}% over the {len(red.with_traffic)} with traffic"))
+            echo(
+                f"{red.group} ({variant_label(red.weights)}): average reduction at M_R {100 * red.average:.1f}% "
+                f"over {len(red.per_model)} models"
+                + (
+                    ""
+                    if red.average_with_traffic is None
+                    else f", {100 * red.average_with_traffic:.1f}% over the {len(red.with_traffic)} with traffic"
+                )
+            )
     found = dc_instances(result)
     if found:
         dc = dc_summary(found)
-        echo(f"dc on {', '.join(DC_GROUPS)}: {dc.valid} of {dc.runs} valid, longest {dc.longest_seconds:.1f} s, "
-             f"{_percent(dc.changes['best'][0])} against the best baseline")
+        echo(
+            f"dc on {', '.join(DC_GROUPS)}: {dc.valid} of {dc.runs} valid, longest {dc.longest_seconds:.1f} s, "
+            f"{_percent(dc.changes['best'][0])} against the best baseline"
+        )
     summaries = [s for s in instances(result.rows) if s.best_extra_bytes is not None]
-    echo(f"{sum(s.proven for s in summaries)} of {len(summaries)} instances proven optimal; "
-         f"{sum(r.status in (ERROR, INVALID) for r in result.rows)} failed runs; "
-         + (f"missing methods: {', '.join(result.missing_methods)}; " if result.missing_methods else "")
-         + f"{_duration(result.seconds)}")
+    echo(
+        f"{sum(s.proven for s in summaries)} of {len(summaries)} instances proven optimal; "
+        f"{sum(r.status in (ERROR, INVALID) for r in result.rows)} failed runs; "
+        + (f"missing methods: {', '.join(result.missing_methods)}; " if result.missing_methods else "")
+        + f"{_duration(result.seconds)}"
+    )
     violations = compare_to_reference(result.rows, reference)
     echo(f"{len(violations)} violation(s) of {_display_path(ref_path)}")
     for v in violations[:20]:

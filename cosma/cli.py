@@ -27,7 +27,8 @@ from cosma.units import format_size
 _console = Console()
 
 EXIT_STATUS_HELP = "\b\nExit status, the same for every command:\n" + "\n".join(
-    f"  {code.value:>3}  {code.meaning}" for code in ExitCode)
+    f"  {code.value:>3}  {code.meaning}" for code in ExitCode
+)
 
 
 def _exit(code: ExitCode, line: str) -> NoReturn:
@@ -48,8 +49,10 @@ def _crash_log(error: BaseException) -> Path:
     except PackageNotFoundError:
         release = "unknown"
     path = Path(tempfile.gettempdir()) / f"cosma-crash-{os.getpid()}.log"
-    path.write_text(f"cosma {release}, Python {sys.version.split()[0]}\ncommand: {' '.join(sys.argv)}\n\n"
-                    + "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+    path.write_text(
+        f"cosma {release}, Python {sys.version.split()[0]}\ncommand: {' '.join(sys.argv)}\n\n"
+        + "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    )
     return path
 
 
@@ -59,8 +62,7 @@ def _internal_error(error: Exception) -> NoReturn:
     try:
         log = _crash_log(error)
     except OSError as e:  # no log: the traceback goes to stderr after the line, rather than nowhere
-        click.echo(f"internal error: {name} (cannot write a crash log: {e.strerror or e}; traceback follows)",
-                   err=True)
+        click.echo(f"internal error: {name} (cannot write a crash log: {e.strerror or e}; traceback follows)", err=True)
         click.echo("".join(traceback.format_exception(type(error), error, error.__traceback__)), err=True)
         sys.exit(int(ExitCode.INTERNAL))
     _exit(ExitCode.INTERNAL, f"internal error: {name} (a bug in cosma; traceback in {log}, please report it)")
@@ -93,8 +95,9 @@ class _Cli(click.Group):
     (or None for done) or raises; the exception's kind decides the status.
     """
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
         with _usage_errors_in_one_line():
             return super().make_context(info_name, args, parent, **extra)
 
@@ -160,18 +163,45 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options that shape how an ONNX file is lowered to a graph (shared by every model command)."""
     options = [
         click.argument("model", type=click.Path(dir_okay=False, path_type=Path)),
-        click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=DxDxD",
-                     help="Fix a symbolic input shape, e.g. input=1x3x224x224 (repeatable)."),
-        click.option("--element-bytes", type=click.IntRange(min=1), default=None,
-                     help="Bytes per element for every tensor (int8 accelerator: 1); default: the ONNX dtype's."),
-        click.option("--weights/--no-weights", default=True, show_default=True,
-                     help="Whether weights occupy the scratchpad (--no-weights: activation-only study)."),
-        click.option("--fuse/--no-fuse", default=True, show_default=True,
-                     help="Fold elementwise epilogues (BatchNorm, Relu, bias Add...) into their producer."),
-        click.option("--no-fold-bn", is_flag=True, expose_value=False, callback=_remember_fold,
-                     help="Keep BatchNorm (and constant Mul/Add) after Conv/Gemm instead of folding it in."),
-        click.option("--no-fold-if", is_flag=True, expose_value=False, callback=_remember_fold,
-                     help="Keep If nodes with a constant condition (then refused as control flow)."),
+        click.option(
+            "--input-shape",
+            "input_shapes",
+            multiple=True,
+            metavar="NAME=DxDxD",
+            help="Fix a symbolic input shape, e.g. input=1x3x224x224 (repeatable).",
+        ),
+        click.option(
+            "--element-bytes",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Bytes per element for every tensor (int8 accelerator: 1); default: the ONNX dtype's.",
+        ),
+        click.option(
+            "--weights/--no-weights",
+            default=True,
+            show_default=True,
+            help="Whether weights occupy the scratchpad (--no-weights: activation-only study).",
+        ),
+        click.option(
+            "--fuse/--no-fuse",
+            default=True,
+            show_default=True,
+            help="Fold elementwise epilogues (BatchNorm, Relu, bias Add...) into their producer.",
+        ),
+        click.option(
+            "--no-fold-bn",
+            is_flag=True,
+            expose_value=False,
+            callback=_remember_fold,
+            help="Keep BatchNorm (and constant Mul/Add) after Conv/Gemm instead of folding it in.",
+        ),
+        click.option(
+            "--no-fold-if",
+            is_flag=True,
+            expose_value=False,
+            callback=_remember_fold,
+            help="Keep If nodes with a constant condition (then refused as control flow).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -219,34 +249,85 @@ def inspect(model: Path, input_shapes, element_bytes, weights, fuse, top: int) -
         for column in ("operator", "type", "working set", "inputs", "outputs"):
             ops.add_column(column)
         for o in sorted(graph.ops, key=lambda o: -graph.working_set(o.name))[:top]:
-            ops.add_row(o.name, "+".join((o.op_type, *o.fused)), str(graph.working_set(o.name)),
-                        str(len(o.inputs)), str(len(o.outputs)))
+            ops.add_row(
+                o.name,
+                "+".join((o.op_type, *o.fused)),
+                str(graph.working_set(o.name)),
+                str(len(o.inputs)),
+                str(len(o.outputs)),
+            )
         _console.print(ops)
 
 
 @main.command(name="compile")
 @model_options
-@click.option("--scratchpad", "-s", required=True, metavar="SIZE",
-              help="Scratchpad size: bytes, or with a unit (512KiB, 1MiB, 2MB), or a budget name (M_R, M_H, M_P).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the plan JSON (written atomically, after validation).")
+@click.option(
+    "--scratchpad",
+    "-s",
+    required=True,
+    metavar="SIZE",
+    help="Scratchpad size: bytes, or with a unit (512KiB, 1MiB, 2MB), or a budget name (M_R, M_H, M_P).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the plan JSON (written atomically, after validation).",
+)
 @click.option("--method", default="auto", show_default=True, help="Planning method (see `cosma methods`).")
 @click.option("--allocator", type=click.Choice(["first-fit", "best-fit"]), default="first-fit", show_default=True)
-@click.option("--alignment", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Every offset is a multiple of this many bytes.")
+@click.option(
+    "--alignment",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Every offset is a multiple of this many bytes.",
+)
 @click.option("--time-limit", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--solver", type=click.Choice(["auto", "cpsat", "highs", "cbc"]), default="auto", show_default=True,
-              help="Backend of the exact methods: CP-SAT (auto) or the COSMA MILP with HiGHS or CBC.")
-@click.option("--solver-param", "solver_params", multiple=True, metavar="NAME=VALUE",
-              help="A backend parameter passed through by name, e.g. log_search_progress=true (repeatable).")
-@click.option("--segment-ops", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Divide and conquer with windows of N operators (implies --method dc when the method is auto).")
+@click.option(
+    "--solver",
+    type=click.Choice(["auto", "cpsat", "highs", "cbc"]),
+    default="auto",
+    show_default=True,
+    help="Backend of the exact methods: CP-SAT (auto) or the COSMA MILP with HiGHS or CBC.",
+)
+@click.option(
+    "--solver-param",
+    "solver_params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A backend parameter passed through by name, e.g. log_search_progress=true (repeatable).",
+)
+@click.option(
+    "--segment-ops",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Divide and conquer with windows of N operators (implies --method dc when the method is auto).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def compile_cmd(model: Path, input_shapes, element_bytes, weights, fuse, scratchpad: str, output: Path | None,
-                method: str, allocator: str, alignment: int, time_limit: float, threads: int, seed: int,
-                solver: str, solver_params: tuple[str, ...], segment_ops: int | None, quiet: bool) -> ExitCode:
+def compile_cmd(
+    model: Path,
+    input_shapes,
+    element_bytes,
+    weights,
+    fuse,
+    scratchpad: str,
+    output: Path | None,
+    method: str,
+    allocator: str,
+    alignment: int,
+    time_limit: float,
+    threads: int,
+    seed: int,
+    solver: str,
+    solver_params: tuple[str, ...],
+    segment_ops: int | None,
+    quiet: bool,
+) -> ExitCode:
     """Plan MODEL for a scratchpad of SIZE and write the plan JSON."""
     from cosma.budgets import resolve_budget
     from cosma.methods import compile as compile_graph
@@ -259,10 +340,20 @@ def compile_cmd(model: Path, input_shapes, element_bytes, weights, fuse, scratch
         raise OptionError(f"--scratchpad {scratchpad} is {budget} B; give a positive size such as 512KiB, or M_R")
     from cosma.formulation.run import parse_solver_params
 
-    plan = compile_graph(graph, budget, method=method, alignment=alignment, allocator=allocator,
-                         time_limit=time_limit, threads=threads, seed=seed, quiet=quiet, solver=solver,
-                         solver_params=parse_solver_params(solver_params),
-                         extra={"segment_ops": segment_ops} if segment_ops else {})
+    plan = compile_graph(
+        graph,
+        budget,
+        method=method,
+        alignment=alignment,
+        allocator=allocator,
+        time_limit=time_limit,
+        threads=threads,
+        seed=seed,
+        quiet=quiet,
+        solver=solver,
+        solver_params=parse_solver_params(solver_params),
+        extra={"segment_ops": segment_ops} if segment_ops else {},
+    )
     if output is not None:
         with _writing(output, "the plan", "--output"):
             plan.save(output)
@@ -316,13 +407,24 @@ def check(plans: tuple[Path, ...], as_json: bool) -> ExitCode:
 
 @main.command(name="budgets")
 @model_options
-@click.option("--alignment", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Count every tensor at its size rounded up to this many bytes.")
-@click.option("--time-limit", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              help="Seconds for each minimum-peak search.")
+@click.option(
+    "--alignment",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Count every tensor at its size rounded up to this many bytes.",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds for each minimum-peak search.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
-def budgets_cmd(model: Path, input_shapes, element_bytes, weights, fuse, alignment: int, time_limit: float,
-                as_json: bool) -> None:
+def budgets_cmd(
+    model: Path, input_shapes, element_bytes, weights, fuse, alignment: int, time_limit: float, as_json: bool
+) -> None:
     """Print MODEL's scratchpad budgets M_R, M_H and M_P, with and without weights (--no-weights: without only)."""
     from dataclasses import asdict
 
@@ -335,8 +437,16 @@ def budgets_cmd(model: Path, input_shapes, element_bytes, weights, fuse, alignme
     else:
         columns = {"without weights": graph_budgets(graph, alignment=alignment, time_limit=time_limit)}
     if as_json:
-        click.echo(json.dumps({"model": graph.name, "ops": len(graph.ops), "alignment": alignment,
-                               **{k.replace(" ", "_"): asdict(v) for k, v in columns.items()}}))
+        click.echo(
+            json.dumps(
+                {
+                    "model": graph.name,
+                    "ops": len(graph.ops),
+                    "alignment": alignment,
+                    **{k.replace(" ", "_"): asdict(v) for k, v in columns.items()},
+                }
+            )
+        )
         return
     table = Table(title=f"{graph.name}: {len(graph.ops)} operators, alignment {alignment}")
     table.add_column("budget")
@@ -345,8 +455,9 @@ def budgets_cmd(model: Path, input_shapes, element_bytes, weights, fuse, alignme
     rows = [("M_R", "largest working set"), ("M_H", "(M_R+M_P)/2"), ("M_P", "minimum peak")]
     for key, meaning in rows:
         table.add_row(f"{key}  ({meaning})", *(f"{b.get(key)} B ({format_size(b.get(key))})" for b in columns.values()))
-    table.add_row("M_P proven minimal",
-                  *("yes" if b.m_p_proven else f"no (>= {b.m_p_bound} B)" for b in columns.values()))
+    table.add_row(
+        "M_P proven minimal", *("yes" if b.m_p_proven else f"no (>= {b.m_p_bound} B)" for b in columns.values())
+    )
     _console.print(table)
 
 
@@ -368,23 +479,40 @@ def _parse_window(text: str | None) -> tuple[float, float] | None:
         if not sep or window[1] <= window[0]:
             raise ValueError
     except ValueError:
-        raise click.BadParameter(f"{text!r}: write START:END with START < END, e.g. 100:200",
-                                 param_hint="--window") from None
+        raise click.BadParameter(
+            f"{text!r}: write START:END with START < END, e.g. 100:200", param_hint="--window"
+        ) from None
     return window
 
 
 @main.command()
 @click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Picture to write: .png, .svg or .pdf (default: PLAN's name with .png).")
-@click.option("--time", "time_axis", type=click.Choice(["op", "step"]), default="op", show_default=True,
-              help="Time axis: one unit per operator run, or one per step.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Picture to write: .png, .svg or .pdf (default: PLAN's name with .png).",
+)
+@click.option(
+    "--time",
+    "time_axis",
+    type=click.Choice(["op", "step"]),
+    default="op",
+    show_default=True,
+    help="Time axis: one unit per operator run, or one per step.",
+)
 @click.option("--window", metavar="START:END", default=None, help="Draw only this part of the time axis, e.g. 100:200.")
-@click.option("--width", type=click.FloatRange(min=4, max=300), default=None,
-              help="Picture width in inches (default: grows with the plan, 10 to 80).")
+@click.option(
+    "--width",
+    type=click.FloatRange(min=4, max=300),
+    default=None,
+    help="Picture width in inches (default: grows with the plan, 10 to 80).",
+)
 @click.option("--labels/--no-labels", default=True, show_default=True, help="Write tensor names where they fit.")
-def show(plan: Path, output: Path | None, time_axis: str, window: str | None, width: float | None,
-         labels: bool) -> None:
+def show(
+    plan: Path, output: Path | None, time_axis: str, window: str | None, width: float | None, labels: bool
+) -> None:
     """Draw PLAN's scratchpad over time: one rectangle per resident tensor, spills and reloads marked."""
     from cosma.viz import load_plan, save_timeline
 
@@ -392,15 +520,21 @@ def show(plan: Path, output: Path | None, time_axis: str, window: str | None, wi
     _check_writable(output, "the picture", "--output")
     loaded = load_plan(plan)
     with _writing(output, "the picture", "--output"):
-        path = save_timeline(loaded, output, time_axis=time_axis, window=_parse_window(window), width=width,
-                             labels=labels)
+        path = save_timeline(
+            loaded, output, time_axis=time_axis, window=_parse_window(window), width=width, labels=labels
+        )
     click.echo(f"{plan} -> {path}")
 
 
 @main.command()
 @click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="HTML page to write (default: PLAN's name with .html).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="HTML page to write (default: PLAN's name with .html).",
+)
 def report(plan: Path, output: Path | None) -> None:
     """Write one self-contained HTML page about PLAN: summary, timeline, traffic by tensor, steps."""
     from cosma.report import write_report
@@ -426,34 +560,92 @@ def _load_options_only(func: Callable[..., Any]) -> Callable[..., Any]:
 @main.command(name="sweep")
 @click.argument("models", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))  # none: sweep() says so
 @_load_options_only
-@click.option("--from", "start", default="M_R", show_default=True, metavar="SIZE",
-              help="Smallest scratchpad: a size (512KiB) or a budget name (M_R, M_H, M_P), for each model.")
+@click.option(
+    "--from",
+    "start",
+    default="M_R",
+    show_default=True,
+    metavar="SIZE",
+    help="Smallest scratchpad: a size (512KiB) or a budget name (M_R, M_H, M_P), for each model.",
+)
 @click.option("--to", "stop", default="M_P", show_default=True, metavar="SIZE", help="Largest scratchpad.")
-@click.option("--points", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Scratchpad sizes per model, evenly spaced from --from to --to.")
-@click.option("--method", "methods", multiple=True, default=("auto",), show_default=True,
-              help="Planning method (repeatable: one curve each; see `cosma methods`).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("sweep.csv"),
-              show_default=True, help="CSV of the points (written atomically).")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Picture of the curves, .png/.svg/.pdf (default: the CSV's name with .png).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-              help="Points planned at once (default: one per CPU).")
-@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
-              help="Run the points as Ray tasks, on a local Ray instance or on the cluster at ADDRESS "
-                   "(pip install 'cosma[ray]').")
+@click.option(
+    "--points",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Scratchpad sizes per model, evenly spaced from --from to --to.",
+)
+@click.option(
+    "--method",
+    "methods",
+    multiple=True,
+    default=("auto",),
+    show_default=True,
+    help="Planning method (repeatable: one curve each; see `cosma methods`).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("sweep.csv"),
+    show_default=True,
+    help="CSV of the points (written atomically).",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Picture of the curves, .png/.svg/.pdf (default: the CSV's name with .png).",
+)
+@click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Points planned at once (default: one per CPU)."
+)
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run the points as Ray tasks, on a local Ray instance or on the cluster at ADDRESS "
+    "(pip install 'cosma[ray]').",
+)
 @click.option("--allocator", type=click.Choice(["first-fit", "best-fit"]), default="first-fit", show_default=True)
-@click.option("--alignment", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Every offset is a multiple of this many bytes.")
-@click.option("--time-limit", type=click.FloatRange(min=0), default=60.0, show_default=True,
-              help="Seconds for each point.")
+@click.option(
+    "--alignment",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Every offset is a multiple of this many bytes.",
+)
+@click.option(
+    "--time-limit", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds for each point."
+)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Solver threads per point.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", "-q", is_flag=True, help="No line per finished point.")
-def sweep_cmd(models: tuple[Path, ...], input_shapes, element_bytes, weights, fuse, start: str, stop: str,
-              points: int, methods: tuple[str, ...], output: Path, plot: Path | None, jobs: int | None,
-              ray_address: str | None, allocator: str, alignment: int, time_limit: float, threads: int, seed: int,
-              quiet: bool) -> None:
+def sweep_cmd(
+    models: tuple[Path, ...],
+    input_shapes,
+    element_bytes,
+    weights,
+    fuse,
+    start: str,
+    stop: str,
+    points: int,
+    methods: tuple[str, ...],
+    output: Path,
+    plot: Path | None,
+    jobs: int | None,
+    ray_address: str | None,
+    allocator: str,
+    alignment: int,
+    time_limit: float,
+    threads: int,
+    seed: int,
+    quiet: bool,
+) -> None:
     """Extra traffic against scratchpad size for one or more MODELS: a CSV and a plot of the curves."""
     from cosma.sweep import LoadOptions, sweep
 
@@ -469,10 +661,21 @@ def sweep_cmd(models: tuple[Path, ...], input_shapes, element_bytes, weights, fu
             click.echo(f"  {p.model} {p.method} {p.scratchpad_bytes} B: extra {extra}, {p.status}", err=True)
 
     result = sweep(
-        models, start=start, stop=stop, points=points, methods=methods,
+        models,
+        start=start,
+        stop=stop,
+        points=points,
+        methods=methods,
         load=LoadOptions(tuple(_parse_input_shapes(input_shapes).items()), element_bytes, weights, fuse),
-        alignment=alignment, allocator=allocator, time_limit=time_limit, threads=threads, seed=seed,
-        backend="process" if ray_address is None else "ray", jobs=jobs, ray_address=ray_address, progress=progress,
+        alignment=alignment,
+        allocator=allocator,
+        time_limit=time_limit,
+        threads=threads,
+        seed=seed,
+        backend="process" if ray_address is None else "ray",
+        jobs=jobs,
+        ray_address=ray_address,
+        progress=progress,
     )
     with _writing(output, "the CSV", "--output"):
         csv_path = result.save_csv(output)
@@ -482,65 +685,140 @@ def sweep_cmd(models: tuple[Path, ...], input_shapes, element_bytes, weights, fu
     for column in ("model", "method", "scratchpad", "extra", "status"):
         table.add_column(column, justify="right" if column in ("scratchpad", "extra") else "left")
     for p in result.points:
-        table.add_row(p.model, p.method, f"{p.scratchpad_bytes} B",
-                      "-" if p.extra_bytes is None else f"{p.extra_bytes} B", p.status)
+        table.add_row(
+            p.model,
+            p.method,
+            f"{p.scratchpad_bytes} B",
+            "-" if p.extra_bytes is None else f"{p.extra_bytes} B",
+            p.status,
+        )
     _console.print(table)
     click.echo(f"{len(result.points)} points -> {csv_path}, {plot_path}")
 
 
-
 @main.command(name="bench")
-@click.option("--models", multiple=True, metavar="NAMES",
-              help="Zoo models or groups, comma-separated (default: every human, nas, random and everyday model).")
-@click.option("--methods", multiple=True, metavar="NAMES",
-              help="Methods, comma-separated (default: the protocol's: four baselines, fixed-order, auto; "
-                   "dc too on the nas and random models).")
+@click.option(
+    "--models",
+    multiple=True,
+    metavar="NAMES",
+    help="Zoo models or groups, comma-separated (default: every human, nas, random and everyday model).",
+)
+@click.option(
+    "--methods",
+    multiple=True,
+    metavar="NAMES",
+    help="Methods, comma-separated (default: the protocol's: four baselines, fixed-order, auto; "
+    "dc too on the nas and random models).",
+)
 @click.option("--budgets", multiple=True, metavar="NAMES", help="Budgets, comma-separated (default: M_R,M_H,M_P).")
-@click.option("--weights", type=click.Choice(["both", "with", "without"]), default="both", show_default=True,
-              help="Weights in the scratchpad, activation-only, or both.")
-@click.option("--time-limit", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              help="Seconds per solve (a full run then fits in an hour on two cores).")
+@click.option(
+    "--weights",
+    type=click.Choice(["both", "with", "without"]),
+    default="both",
+    show_default=True,
+    help="Weights in the scratchpad, activation-only, or both.",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds per solve (a full run then fits in an hour on two cores).",
+)
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Solves at a time.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--zoo-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder with the zoo's zoo.py and .onnx files (default: models/ of the source tree).")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where BENCHMARKS.md, benchmarks.csv and img/bench_*.png go (default: docs/ of the source tree).")
-@click.option("--reference", "reference_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Reference results (default: solvers/reference.json of the source tree).")
+@click.option(
+    "--zoo-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder with the zoo's zoo.py and .onnx files (default: models/ of the source tree).",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where BENCHMARKS.md, benchmarks.csv and img/bench_*.png go (default: docs/ of the source tree).",
+)
+@click.option(
+    "--reference",
+    "reference_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Reference results (default: solvers/reference.json of the source tree).",
+)
 @click.option("--update-reference", is_flag=True, help="Merge this run into the reference (only improvements).")
 @click.option("--force", is_flag=True, help="With --update-reference: also replace better reference values.")
 @click.option("--check", "check_reference", is_flag=True, help="Exit 1 when the run violates the reference.")
 @click.option("--quiet", "-q", is_flag=True, help="No line per finished solve.")
-def bench_cmd(models: tuple[str, ...], methods: tuple[str, ...], budgets: tuple[str, ...], weights: str,
-              time_limit: float, jobs: int, seed: int, zoo_dir: Path | None, out_dir: Path | None,
-              reference_path: Path | None, update_reference: bool, force: bool, check_reference: bool,
-              quiet: bool) -> ExitCode:
+def bench_cmd(
+    models: tuple[str, ...],
+    methods: tuple[str, ...],
+    budgets: tuple[str, ...],
+    weights: str,
+    time_limit: float,
+    jobs: int,
+    seed: int,
+    zoo_dir: Path | None,
+    out_dir: Path | None,
+    reference_path: Path | None,
+    update_reference: bool,
+    force: bool,
+    check_reference: bool,
+    quiet: bool,
+) -> ExitCode:
     """Run the COSMA protocol on the model zoo; write docs/BENCHMARKS.md, a CSV and plots."""
     from cosma.bench import bench_command, command_line, split_list
 
     status = bench_command(
-        models=split_list(models), methods=split_list(methods), budgets=split_list(budgets), weights=weights,
-        time_limit=time_limit, jobs=jobs, seed=seed, zoo_dir=zoo_dir, out_dir=out_dir, reference_path=reference_path,
-        update_reference=update_reference, force=force, check=check_reference, command=command_line(),
-        echo=click.echo, progress=None if quiet else (lambda line: click.echo(f"  {line}", err=True)),
+        models=split_list(models),
+        methods=split_list(methods),
+        budgets=split_list(budgets),
+        weights=weights,
+        time_limit=time_limit,
+        jobs=jobs,
+        seed=seed,
+        zoo_dir=zoo_dir,
+        out_dir=out_dir,
+        reference_path=reference_path,
+        update_reference=update_reference,
+        force=force,
+        check=check_reference,
+        command=command_line(),
+        echo=click.echo,
+        progress=None if quiet else (lambda line: click.echo(f"  {line}", err=True)),
     )
     return ExitCode(status)
 
 
 @main.command(name="alloc")
 @click.argument("buffers", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--capacity", "-c", metavar="SIZE", default=None,
-              help="Fit within SIZE bytes (or 512KiB, 1MiB...); omitted: find the least height.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the buffers with an offset column (written atomically, only if they fit).")
+@click.option(
+    "--capacity",
+    "-c",
+    metavar="SIZE",
+    default=None,
+    help="Fit within SIZE bytes (or 512KiB, 1MiB...); omitted: find the least height.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the buffers with an offset column (written atomically, only if they fit).",
+)
 @click.option("--time-limit", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="CP-SAT workers.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--engine", type=click.Choice(["auto", "search", "cp-sat"]), default="auto", show_default=True,
-              help="auto: canonical search, then CP-SAT if it is undecided; or one of them alone.")
-def alloc_cmd(buffers: Path, capacity: str | None, output: Path | None, time_limit: float, threads: int,
-              seed: int, engine: str) -> ExitCode:
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "search", "cp-sat"]),
+    default="auto",
+    show_default=True,
+    help="auto: canonical search, then CP-SAT if it is undecided; or one of them alone.",
+)
+def alloc_cmd(
+    buffers: Path, capacity: str | None, output: Path | None, time_limit: float, threads: int, seed: int, engine: str
+) -> ExitCode:
     """Assign an offset to every buffer of a MiniMalloc CSV (id,lower,upper,size; upper exclusive).
 
     Exit status: 0 packed, 1 proven not to fit the capacity, 2 bad input, 3 undecided in time."""
@@ -548,17 +826,27 @@ def alloc_cmd(buffers: Path, capacity: str | None, output: Path | None, time_lim
 
     if output is not None:
         _check_writable(output, "the packing", "--output")
-    return alloc_command(buffers, capacity, output, time_limit=time_limit, seed=seed, threads=threads,
-                         echo=click.echo, engine=engine)
+    return alloc_command(
+        buffers, capacity, output, time_limit=time_limit, seed=seed, threads=threads, echo=click.echo, engine=engine
+    )
 
 
 @main.command(name="run")
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--inputs", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="An .npz of input arrays by name; inputs not given are random from --seed.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of random inputs and of the weights of weights-stripped models.")
+@click.option(
+    "--inputs",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="An .npz of input arrays by name; inputs not given are random from --seed.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of random inputs and of the weights of weights-stripped models.",
+)
 def run_cmd(model: Path, plan: Path, inputs: Path | None, seed: int) -> None:
     """Execute PLAN byte for byte on a simulated scratchpad and DRAM and compare with ONNX Runtime.
 

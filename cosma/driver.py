@@ -85,20 +85,26 @@ def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
     phases: list[dict[str, Any]] = []
 
     warm, schedules = best_baseline_and_orders(graph, accelerator, options)
-    phases.append({"phase": "start", "from": warm.summary.method, "extra_bytes": warm.extra_bytes,
-                   "seconds": round(clock.elapsed(), 3)})
+    phases.append(
+        {
+            "phase": "start",
+            "from": warm.summary.method,
+            "extra_bytes": warm.extra_bytes,
+            "seconds": round(clock.elapsed(), 3),
+        }
+    )
     lower, bound_details = global_bound(graph, accelerator, schedules.get("minpeak"))
     if lower < warm.extra_bytes:
-        pieces, piece_details = neighbourhood_bound(graph, accelerator, options,
-                                                    BOUND_SHARE * max(0.0, clock.left()))
+        pieces, piece_details = neighbourhood_bound(graph, accelerator, options, BOUND_SHARE * max(0.0, clock.left()))
         bound_details = {**bound_details, "neighbourhoods": pieces, "neighbourhood": piece_details}
         if pieces > lower:
             lower, bound_details["kind"] = pieces, "neighbourhoods"
     phases.append({"phase": "bound", "bound": lower, **bound_details, "seconds": round(clock.elapsed(), 3)})
 
     start = residency_of_plan(warm)
-    search = Search(graph, accelerator, options, start, start.to_plan(graph, accelerator, method="dc").extra_bytes,
-                    clock)
+    search = Search(
+        graph, accelerator, options, start, start.to_plan(graph, accelerator, method="dc").extra_bytes, clock
+    )
     search.improved = search.extra_bytes < warm.extra_bytes
     if search.extra_bytes > lower:
         with progress_line(f"{graph.name}: dc", options.quiet) as progress:
@@ -128,13 +134,13 @@ def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
         "bound_kind": bound_details["kind"],
     }
     status = "optimal" if lower == plan.extra_bytes else ("time-limit" if search.timed_out else "feasible")
-    return plan.with_summary(method="dc", status=status, bound=lower, solve_seconds=clock.elapsed(),
-                             details=details)
+    return plan.with_summary(method="dc", status=status, bound=lower, solve_seconds=clock.elapsed(), details=details)
 
 
 # ------------------------------------------------------------------------- bound
-def global_bound(graph: Graph, accelerator: Accelerator,
-                 schedule: ScheduleResult | None = None) -> tuple[int, dict[str, Any]]:
+def global_bound(
+    graph: Graph, accelerator: Accelerator, schedule: ScheduleResult | None = None
+) -> tuple[int, dict[str, Any]]:
     """A lower bound on the extra traffic of any plan of ``graph`` (bytes), and how it was found.
 
     The larger of the two bounds of :mod:`cosma.formulation.bounds` on the joint-mode instance, both
@@ -178,9 +184,11 @@ def stages(segment_ops: int, mode: str | None = None) -> tuple[Stage, ...]:
         return (Stage(cast(Mode, mode), segment_ops, 1.0),)
     if mode not in (None, "", "auto"):
         raise OptionError(f"unknown dc mode {mode!r}; choose auto, joint or fixed-order")
-    return (Stage("whole", 0, 0.3),
-            Stage("fixed-order", FIXED_ORDER_SCALE * segment_ops, 0.4, max_ops=2 * FIXED_ORDER_SCALE * segment_ops),
-            Stage("joint", segment_ops, 1.0, max_ops=2 * segment_ops))
+    return (
+        Stage("whole", 0, 0.3),
+        Stage("fixed-order", FIXED_ORDER_SCALE * segment_ops, 0.4, max_ops=2 * FIXED_ORDER_SCALE * segment_ops),
+        Stage("joint", segment_ops, 1.0, max_ops=2 * segment_ops),
+    )
 
 
 @dataclass
@@ -210,8 +218,9 @@ class Search:
         while self.clock.left() > reserve and not self.interrupted and self.extra_bytes > target:
             before = self.extra_bytes
             for stage in stages:
-                deadline = min(self.clock.elapsed() + stage.share * (self.clock.left() - reserve),
-                               self.clock.limit - reserve)
+                deadline = min(
+                    self.clock.elapsed() + stage.share * (self.clock.left() - reserve), self.clock.limit - reserve
+                )
                 if stage.mode == "whole":
                     self._whole_order(deadline - self.clock.elapsed())
                 else:
@@ -234,8 +243,11 @@ class Search:
             cuts = choose_cuts(self.graph, self.residency.order, size, avoid=previous)
             reloads = reload_steps(self.graph, self.residency)
             # a window with no reload at its steps (or at its exit) costs nothing: nothing to solve
-            spans = [(a, b) for a, b in zip((0, *cuts), (*cuts, n))
-                     if bisect.bisect_left(reloads, a) < bisect.bisect_right(reloads, b)]
+            spans = [
+                (a, b)
+                for a, b in zip((0, *cuts), (*cuts, n))
+                if bisect.bisect_left(reloads, a) < bisect.bisect_right(reloads, b)
+            ]
             before, started, solved = self.extra_bytes, self.clock.elapsed(), self.windows_solved
             # each window's effort in CP-SAT's deterministic seconds, from the time limit and the number of
             # windows, never from the clock: the same inputs give the same plan unless the time limit strikes
@@ -249,9 +261,17 @@ class Search:
                 self._window(mode, a, b, effort, deadline)
             self.passes += 1
             if self.windows_solved > solved:
-                self.log.append({"phase": f"pass {self.passes}", "mode": stage.mode, "segment_ops": size,
-                                 "windows": len(spans), "solved": self.windows_solved - solved,
-                                 "extra_bytes": self.extra_bytes, "seconds": round(self.clock.elapsed() - started, 3)})
+                self.log.append(
+                    {
+                        "phase": f"pass {self.passes}",
+                        "mode": stage.mode,
+                        "segment_ops": size,
+                        "windows": len(spans),
+                        "solved": self.windows_solved - solved,
+                        "extra_bytes": self.extra_bytes,
+                        "seconds": round(self.clock.elapsed() - started, 3),
+                    }
+                )
             previous = cuts
             quiet = 0 if self.extra_bytes < before else quiet + 1
             if quiet >= 2:  # both sets of cuts found nothing: larger windows
@@ -270,9 +290,15 @@ class Search:
         options = replace(self.options, time_limit=time_limit, quiet=True)
         plan = solve_exact(self.graph, self.accelerator, options, mode="fixed-order", order=self.residency.order)
         self.interrupted = self.interrupted or bool(plan.summary.details.get("interrupted"))
-        self.log.append({"phase": "whole order", "mode": "fixed-order", "status": plan.summary.status,
-                         "extra_bytes": min(self.extra_bytes, plan.extra_bytes),
-                         "seconds": round(self.clock.elapsed() - started, 3)})
+        self.log.append(
+            {
+                "phase": "whole order",
+                "mode": "fixed-order",
+                "status": plan.summary.status,
+                "extra_bytes": min(self.extra_bytes, plan.extra_bytes),
+                "seconds": round(self.clock.elapsed() - started, 3),
+            }
+        )
         if plan.extra_bytes < self.extra_bytes:
             self.residency, self.extra_bytes, self.improved = residency_of_plan(plan), plan.extra_bytes, True
             self.progress.update(incumbent=self.extra_bytes)
@@ -296,8 +322,9 @@ class Search:
         time_left = deadline - self.clock.elapsed()  # the model is built: what is left is the solver's
         if time_left < 0.05:
             return
-        params = SolverParams(time_limit=min(4 * effort, time_left), threads=self.options.threads,
-                              seed=self.options.seed, extra=extra)
+        params = SolverParams(
+            time_limit=min(4 * effort, time_left), threads=self.options.threads, seed=self.options.seed, extra=extra
+        )
         outcome = cpsat.solve(m, params)
         self.interrupted = self.interrupted or outcome.interrupted
         self.tried[key] = math.inf if outcome.status == "optimal" else effort
@@ -315,8 +342,11 @@ def reload_steps(graph: Graph, residency: Residency) -> list[int]:
     first: dict[str, int] = {}
     for seg in residency.segments:
         first[seg.tensor] = min(first.get(seg.tensor, seg.first), seg.first)
-    return sorted(seg.first for seg in residency.segments if not seg.created and (
-        seg.first > first[seg.tensor] or graph.tensor(seg.tensor).kind not in DRAM_KINDS))
+    return sorted(
+        seg.first
+        for seg in residency.segments
+        if not seg.created and (seg.first > first[seg.tensor] or graph.tensor(seg.tensor).kind not in DRAM_KINDS)
+    )
 
 
 # ------------------------------------------------------------------------ windows
@@ -343,8 +373,9 @@ class Window:
     hint: Residency
 
     @classmethod
-    def of(cls, graph: Graph, accelerator: Accelerator, residency: Residency, start: int, end: int,
-           mode: Mode = "joint") -> Window:
+    def of(
+        cls, graph: Graph, accelerator: Accelerator, residency: Residency, start: int, end: int, mode: Mode = "joint"
+    ) -> Window:
         ops = residency.order[start:end]
         n = len(ops)
         entry = {t: s.offset for t, s in boundary_state(residency, start).items()} if start > 0 else {}

@@ -98,8 +98,10 @@ class ExecutionResult:
 
     def describe(self) -> list[str]:
         """Lines for a terminal: outputs, verdict, and where things first went wrong."""
-        lines = [f"{o.name}: max abs error {o.max_abs:.3g}, max rel error {o.max_rel:.3g}, "
-                 f"{'match' if o.ok else 'MISMATCH'}" for o in self.outputs]
+        lines = [
+            f"{o.name}: max abs error {o.max_abs:.3g}, max rel error {o.max_rel:.3g}, {'match' if o.ok else 'MISMATCH'}"
+            for o in self.outputs
+        ]
         if self.address_scale != 1:
             lines.append(f"addresses scaled by {self.address_scale} (plan made with another element size)")
         if self.replay_error:
@@ -143,8 +145,9 @@ def _session(model: onnx.ModelProto) -> Any:
     try:
         import onnxruntime as ort
     except ImportError:
-        raise ExecutionInputError('executing a plan needs ONNX Runtime; install it with pip install "cosma[run]"') \
-            from None
+        raise ExecutionInputError(
+            'executing a plan needs ONNX Runtime; install it with pip install "cosma[run]"'
+        ) from None
     options = ort.SessionOptions()
     # Same kernels on both sides: no graph rewrites, one thread (reduction order fixed).
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -205,14 +208,18 @@ class Model:
             elif value.name in given:
                 array = np.asarray(given.pop(value.name))
                 if tuple(array.shape) != shape or array.dtype != dtype:
-                    raise ExecutionInputError(f"input {value.name!r} is {array.dtype}{list(array.shape)}, the model "
-                                              f"wants {dtype}{list(shape)}; give an array of that type and shape")
+                    raise ExecutionInputError(
+                        f"input {value.name!r} is {array.dtype}{list(array.shape)}, the model "
+                        f"wants {dtype}{list(shape)}; give an array of that type and shape"
+                    )
                 feeds[value.name] = array
             else:
                 feeds[value.name] = _random_array(rng, dtype, shape, weight=False)
         if given:
-            raise ExecutionInputError(f"the inputs name {sorted(given)[0]!r}, which is not an input of {source}; "
-                                      f"its inputs are {', '.join(v.name for v in g.input if v.name not in constants)}")
+            raise ExecutionInputError(
+                f"the inputs name {sorted(given)[0]!r}, which is not an input of {source}; "
+                f"its inputs are {', '.join(v.name for v in g.input if v.name not in constants)}"
+            )
 
         # The reference keeps every intermediate value: extra graph outputs.
         whole = onnx.ModelProto()
@@ -334,26 +341,37 @@ class _Machine:
         if graph is None:
             candidate = self.model.graph(has_weights, True)
             missing = sorted(plan_ops - {o.name for o in candidate.ops}) or sorted(
-                set(plan_tensors) ^ set(candidate.tensor_by_name))
-            raise ExecutionInputError(f"the plan was not made from this model (operator or tensor "
-                                      f"{(missing or ['?'])[0]!r} does not match); give the plan's model")
+                set(plan_tensors) ^ set(candidate.tensor_by_name)
+            )
+            raise ExecutionInputError(
+                f"the plan was not made from this model (operator or tensor "
+                f"{(missing or ['?'])[0]!r} does not match); give the plan's model"
+            )
         for o in plan["ops"]:
             op = graph.op(o["name"])
             if set(o.get("inputs", [])) != set(op.inputs) or set(o.get("outputs", [])) != set(op.outputs):
-                raise ExecutionInputError(f"operator {op.name!r} reads or writes other tensors in the plan than in the "
-                                          "model; give the model the plan was made from")
-        ratios = {Fraction(t.bytes, plan_tensors[t.name]["bytes"]) for t in graph.tensors
-                  if plan_tensors[t.name]["bytes"] and t.bytes}
+                raise ExecutionInputError(
+                    f"operator {op.name!r} reads or writes other tensors in the plan than in the "
+                    "model; give the model the plan was made from"
+                )
+        ratios = {
+            Fraction(t.bytes, plan_tensors[t.name]["bytes"])
+            for t in graph.tensors
+            if plan_tensors[t.name]["bytes"] and t.bytes
+        }
         scale = Fraction(1)
         if ratios - {Fraction(1)}:
             dtypes = sorted({t.dtype for t in graph.tensors})
             if len(dtypes) > 1:
-                raise ExecutionInputError(f"the plan's sizes are not the model's ({', '.join(dtypes)} tensors): a plan "
-                                          "made with --element-bytes executes only when every tensor has one dtype; "
-                                          "compile the plan without --element-bytes")
+                raise ExecutionInputError(
+                    f"the plan's sizes are not the model's ({', '.join(dtypes)} tensors): a plan "
+                    "made with --element-bytes executes only when every tensor has one dtype; "
+                    "compile the plan without --element-bytes"
+                )
             if len(ratios) > 1:
-                raise ExecutionInputError("the plan's tensor sizes are not one multiple of the model's; give the "
-                                          "model the plan was made from")
+                raise ExecutionInputError(
+                    "the plan's tensor sizes are not one multiple of the model's; give the model the plan was made from"
+                )
             scale = ratios.pop()
         offsets: dict[str, int] = {}
         end = 0
@@ -365,8 +383,10 @@ class _Machine:
     def _scaled(self, value: int, what: str) -> int:
         scaled = value * self.layout.scale
         if scaled.denominator != 1:
-            raise ExecutionInputError(f"{what} ({value}) times the size ratio {self.layout.scale} is not a whole "
-                                      "number of bytes; compile the plan without --element-bytes")
+            raise ExecutionInputError(
+                f"{what} ({value}) times the size ratio {self.layout.scale} is not a whole "
+                "number of bytes; compile the plan without --element-bytes"
+            )
         return int(scaled)
 
     # ------------------------------------------------------------ bytes
@@ -379,13 +399,14 @@ class _Machine:
 
     def _dram_region(self, tensor: str) -> np.ndarray:
         start = self.layout.dram_offset[tensor]
-        return self.dram[start:start + self.layout.graph.size(tensor)]
+        return self.dram[start : start + self.layout.graph.size(tensor)]
 
     def _range(self, tensor: str, offset: int, where: str) -> tuple[int, int]:
         size = self.layout.graph.size(tensor)
         if offset < 0 or offset + size > self.scratch.size:
-            raise _Fault(f"{where}: {tensor} at [{offset}, {offset + size}) is outside the scratchpad "
-                         f"of {self.scratch.size} B")
+            raise _Fault(
+                f"{where}: {tensor} at [{offset}, {offset + size}) is outside the scratchpad of {self.scratch.size} B"
+            )
         return offset, offset + size
 
     def _read(self, tensor: str, where: str) -> np.ndarray:
@@ -500,7 +521,7 @@ class _Machine:
                     elements = data.size // itemsize
                     a = elements * k // STREAM_CHUNKS * itemsize
                     b = elements * (k + 1) // STREAM_CHUNKS * itemsize
-                    self.scratch[lo + a:lo + b] = data[a:b]
+                    self.scratch[lo + a : lo + b] = data[a:b]
         for t, offset in placed.items():
             src = self.inplace.get(name, {}).get(t)
             if src is not None and self.resident.get(src) == offset:
@@ -549,8 +570,11 @@ class _Machine:
                 at = next(i for i, n in enumerate(all_nodes) if extra.input[0] in n.output)
                 all_nodes.insert(at + 1, extra)
             outputs = [helper.make_empty_tensor_value_info(t) for t in op.outputs]
-            sub = helper.make_model(helper.make_graph(all_nodes, name, inputs, outputs, initializers),
-                                    opset_imports=list(model.proto.opset_import), ir_version=model.proto.ir_version)
+            sub = helper.make_model(
+                helper.make_graph(all_nodes, name, inputs, outputs, initializers),
+                opset_imports=list(model.proto.opset_import),
+                ir_version=model.proto.ir_version,
+            )
             model._sessions[key] = _session(sub)
         return model._sessions[key], feeds_from
 

@@ -265,6 +265,7 @@ class Graph:
 
     def with_element_bytes(self, element_bytes: int) -> Graph:
         """Every tensor resized to ``element_bytes`` per element (an int8 accelerator: 1)."""
+
         def resized(t: Tensor) -> Tensor:
             elements = 1
             for d in t.shape:

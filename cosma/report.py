@@ -120,8 +120,17 @@ def _traffic(plan: Plan) -> str:
     body = [
         (
             "extra" if r.extra_bytes else "",
-            [escape(r.tensor), r.kind, _num(r.bytes), _num(r.loads), _num(r.stores), _num(r.residencies),
-             _num(r.compulsory_bytes), _num(r.extra_bytes), _num(r.total_bytes)],
+            [
+                escape(r.tensor),
+                r.kind,
+                _num(r.bytes),
+                _num(r.loads),
+                _num(r.stores),
+                _num(r.residencies),
+                _num(r.compulsory_bytes),
+                _num(r.extra_bytes),
+                _num(r.total_bytes),
+            ],
         )
         for r in rows
     ]
@@ -145,8 +154,12 @@ def _steps(plan: Plan) -> str:
         traffic = "" if move is None else ("extra" if move.extra else "compulsory")
         action = "load" if isinstance(step, Load) else "store" if isinstance(step, Store) else "free"
         assert isinstance(step, Load | Store | Free)
-        body.append(("extra" if traffic == "extra" else "",
-                     [str(i), at, action, escape(step.tensor), address, _num(size), traffic]))
+        body.append(
+            (
+                "extra" if traffic == "extra" else "",
+                [str(i), at, action, escape(step.tensor), address, _num(size), traffic],
+            )
+        )
     return _folded(f"{len(plan.steps)} steps (extra traffic highlighted)", header, body)
 
 
@@ -166,8 +179,10 @@ def _folded(caption: str, header: Sequence[str], rows: Iterable[tuple[str, Seque
         tds = "".join(f'<td class="{"num" if h in numeric else ""}">{c}</td>' for h, c in zip(header, cells))
         lines.append(f'<tr class="{css}">{tds}</tr>' if css else f"<tr>{tds}</tr>")
     state = " open" if len(rows) <= OPEN_ROWS else ""
-    return (f"<details{state}><summary>{escape(caption)}</summary>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table></details>")
+    return (
+        f"<details{state}><summary>{escape(caption)}</summary>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table></details>"
+    )
 
 
 def _bytes(n: int) -> str:

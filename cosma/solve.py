@@ -79,8 +79,7 @@ def solve_fixed_order(graph: Graph, accelerator: Accelerator, options: Options) 
     ``options.extra["order"]``: ``"minpeak"`` (default: a minimum-peak order), ``"default"`` (the ONNX
     order) or a sequence of operator names.
     """
-    return solve_exact(graph, accelerator, options, mode="fixed-order",
-                       order=fixed_order(graph, accelerator, options))
+    return solve_exact(graph, accelerator, options, mode="fixed-order", order=fixed_order(graph, accelerator, options))
 
 
 def solve_min_peak(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
@@ -143,8 +142,9 @@ class Search:
 
     def params(self, options: Options, share: float | None = None) -> SolverParams:
         left = self.clock.left() if share is None else min(self.clock.left(), max(1.0, share * self.clock.left()))
-        return SolverParams(time_limit=max(left, 0.01), threads=options.threads, seed=options.seed,
-                            extra=dict(options.solver_params))
+        return SolverParams(
+            time_limit=max(left, 0.01), threads=options.threads, seed=options.seed, extra=dict(options.solver_params)
+        )
 
     def offer(self, plan: Plan | None) -> None:
         if plan is None or (self.min_peak and plan.extra_bytes != 0):
@@ -167,7 +167,11 @@ class Search:
         self.interrupted |= outcome.interrupted
         self.timed_out |= outcome.status == "time-limit"
         entry: dict[str, Any] = {
-            "phase": name, "status": outcome.status, "seconds": round(outcome.seconds, 3), **dict(outcome.details)}
+            "phase": name,
+            "status": outcome.status,
+            "seconds": round(outcome.seconds, 3),
+            **dict(outcome.details),
+        }
         if objective:
             entry["objective"] = None if outcome.objective is None else outcome.objective * self.scale
             entry["bound"] = None if outcome.bound is None else outcome.bound * self.scale
@@ -206,16 +210,27 @@ def solve_exact(
     instance = Instance.build(graph, accelerator, mode, order)
     search = Search(instance, solver, clock, warm)
     search.lower = bounds.extent_bound(instance) if mode == "min-peak" else bounds.lower_bound(instance)
-    search.phases.append({"phase": "warm start", "seconds": round(warm_seconds, 3),
-                          "objective": None if warm is None else search.value(warm) * search.scale})
-    search.phases.append({"phase": "extent bound" if mode == "min-peak" else "cover and peak bounds",
-                          "bound": search.lower * search.scale, "seconds": round(clock.elapsed() - warm_seconds, 3)})
+    search.phases.append(
+        {
+            "phase": "warm start",
+            "seconds": round(warm_seconds, 3),
+            "objective": None if warm is None else search.value(warm) * search.scale,
+        }
+    )
+    search.phases.append(
+        {
+            "phase": "extent bound" if mode == "min-peak" else "cover and peak bounds",
+            "bound": search.lower * search.scale,
+            "seconds": round(clock.elapsed() - warm_seconds, 3),
+        }
+    )
     if mode == "joint" and options.extra.get("neighbourhood_bound", True) and not search.finished():
         started = clock.elapsed()
         found, details = neighbourhood_bound(graph, accelerator, options, NEIGHBOURHOOD_SHARE * clock.left())
         search.lower = max(search.lower, -(-found // search.scale))  # traffic is a multiple of the cost unit
-        search.phases.append({"phase": "neighbourhood bound", "bound": found, **details,
-                              "seconds": round(clock.elapsed() - started, 3)})
+        search.phases.append(
+            {"phase": "neighbourhood bound", "bound": found, **details, "seconds": round(clock.elapsed() - started, 3)}
+        )
     with progress_line(f"{graph.name}: {mode}/{solver}", options.quiet) as progress:
         search.progress = progress
         progress.set_phase(solver, search.scale)
@@ -253,8 +268,11 @@ def run_cpsat_phases(search: Search, options: Options) -> None:
                 search.record("allocation: dsa", placed, objective=False)
                 chosen = relaxed.residency  # a local, so that the lambda sees it is not None
                 placing = cpsat.allocate(inst, chosen)
-                placed = cpsat.solve(placing, search.params(options, PHASE_SHARE),
-                                     decoder=lambda m, value: cpsat.placed(m, chosen, value))
+                placed = cpsat.solve(
+                    placing,
+                    search.params(options, PHASE_SHARE),
+                    decoder=lambda m, value: cpsat.placed(m, chosen, value),
+                )
             search.record("allocation", placed, objective=False, expect=relaxed.objective)
     if search.finished():
         return
@@ -310,8 +328,13 @@ def run_single_model(search: Search, options: Options) -> None:
             cpsat.add_hint(model, hint)
         outcome = cpsat.solve(model, search.params(options), search.progress)
     else:
-        outcome = milp.solve(milp.build(inst, lower=search.lower, upper=search.upper), search.params(options),
-                             search.solver, search.progress, hint)
+        outcome = milp.solve(
+            milp.build(inst, lower=search.lower, upper=search.upper),
+            search.params(options),
+            search.solver,
+            search.progress,
+            hint,
+        )
     search.record(search.solver, outcome)
 
 
@@ -323,8 +346,11 @@ def decode(instance: Instance, residency: Residency, solver: str) -> Plan | None
         return residency.to_plan(graph, accelerator, method=method)
     except PlanInvalid:
         pass
-    placed = cpsat.solve(cpsat.allocate(instance, residency), SolverParams(time_limit=10.0),
-                         decoder=lambda m, value: cpsat.placed(m, residency, value))
+    placed = cpsat.solve(
+        cpsat.allocate(instance, residency),
+        SolverParams(time_limit=10.0),
+        decoder=lambda m, value: cpsat.placed(m, residency, value),
+    )
     if placed.residency is None:
         return None
     try:
@@ -354,17 +380,23 @@ def finish(search: Search, options: Options, warm: Plan | None) -> Plan:
         "baseline_extra_bytes": warm.extra_bytes if warm else None,
         "phases": search.phases,
         "interrupted": search.interrupted,
-        "instance": {"ops": len(inst.order), "tensors": len(inst.tensors), "unit": inst.unit,
-                     "capacity_units": inst.capacity},
+        "instance": {
+            "ops": len(inst.order),
+            "tensors": len(inst.tensors),
+            "unit": inst.unit,
+            "capacity_units": inst.capacity,
+        },
     }
     bound = min(search.lower * search.scale, plan.extra_bytes)
     if search.min_peak:
         size = extent(plan)
-        details.update(extent_bytes=size, extent_bound_bytes=min(search.lower * search.scale, size),
-                       extent_status=status)
+        details.update(
+            extent_bytes=size, extent_bound_bytes=min(search.lower * search.scale, size), extent_status=status
+        )
         status, bound = "optimal", 0  # no plan has less than no extra traffic
-    return plan.with_summary(method=inst.mode, status=status, bound=bound, solve_seconds=search.clock.elapsed(),
-                             details=details)
+    return plan.with_summary(
+        method=inst.mode, status=status, bound=bound, solve_seconds=search.clock.elapsed(), details=details
+    )
 
 
 def _no_plan(search: Search, options: Options) -> Plan:
@@ -372,21 +404,23 @@ def _no_plan(search: Search, options: Options) -> Plan:
     name, size = inst.graph.name, inst.accelerator.scratchpad_bytes
     if search.interrupted:  # Ctrl-C with nothing to return: the caller sees the interrupt, not "no plan"
         raise KeyboardInterrupt
-    proven = not search.timed_out and any(
-        p.get("status") == "infeasible" for p in search.phases)
+    proven = not search.timed_out and any(p.get("status") == "infeasible" for p in search.phases)
     if proven:
         raise NoEvictionFreePlanExists(
             f"{name} cannot run in {size} B without eviction (proven; no-eviction plans need at least "
-            f"{search.lower * search.scale} B); use --method joint, or a larger scratchpad")
+            f"{search.lower * search.scale} B); use --method joint, or a larger scratchpad"
+        )
     raise NoEvictionFreePlanFound(
         f"no plan without eviction found for {name} in {size} B within {options.time_limit:g} s "
         f"(a lower bound is {search.lower * search.scale} B); use --method joint, a larger scratchpad "
-        "or a longer --time-limit")
+        "or a longer --time-limit"
+    )
 
 
 # -------------------------------------------------------------------- warm start
-def warm_start(graph: Graph, accelerator: Accelerator, options: Options, mode: Mode,
-               order: Sequence[str] | None) -> Plan | None:
+def warm_start(
+    graph: Graph, accelerator: Accelerator, options: Options, mode: Mode, order: Sequence[str] | None
+) -> Plan | None:
     """The best baseline (joint), the better policy on the order (fixed-order), or a plan without eviction
     on a minimum-peak order (min-peak; None when that plan needs eviction)."""
     from cosma.baselines import baseline_order, best_baseline
@@ -395,12 +429,15 @@ def warm_start(graph: Graph, accelerator: Accelerator, options: Options, mode: M
         return best_baseline(graph, accelerator, options)
     if mode == "fixed-order":
         order = tuple(order) if order is not None else graph.default_order
-        plans = [plan_fixed_order(graph, accelerator, order, allocator=options.allocator, policy=p,
-                                  method=f"fixed+{p}") for p in ("belady", "greedy")]
+        plans = [
+            plan_fixed_order(graph, accelerator, order, allocator=options.allocator, policy=p, method=f"fixed+{p}")
+            for p in ("belady", "greedy")
+        ]
         return min(plans, key=lambda p: p.extra_bytes)
     schedule = baseline_order(graph, accelerator, "minpeak", options)
-    plan = plan_fixed_order(graph, accelerator, schedule.order, allocator=options.allocator, policy="belady",
-                            method="minpeak+belady")
+    plan = plan_fixed_order(
+        graph, accelerator, schedule.order, allocator=options.allocator, policy="belady", method="minpeak+belady"
+    )
     return plan if plan.extra_bytes == 0 else None
 
 

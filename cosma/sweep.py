@@ -65,8 +65,13 @@ class LoadOptions:
     def load(self, path: str | os.PathLike[str]) -> Graph:
         from cosma.frontend import load_onnx
 
-        return load_onnx(path, input_shapes=dict(self.input_shapes), element_bytes=self.element_bytes,
-                         weights=self.weights, fuse=self.fuse)
+        return load_onnx(
+            path,
+            input_shapes=dict(self.input_shapes),
+            element_bytes=self.element_bytes,
+            weights=self.weights,
+            fuse=self.fuse,
+        )
 
 
 @dataclass(frozen=True)
@@ -231,8 +236,9 @@ def sweep(
     for source, r in zip(sources, ranges):
         for method in methods:
             for size in budget_points(r.start_bytes, r.stop_bytes, points):
-                tasks.append(SweepTask(len(tasks), source, method, size, alignment, allocator, time_limit, threads,
-                                       seed))
+                tasks.append(
+                    SweepTask(len(tasks), source, method, size, alignment, allocator, time_limit, threads, seed)
+                )
     if backend == "ray":
         results = _run_ray(tasks, {s.key: g for s, g in zip(sources, graphs)}, jobs, ray_address, progress)
     elif backend == "process" and jobs > 1 and len(tasks) > 1:
@@ -276,16 +282,47 @@ def _solve(task: SweepTask, graph: Graph) -> SweepPoint:
     from cosma.methods import compile as compile_graph
 
     try:
-        plan = compile_graph(graph, task.scratchpad_bytes, method=task.method, alignment=task.alignment,
-                             allocator=task.allocator, time_limit=task.time_limit, threads=task.threads,
-                             seed=task.seed, quiet=True)
+        plan = compile_graph(
+            graph,
+            task.scratchpad_bytes,
+            method=task.method,
+            alignment=task.alignment,
+            allocator=task.allocator,
+            time_limit=task.time_limit,
+            threads=task.threads,
+            seed=task.seed,
+            quiet=True,
+        )
     except BudgetError as e:
-        return SweepPoint(task.source.label, task.method, task.scratchpad_bytes, BELOW_M_R,
-                          None, None, None, None, None, 0.0, 0.0, f"operator {e.op} needs {e.working_set} B")
+        return SweepPoint(
+            task.source.label,
+            task.method,
+            task.scratchpad_bytes,
+            BELOW_M_R,
+            None,
+            None,
+            None,
+            None,
+            None,
+            0.0,
+            0.0,
+            f"operator {e.op} needs {e.working_set} B",
+        )
     s = plan.summary
-    return SweepPoint(task.source.label, task.method, task.scratchpad_bytes, s.status, s.extra_bytes,
-                      s.offchip_bytes, s.compulsory_bytes, s.bound, s.peak_resident_bytes, s.solve_seconds,
-                      s.total_seconds, s.method if task.method == "auto" else "")
+    return SweepPoint(
+        task.source.label,
+        task.method,
+        task.scratchpad_bytes,
+        s.status,
+        s.extra_bytes,
+        s.offchip_bytes,
+        s.compulsory_bytes,
+        s.bound,
+        s.peak_resident_bytes,
+        s.solve_seconds,
+        s.total_seconds,
+        s.method if task.method == "auto" else "",
+    )
 
 
 def _graph(source: ModelSource) -> Graph:
@@ -384,8 +421,7 @@ def _run_ray(
         remote = ray.remote(num_cpus=max(t.threads for t in tasks))(_ray_point)
         # The graph travels through the object store only, not again inside every task.
         pending = {
-            remote.remote(replace(t, source=replace(t.source, data=None)), [refs[t.source.key]]): t.index
-            for t in tasks
+            remote.remote(replace(t, source=replace(t.source, data=None)), [refs[t.source.key]]): t.index for t in tasks
         }
         results: dict[int, SweepPoint] = {}
         while pending:
@@ -436,10 +472,21 @@ def sweep_figure(result: SweepResult) -> Figure:
             xs, ys = [p.scratchpad_bytes for p in pts], [p.extra_bytes for p in pts]
             (line,) = ax.plot(xs, ys, label=method, linewidth=1.5)
             proved = [p.status == "optimal" for p in pts]
-            ax.scatter([x for x, ok in zip(xs, proved) if ok], [y for y, ok in zip(ys, proved) if ok],
-                       color=line.get_color(), zorder=3, s=22)
-            ax.scatter([x for x, ok in zip(xs, proved) if not ok], [y for y, ok in zip(ys, proved) if not ok],
-                       facecolors="white", edgecolors=line.get_color(), zorder=3, s=22)
+            ax.scatter(
+                [x for x, ok in zip(xs, proved) if ok],
+                [y for y, ok in zip(ys, proved) if ok],
+                color=line.get_color(),
+                zorder=3,
+                s=22,
+            )
+            ax.scatter(
+                [x for x, ok in zip(xs, proved) if not ok],
+                [y for y, ok in zip(ys, proved) if not ok],
+                facecolors="white",
+                edgecolors=line.get_color(),
+                zorder=3,
+                s=22,
+            )
         ax.axvline(r.min_scratchpad, color="#888888", linestyle=":", linewidth=1)
         ax.set_title(r.model, fontsize=10, loc="left")
         ax.set_xlabel("scratchpad size")

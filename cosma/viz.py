@@ -209,7 +209,12 @@ def trace(plan: Plan, time_axis: TimeAxis = "op") -> PlanTrace:
             Residency(name, t.kind, offset, t.bytes, start, end, reloaded, seen[name] < count[name], spills)
         )
     return PlanTrace(
-        tuple(residencies), tuple(transfers), tuple(step_times), tuple(run_times), horizon, time_axis,
+        tuple(residencies),
+        tuple(transfers),
+        tuple(step_times),
+        tuple(run_times),
+        horizon,
+        time_axis,
         plan.accelerator.scratchpad_bytes,
     )
 
@@ -229,8 +234,16 @@ def traffic_by_tensor(plan: Plan) -> list[TensorTraffic]:
     for r in tr.residencies:
         spans[r.tensor] = spans.get(r.tensor, 0) + 1
     out = [
-        TensorTraffic(name, plan.graph.tensor(name).kind, plan.graph.size(name), loads, stores, compulsory, extra,
-                      spans.get(name, 0))
+        TensorTraffic(
+            name,
+            plan.graph.tensor(name).kind,
+            plan.graph.size(name),
+            loads,
+            stores,
+            compulsory,
+            extra,
+            spans.get(name, 0),
+        )
         for name, (loads, stores, compulsory, extra) in rows.items()
     ]
     out.sort(key=lambda r: (-r.extra_bytes, -r.total_bytes, r.tensor))
@@ -298,25 +311,41 @@ def timeline_figure(
         ax.add_collection(coll)
     if thin:
         # Too thin to fill: a line one pixel wide at the tensor's address keeps it in sight.
-        ax.add_collection(LineCollection(
-            [((r.start, r.offset + r.bytes / 2), (r.end, r.offset + r.bytes / 2)) for r in thin],
-            colors=[SPILL_COLOUR if r.reloaded else _THIN_COLOURS.get(r.kind, "#555555") for r in thin],
-            linewidths=72 / _DPI, capstyle="butt",
-        ))
+        ax.add_collection(
+            LineCollection(
+                [((r.start, r.offset + r.bytes / 2), (r.end, r.offset + r.bytes / 2)) for r in thin],
+                colors=[SPILL_COLOUR if r.reloaded else _THIN_COLOURS.get(r.kind, "#555555") for r in thin],
+                linewidths=72 / _DPI,
+                capstyle="butt",
+            )
+        )
 
     spills = [(x, r) for r in shown for x in r.stores if x.extra]
     stores = [(x, r) for r in shown for x in r.stores if not x.extra]
     for marks, colour, lw in ((stores, STORE_COLOUR, 1.2), (spills, SPILL_COLOUR, 2.2)):
         if marks:
-            ax.add_collection(LineCollection(
-                [((x.time, r.offset), (x.time, r.offset + r.bytes)) for x, r in marks], colors=colour,
-                linewidths=lw, capstyle="butt", zorder=3,
-            ))
+            ax.add_collection(
+                LineCollection(
+                    [((x.time, r.offset), (x.time, r.offset + r.bytes)) for x, r in marks],
+                    colors=colour,
+                    linewidths=lw,
+                    capstyle="butt",
+                    zorder=3,
+                )
+            )
 
     ax.axhline(capacity, color=CAPACITY_COLOUR, linestyle="--", linewidth=1.2, zorder=4)
-    ax.annotate(f"capacity {format_size(capacity)}", xy=(1.0, capacity), xycoords=("axes fraction", "data"),
-                xytext=(-4, 3), textcoords="offset points", ha="right", va="bottom", fontsize=8,
-                color=CAPACITY_COLOUR)
+    ax.annotate(
+        f"capacity {format_size(capacity)}",
+        xy=(1.0, capacity),
+        xycoords=("axes fraction", "data"),
+        xytext=(-4, 3),
+        textcoords="offset points",
+        ha="right",
+        va="bottom",
+        fontsize=8,
+        color=CAPACITY_COLOUR,
+    )
     ax.set_xlim(lo, hi)
     ax.set_ylim(0, top)
     _bytes_axis(ax.yaxis)
@@ -326,23 +355,35 @@ def timeline_figure(
     if named_ticks:
         # Few operators: name them under the axis.
         names = [(op, t) for op, t in tr.run_times if lo <= t < hi]
-        ax.set_xticks([t + 0.5 for _, t in names], [_labels(op, 20)[0] for op, _ in names], rotation=60,
-                      ha="right", fontsize=7)
+        ax.set_xticks(
+            [t + 0.5 for _, t in names], [_labels(op, 20)[0] for op, _ in names], rotation=60, ha="right", fontsize=7
+        )
 
     if labels:
         _label(fig, ax, shown, lo, hi, top)
 
     _traffic_strip(ax_traffic, tr, lo, hi)
     s = plan.summary
-    heading = title if title is not None else (
-        f"{plan.graph.name or 'plan'}: {len(tr.run_times)} operators, {len(plan.steps)} steps, "
-        f"scratchpad {format_size(capacity)}, {s.method or 'unknown method'}: "
-        f"extra traffic {format_size(s.extra_bytes)} (compulsory {format_size(s.compulsory_bytes)})"
-        + ("" if window is None else f"; showing {'operators' if time_axis == 'op' else 'steps'} {lo:g} to {hi:g}")
+    heading = (
+        title
+        if title is not None
+        else (
+            f"{plan.graph.name or 'plan'}: {len(tr.run_times)} operators, {len(plan.steps)} steps, "
+            f"scratchpad {format_size(capacity)}, {s.method or 'unknown method'}: "
+            f"extra traffic {format_size(s.extra_bytes)} (compulsory {format_size(s.compulsory_bytes)})"
+            + ("" if window is None else f"; showing {'operators' if time_axis == 'op' else 'steps'} {lo:g} to {hi:g}")
+        )
     )
     ax_traffic.set_title(heading, loc="left", fontsize=10)
-    ax_traffic.legend(handles=_legend_handles(shown, spills, stores), loc="lower left",
-                      bbox_to_anchor=(0.0, 1.18), ncol=8, fontsize=8, frameon=False, borderaxespad=0.0)
+    ax_traffic.legend(
+        handles=_legend_handles(shown, spills, stores),
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.18),
+        ncol=8,
+        fontsize=8,
+        frameon=False,
+        borderaxespad=0.0,
+    )
     return fig
 
 
@@ -353,8 +394,13 @@ def traffic_figure(plan: Plan, *, top: int = 25) -> Figure:
     ax = fig.add_axes((0.38, 0.8 / fig.get_figheight(), 0.58, 1 - 1.1 / fig.get_figheight()))
     y = list(range(len(rows)))
     ax.barh(y, [r.compulsory_bytes for r in rows], color="#7f7f7f", label="compulsory")
-    ax.barh(y, [r.extra_bytes for r in rows], left=[r.compulsory_bytes for r in rows], color=SPILL_COLOUR,
-            label="extra (spills and reloads)")
+    ax.barh(
+        y,
+        [r.extra_bytes for r in rows],
+        left=[r.compulsory_bytes for r in rows],
+        color=SPILL_COLOUR,
+        label="extra (spills and reloads)",
+    )
     ax.set_yticks(y, [_labels(r.tensor, 48)[0] for r in rows], fontsize=7)
     ax.invert_yaxis()
     _bytes_axis(ax.xaxis)
@@ -392,7 +438,7 @@ def _rect(r: Residency) -> Sequence[tuple[float, float]]:
 
 
 def _shorten(name: str, limit: int) -> str:
-    return name if len(name) <= limit else "…" + name[-(limit - 1):]
+    return name if len(name) <= limit else "…" + name[-(limit - 1) :]
 
 
 def _labels(name: str, limit: int | None = None) -> list[str]:
@@ -472,8 +518,18 @@ def _label(fig: Figure, ax: Any, shown: Sequence[Residency], lo: float, hi: floa
             if fits:
                 # On hatching, a pale box behind the name keeps it readable.
                 box = {"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 0.6} if r.reloaded else None
-                ax.text((start + end) / 2, r.offset + r.bytes / 2, text, ha="center", va="center",
-                        rotation=rotation, fontsize=_LABEL_POINTS, clip_on=True, zorder=5, bbox=box)
+                ax.text(
+                    (start + end) / 2,
+                    r.offset + r.bytes / 2,
+                    text,
+                    ha="center",
+                    va="center",
+                    rotation=rotation,
+                    fontsize=_LABEL_POINTS,
+                    clip_on=True,
+                    zorder=5,
+                    bbox=box,
+                )
                 placed += 1
                 break
 

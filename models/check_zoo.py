@@ -50,8 +50,9 @@ def check(entry: ZooEntry, checkplan: Path, weights: bool, out: Path) -> dict[st
     compiled = time.perf_counter()
     plan_path = out / f"{entry.name}.plan.json"
     plan.save(plan_path)
-    verdict = subprocess.run([sys.executable, str(checkplan), str(plan_path)], capture_output=True, text=True,
-                             check=False)
+    verdict = subprocess.run(
+        [sys.executable, str(checkplan), str(plan_path)], capture_output=True, text=True, check=False
+    )
     return {
         "model": entry.name,
         "ops": len(graph.ops),
@@ -92,9 +93,12 @@ def main(argv: list[str] | None = None) -> int:
             elif "error" in result:
                 print(f"{name:22s} FAIL {result['error']}", flush=True)
             else:
-                print(f"{name:22s} {'ok  ' if ok else 'FAIL'} {result['ops']:5d} ops  M_R {result['M_R']:>11,d} B  "
-                      f"extra {result['extra_bytes']:>12,d} B  load {result['load_s']:5.1f} s  "
-                      f"compile {result['compile_s']:6.1f} s  checkplan: {result['checkplan'][:70]}", flush=True)
+                print(
+                    f"{name:22s} {'ok  ' if ok else 'FAIL'} {result['ops']:5d} ops  M_R {result['M_R']:>11,d} B  "
+                    f"extra {result['extra_bytes']:>12,d} B  load {result['load_s']:5.1f} s  "
+                    f"compile {result['compile_s']:6.1f} s  checkplan: {result['checkplan'][:70]}",
+                    flush=True,
+                )
     print(f"{len(args.names or ZOO) - failed} of {len(args.names or ZOO)} models pass")
     return 1 if failed else 0
 

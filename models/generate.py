@@ -138,8 +138,12 @@ def _tiny_cnn():
             self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
             self.down = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16))
             self.body = nn.Sequential(
-                nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-                nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16),
+                nn.ReLU(),
+                nn.Conv2d(16, 16, 3, padding=1, bias=False),
+                nn.BatchNorm2d(16),
+                nn.ReLU(),
+                nn.Conv2d(16, 16, 3, padding=1, bias=False),
+                nn.BatchNorm2d(16),
             )
             self.head = nn.Linear(16, 10)
 
@@ -162,23 +166,57 @@ class Genotype(NamedTuple):
 
 #: DARTS (second order), Liu, Simonyan and Yang, ICLR 2019.
 DARTS_V2 = Genotype(
-    normal=(("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
-            ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2)),
+    normal=(
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 1),
+        ("skip_connect", 0),
+        ("skip_connect", 0),
+        ("dil_conv_3x3", 2),
+    ),
     normal_concat=(2, 3, 4, 5),
-    reduce=(("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
-            ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)),
+    reduce=(
+        ("max_pool_3x3", 0),
+        ("max_pool_3x3", 1),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 1),
+        ("max_pool_3x3", 0),
+        ("skip_connect", 2),
+        ("skip_connect", 2),
+        ("max_pool_3x3", 1),
+    ),
     reduce_concat=(2, 3, 4, 5),
 )
 
 #: AmoebaNet-A, Real et al., AAAI 2019, in the genotype notation of the DARTS paper.
 AMOEBANET_A = Genotype(
-    normal=(("avg_pool_3x3", 0), ("max_pool_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_5x5", 2),
-            ("sep_conv_3x3", 0), ("avg_pool_3x3", 3), ("sep_conv_3x3", 1), ("skip_connect", 1),
-            ("skip_connect", 0), ("avg_pool_3x3", 1)),
+    normal=(
+        ("avg_pool_3x3", 0),
+        ("max_pool_3x3", 1),
+        ("sep_conv_3x3", 0),
+        ("sep_conv_5x5", 2),
+        ("sep_conv_3x3", 0),
+        ("avg_pool_3x3", 3),
+        ("sep_conv_3x3", 1),
+        ("skip_connect", 1),
+        ("skip_connect", 0),
+        ("avg_pool_3x3", 1),
+    ),
     normal_concat=(4, 5, 6),
-    reduce=(("avg_pool_3x3", 0), ("sep_conv_3x3", 1), ("max_pool_3x3", 0), ("sep_conv_7x7", 2),
-            ("sep_conv_7x7", 0), ("avg_pool_3x3", 1), ("max_pool_3x3", 0), ("max_pool_3x3", 1),
-            ("conv_7x1_1x7", 0), ("sep_conv_3x3", 5)),
+    reduce=(
+        ("avg_pool_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("max_pool_3x3", 0),
+        ("sep_conv_7x7", 2),
+        ("sep_conv_7x7", 0),
+        ("avg_pool_3x3", 1),
+        ("max_pool_3x3", 0),
+        ("max_pool_3x3", 1),
+        ("conv_7x1_1x7", 0),
+        ("sep_conv_3x3", 5),
+    ),
     reduce_concat=(3, 4, 6),
 )
 
@@ -189,8 +227,9 @@ def _cell_network(genotype: Genotype, channels: int = 48, cells: int = 14, class
     torch = _import_torch()
 
     def relu_conv_bn(c_in: int, c_out: int, kernel: int, stride: int, padding: int):
-        return nn.Sequential(nn.ReLU(), nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False),
-                             nn.BatchNorm2d(c_out))
+        return nn.Sequential(
+            nn.ReLU(), nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False), nn.BatchNorm2d(c_out)
+        )
 
     class FactorizedReduce(nn.Module):
         """Halve the resolution with two offset stride-2 1x1 convolutions, concatenated."""
@@ -209,16 +248,22 @@ def _cell_network(genotype: Genotype, channels: int = 48, cells: int = 14, class
     def sep_conv(c: int, kernel: int, stride: int):
         pad = kernel // 2
         return nn.Sequential(
-            nn.ReLU(), nn.Conv2d(c, c, kernel, stride, pad, groups=c, bias=False), nn.Conv2d(c, c, 1, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(c, c, kernel, stride, pad, groups=c, bias=False),
+            nn.Conv2d(c, c, 1, bias=False),
             nn.BatchNorm2d(c),
-            nn.ReLU(), nn.Conv2d(c, c, kernel, 1, pad, groups=c, bias=False), nn.Conv2d(c, c, 1, bias=False),
+            nn.ReLU(),
+            nn.Conv2d(c, c, kernel, 1, pad, groups=c, bias=False),
+            nn.Conv2d(c, c, 1, bias=False),
             nn.BatchNorm2d(c),
         )
 
     def dil_conv(c: int, kernel: int, stride: int):
         return nn.Sequential(
-            nn.ReLU(), nn.Conv2d(c, c, kernel, stride, kernel - 1, dilation=2, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c),
+            nn.ReLU(),
+            nn.Conv2d(c, c, kernel, stride, kernel - 1, dilation=2, groups=c, bias=False),
+            nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c),
         )
 
     def operation(name: str, c: int, stride: int):
@@ -234,8 +279,10 @@ def _cell_network(genotype: Genotype, channels: int = 48, cells: int = 14, class
             return dil_conv(c, int(name[-1]), stride)
         if name == "conv_7x1_1x7":
             return nn.Sequential(
-                nn.ReLU(), nn.Conv2d(c, c, (1, 7), (1, stride), (0, 3), bias=False),
-                nn.Conv2d(c, c, (7, 1), (stride, 1), (3, 0), bias=False), nn.BatchNorm2d(c),
+                nn.ReLU(),
+                nn.Conv2d(c, c, (1, 7), (1, stride), (0, 3), bias=False),
+                nn.Conv2d(c, c, (7, 1), (stride, 1), (3, 0), bias=False),
+                nn.BatchNorm2d(c),
             )
         raise ValueError(f"unknown cell operation {name!r}")
 
@@ -248,9 +295,7 @@ def _cell_network(genotype: Genotype, channels: int = 48, cells: int = 14, class
             self.concat = genotype.reduce_concat if reduction else genotype.normal_concat
             self.sources = [index for _, index in pairs]
             # In a reduction cell the operations reading the two cell inputs have stride 2.
-            self.ops = nn.ModuleList(
-                operation(name, c, 2 if reduction and index < 2 else 1) for name, index in pairs
-            )
+            self.ops = nn.ModuleList(operation(name, c, 2 if reduction and index < 2 else 1) for name, index in pairs)
 
         def forward(self, s0, s1):
             states = [self.pre0(s0), self.pre1(s1)]
@@ -264,8 +309,11 @@ def _cell_network(genotype: Genotype, channels: int = 48, cells: int = 14, class
             super().__init__()
             c = channels
             self.stem0 = nn.Sequential(
-                nn.Conv2d(3, c // 2, 3, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(),
-                nn.Conv2d(c // 2, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c),
+                nn.Conv2d(3, c // 2, 3, 2, 1, bias=False),
+                nn.BatchNorm2d(c // 2),
+                nn.ReLU(),
+                nn.Conv2d(c // 2, c, 3, 2, 1, bias=False),
+                nn.BatchNorm2d(c),
             )
             self.stem1 = nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c))
             c_pp, c_p, c_cur, reduction_prev = c, c, c, True
@@ -307,8 +355,10 @@ def _randwire(generator: Callable[[int], nx.Graph], channels: int = 78, nodes: i
             super().__init__()
             self.weights = nn.Parameter(torch.zeros(fan_in)) if fan_in > 1 else None
             self.conv = nn.Sequential(
-                nn.ReLU(), nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False),
-                nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out),
+                nn.ReLU(),
+                nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False),
+                nn.Conv2d(c_in, c_out, 1, bias=False),
+                nn.BatchNorm2d(c_out),
             )
 
         def forward(self, inputs):
@@ -352,8 +402,13 @@ def _randwire(generator: Callable[[int], nx.Graph], channels: int = 78, nodes: i
             self.conv4 = Stage(generator(1), c, 2 * c)
             self.conv5 = Stage(generator(2), 2 * c, 4 * c)
             self.head = nn.Sequential(
-                nn.ReLU(), nn.Conv2d(4 * c, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU(),
-                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1280, classes),
+                nn.ReLU(),
+                nn.Conv2d(4 * c, 1280, 1, bias=False),
+                nn.BatchNorm2d(1280),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+                nn.Linear(1280, classes),
             )
 
         def forward(self, x):
@@ -362,8 +417,15 @@ def _randwire(generator: Callable[[int], nx.Graph], channels: int = 78, nodes: i
     return RandWire()
 
 
-def _bert_base(layers: int = 12, hidden: int = 768, heads: int = 12, ffn: int = 3072, vocab: int = 30522,
-               max_positions: int = 512, type_vocab: int = 2):
+def _bert_base(
+    layers: int = 12,
+    hidden: int = 768,
+    heads: int = 12,
+    ffn: int = 3072,
+    vocab: int = 30522,
+    max_positions: int = 512,
+    type_vocab: int = 2,
+):
     """The BERT-base encoder (Devlin et al. 2019) with its pooler, written in plain torch."""
     torch = _import_torch()
     nn = torch.nn
@@ -502,8 +564,12 @@ def _bert_spec() -> Spec:
     ids = torch.randint(0, 30522, (1, 128), generator=gen)
     types = torch.zeros(1, 128, dtype=torch.int64)
     mask = torch.ones(1, 128, dtype=torch.int64)
-    return Spec(_bert_base(), (ids, types, mask), ("input_ids", "token_type_ids", "attention_mask"),
-                ("last_hidden_state", "pooler_output"))
+    return Spec(
+        _bert_base(),
+        (ids, types, mask),
+        ("input_ids", "token_type_ids", "attention_mask"),
+        ("last_hidden_state", "pooler_output"),
+    )
 
 
 def _transformer_spec() -> Spec:
@@ -551,8 +617,14 @@ def export(spec: Spec, seed: int = 0) -> onnx.ModelProto:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module, spec.inputs, buffer, dynamo=False, opset_version=OPSET, do_constant_folding=True,
-            input_names=list(spec.input_names), output_names=list(spec.output_names),
+            module,
+            spec.inputs,
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            input_names=list(spec.input_names),
+            output_names=list(spec.output_names),
         )
     return onnx.load_from_string(buffer.getvalue())
 
@@ -575,11 +647,15 @@ def _shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...] | None]:
 
 def _evaluate(model: onnx.ModelProto, node: onnx.NodeProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run ``node`` alone on ``feeds`` as a one-node model, so the model's opset versions apply."""
-    inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-              for n, v in feeds.items()]
+    inputs = [
+        helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for n, v in feeds.items()
+    ]
     outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
-    one = helper.make_model(helper.make_graph([node], "fold", inputs, outputs),
-                            opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    one = helper.make_model(
+        helper.make_graph([node], "fold", inputs, outputs),
+        opset_imports=list(model.opset_import),
+        ir_version=model.ir_version,
+    )
     return [np.asarray(v) for v in ReferenceEvaluator(one).run(None, feeds)]
 
 
@@ -624,8 +700,10 @@ def _fold_constants(model: onnx.ModelProto) -> bool:
             start = next((a.i for a in node.attribute if a.name == "start"), 0)
             end = next((a.i for a in node.attribute if a.name == "end"), len(dims))
             value = [dims[start:end]]
-        elif node.input and all(not n or n in const for n in node.input) and all(
-            const[n].size <= FOLD_MAX_ELEMENTS for n in node.input if n
+        elif (
+            node.input
+            and all(not n or n in const for n in node.input)
+            and all(const[n].size <= FOLD_MAX_ELEMENTS for n in node.input if n)
         ):
             feeds = {n: const[n] for n in node.input if n}
             value = _evaluate(model, node, feeds)
@@ -766,8 +844,10 @@ def generate(names: Sequence[str], out: Path, seed: int = 0) -> list[Written]:
         weights = len(json.loads(next((p.value for p in model.metadata_props if p.key == STRIPPED_KEY), "[]")))
         seconds = time.perf_counter() - started
         done.append(Written(name, size, len(model.graph.node), weights, seconds))
-        print(f"{name:22s} {size / 1e3:8.1f} kB {len(model.graph.node):6d} nodes {weights:5d} weights "
-              f"{seconds:7.1f} s", flush=True)
+        print(
+            f"{name:22s} {size / 1e3:8.1f} kB {len(model.graph.node):6d} nodes {weights:5d} weights {seconds:7.1f} s",
+            flush=True,
+        )
         if base not in SAME_EXPORT.values() or base != name:
             exported.pop(base, None)  # keep only exports another entry will reuse
     return done

@@ -47,8 +47,15 @@ def measure(entry: ZooEntry) -> Row:
     graph = cosma.load_onnx(entry.path)
     bare = graph.without_weights()
     return Row(
-        entry, entry.path.stat().st_size, len(graph.ops), len(graph.tensors), graph.bytes_of_kind("weight"),
-        graph.bytes_of_kind("activation", "output"), graph.min_scratchpad, graph.peak(), bare.min_scratchpad,
+        entry,
+        entry.path.stat().st_size,
+        len(graph.ops),
+        len(graph.tensors),
+        graph.bytes_of_kind("weight"),
+        graph.bytes_of_kind("activation", "output"),
+        graph.min_scratchpad,
+        graph.peak(),
+        bare.min_scratchpad,
         bare.peak(),
     )
 
@@ -58,13 +65,16 @@ def _mib(n: int) -> str:
 
 
 def _shape(entry: ZooEntry) -> str:
-    return ", ".join("x".join(map(str, i.shape)) + ("" if i.dtype == "float32" else f" {i.dtype}")
-                     for i in entry.inputs)
+    return ", ".join(
+        "x".join(map(str, i.shape)) + ("" if i.dtype == "float32" else f" {i.dtype}") for i in entry.inputs
+    )
 
 
 def table(rows: list[Row]) -> str:
-    head = ("| model | group | source | input | file kB | ops | tensors | weights MiB | activations MiB "
-            "| M_R MiB | peak MiB | M_R MiB (act. only) | peak MiB (act. only) |")
+    head = (
+        "| model | group | source | input | file kB | ops | tensors | weights MiB | activations MiB "
+        "| M_R MiB | peak MiB | M_R MiB (act. only) | peak MiB (act. only) |"
+    )
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in rows:
         e = r.entry

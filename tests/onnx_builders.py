@@ -76,15 +76,20 @@ def node(op: str, inputs: Sequence[str], outputs: Sequence[str], name: str = "",
 def conv_bn_relu(channels: int = 8, size: int = 16) -> onnx.ModelProto:
     """x[1,3,S,S] -> Conv(w, b) -> BatchNormalization -> Relu -> y: one operator once fused."""
     c = channels
-    inits = [zeros("w", (c, 3, 3, 3)), zeros("b", (c,)), zeros("scale", (c,)), zeros("bias", (c,)),
-             zeros("mean", (c,)), zeros("var", (c,))]
+    inits = [
+        zeros("w", (c, 3, 3, 3)),
+        zeros("b", (c,)),
+        zeros("scale", (c,)),
+        zeros("bias", (c,)),
+        zeros("mean", (c,)),
+        zeros("var", (c,)),
+    ]
     nodes = [
         node("Conv", ["x", "w", "b"], ["c"], "conv", pads=[1, 1, 1, 1]),
         node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["n"], "bn"),
         node("Relu", ["n"], ["y"], "relu"),
     ]
-    return model(nodes, [value("x", [1, 3, size, size])], [value("y", [1, c, size, size])], inits,
-                 name="conv_bn_relu")
+    return model(nodes, [value("x", [1, 3, size, size])], [value("y", [1, c, size, size])], inits, name="conv_bn_relu")
 
 
 def fan_out_relu() -> onnx.ModelProto:
@@ -146,13 +151,16 @@ def control_flow(kind: str = "If") -> onnx.ModelProto:
     then_graph = helper.make_graph([node("Relu", ["x"], ["t"])], "then", [], [value("t", [2])])
     else_graph = helper.make_graph([node("Neg", ["x"], ["e"])], "else", [], [value("e", [2])])
     if kind == "If":
-        nodes = [node("ReduceSum", ["x"], ["s"], "sum", keepdims=0),
-                 node("Greater", ["s", "zero"], ["cond"], "gt"),
-                 node("If", ["cond"], ["y"], "branch", then_branch=then_graph, else_branch=else_graph)]
+        nodes = [
+            node("ReduceSum", ["x"], ["s"], "sum", keepdims=0),
+            node("Greater", ["s", "zero"], ["cond"], "gt"),
+            node("If", ["cond"], ["y"], "branch", then_branch=then_graph, else_branch=else_graph),
+        ]
         return model(nodes, [value("x", [2])], [value("y", [2])], [const("zero", 0.0)], name="if_graph")
     body = helper.make_graph(
         [node("Identity", ["cond_in"], ["cond_out"]), node("Add", ["acc_in", "x"], ["acc_out"])],
-        "body", [value("i", [], I64), value("cond_in", [], TensorProto.BOOL), value("acc_in", [2])],
+        "body",
+        [value("i", [], I64), value("cond_in", [], TensorProto.BOOL), value("acc_in", [2])],
         [value("cond_out", [], TensorProto.BOOL), value("acc_out", [2])],
     )
     nodes = [node("Loop", ["trips", "", "x"], ["y"], "branch", body=body)]

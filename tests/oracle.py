@@ -82,8 +82,9 @@ def _placements(tb: _Tables, todo: Sequence[int], used: int) -> Iterator[tuple[t
             yield ((t, off), *tail)
 
 
-def _moves(tb: _Tables, done: int, config: tuple[tuple[int, int], ...], stored: frozenset[int],
-           op: int, prefetch: bool) -> Iterator[tuple[int, tuple[tuple[int, int], ...], frozenset[int]]]:
+def _moves(
+    tb: _Tables, done: int, config: tuple[tuple[int, int], ...], stored: frozenset[int], op: int, prefetch: bool
+) -> Iterator[tuple[int, tuple[tuple[int, int], ...], frozenset[int]]]:
     after = done | (1 << op)
     needed = {t for t in range(len(tb.tensors)) if tb.consumers[t] & ~done}  # still read by op or later
     ins, outs = set(tb.inputs[op]), tb.outputs[op]
@@ -98,8 +99,11 @@ def _moves(tb: _Tables, done: int, config: tuple[tuple[int, int], ...], stored: 
         optional = []
         if prefetch:
             for t in sorted(needed - kept_names - ins):
-                has_copy = tb.kind[t] in ("input", "weight") or t in stored or (
-                    tb.kind[t] == "output" and tb.producer[t] >= 0 and done >> tb.producer[t] & 1)
+                has_copy = (
+                    tb.kind[t] in ("input", "weight")
+                    or t in stored
+                    or (tb.kind[t] == "output" and tb.producer[t] >= 0 and done >> tb.producer[t] & 1)
+                )
                 if has_copy and tb.consumers[t] & ~after:
                     optional.append(t)
         for r in range(len(optional) + 1):
@@ -116,8 +120,15 @@ def _moves(tb: _Tables, done: int, config: tuple[tuple[int, int], ...], stored: 
                     yield cost, content, frozenset(new_stored)
 
 
-def optimum(graph: Graph, capacity: int, *, alignment: int = 1, order: Sequence[str] | None = None,
-            prefetch: bool = False, max_states: int = 2_000_000) -> int | None:
+def optimum(
+    graph: Graph,
+    capacity: int,
+    *,
+    alignment: int = 1,
+    order: Sequence[str] | None = None,
+    prefetch: bool = False,
+    max_states: int = 2_000_000,
+) -> int | None:
     """Least extra bytes of any plan (``None`` when none exists); ``order`` fixes the operator order."""
     tb = _Tables(graph, capacity, alignment)
     n = len(tb.ops)
@@ -137,8 +148,11 @@ def optimum(graph: Graph, capacity: int, *, alignment: int = 1, order: Sequence[
             return cost - compulsory
         if len(best) > max_states:
             raise RuntimeError("oracle state limit reached; use a smaller instance")
-        ready = [fixed[step]] if fixed is not None else [
-            k for k in range(n) if not done >> k & 1 and tb.preds[k] & ~done == 0]
+        ready = (
+            [fixed[step]]
+            if fixed is not None
+            else [k for k in range(n) if not done >> k & 1 and tb.preds[k] & ~done == 0]
+        )
         for op in ready:
             later = done | 1 << op
             for add, content, new_stored in _moves(tb, done, config, stored, op, prefetch):
@@ -228,8 +242,9 @@ def _packs(segments: Sequence[tuple[int, int, int]], capacity: int, alignment: i
     return at_step(0, frozenset())
 
 
-def optimum_by_segments(graph: Graph, capacity: int, *, alignment: int = 1,
-                        order: Sequence[str] | None = None) -> int | None:
+def optimum_by_segments(
+    graph: Graph, capacity: int, *, alignment: int = 1, order: Sequence[str] | None = None
+) -> int | None:
     """Least extra bytes over all orders (or ``order``) and all keep/break choices, or None."""
     candidates: list[tuple[int, tuple[tuple[int, int, int], ...]]] = []
     orders = [tuple(order)] if order is not None else list(topological_orders(graph))

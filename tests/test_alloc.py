@@ -29,6 +29,7 @@ CHALLENGE_C = Path(__file__).resolve().parent / "data" / "minimalloc" / "C.10485
 
 # ---- the oracle: try every offset of every buffer ------------------------------------------------
 
+
 def _fits_everything(buffers: list[Buffer], height: int) -> bool:
     order = sorted(buffers, key=lambda b: (b.offset is None, -b.size))
     placed: list[tuple[Buffer, int]] = []
@@ -69,6 +70,7 @@ def random_buffers(rng: random.Random, n: int, horizon: int = 7, sizes=(1, 1, 2,
 
 # ---- the example and the checker ------------------------------------------------------------------
 
+
 def test_minimalloc_example_packs_at_height_12():
     buffers = read_csv(EXAMPLE)
     packing = solve(buffers)
@@ -91,6 +93,7 @@ def test_checker_finds_each_kind_of_violation():
 
 
 # ---- exactness ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("seed", range(40))
 def test_least_height_matches_exhaustive_search(seed):
@@ -116,8 +119,7 @@ def test_canonical_search_alone_is_complete(seed):
         found = search(inst, best // unit, deadline)
         assert found.offsets is not None
         assert packing_errors(list(inst.buffers), inst.to_bytes(found.offsets), capacity=best) == []
-    assert any(search(make_instance(g, unit), best // unit - 1, deadline).infeasible
-               for g in split_components(buffers))
+    assert any(search(make_instance(g, unit), best // unit - 1, deadline).infeasible for g in split_components(buffers))
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -138,8 +140,14 @@ def test_alignment_and_pins_match_exhaustive_search(seed):
     buffers = random_buffers(rng, rng.randint(2, 5), sizes=(1, 2, 3, 4))
     buffers = [Buffer(b.id, b.lower, b.upper, b.size, alignment=rng.choice((1, 1, 2, 4))) for b in buffers]
     pinned = buffers[0]
-    buffers[0] = Buffer(pinned.id, pinned.lower, pinned.upper, pinned.size, pinned.alignment,
-                        offset=pinned.alignment * rng.randint(0, 3))
+    buffers[0] = Buffer(
+        pinned.id,
+        pinned.lower,
+        pinned.upper,
+        pinned.size,
+        pinned.alignment,
+        offset=pinned.alignment * rng.randint(0, 3),
+    )
     best = least_height(buffers)
     packing = solve(buffers, time_limit=20)
     assert packing_errors(buffers, packing.offsets) == []
@@ -201,28 +209,34 @@ def test_challenging_instance_c_by_search_and_by_cpsat():
     unit = unit_of(buffers)
     (group,) = split_components(buffers)
     inst = make_instance(group, unit)
-    for offsets in (search(inst, 1048576 // unit, time.monotonic() + 60).offsets,
-                    solve_cpsat(inst, 1048576 // unit, 60).offsets):
+    for offsets in (
+        search(inst, 1048576 // unit, time.monotonic() + 60).offsets,
+        solve_cpsat(inst, 1048576 // unit, 60).offsets,
+    ):
         assert offsets is not None
         assert packing_errors(buffers, inst.to_bytes(offsets), capacity=1048576) == []
 
 
 # ---- input errors and the CSV format ---------------------------------------------------------------
 
+
 def test_pinned_overlap_is_an_input_error():
     with pytest.raises(AllocError, match="overlap"):
         solve([Buffer("a", 0, 3, 4, offset=0), Buffer("b", 2, 5, 4, offset=2)])
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "empty"),
-    ("id,lower,size\n", "lacks column"),
-    ("id,lower,upper,size\na,0,2\n", "fields"),
-    ("id,lower,upper,size\na,0,x,2\n", "integers"),
-    ("id,lower,upper,size\na,3,3,2\n", "empty"),
-    ("id,lower,upper,size\na,0,2,2\na,1,2,2\n", "twice"),
-    ("id,lower,upper,size,alignment,offset\na,0,2,2,4,6\n", "multiple"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty"),
+        ("id,lower,size\n", "lacks column"),
+        ("id,lower,upper,size\na,0,2\n", "fields"),
+        ("id,lower,upper,size\na,0,x,2\n", "integers"),
+        ("id,lower,upper,size\na,3,3,2\n", "empty"),
+        ("id,lower,upper,size\na,0,2,2\na,1,2,2\n", "twice"),
+        ("id,lower,upper,size,alignment,offset\na,0,2,2,4,6\n", "multiple"),
+    ],
+)
 def test_bad_csv_is_one_clear_error(text, message):
     with pytest.raises(BufferFileError, match=message):
         parse_csv(text, "x.csv")
@@ -239,12 +253,14 @@ def test_csv_round_trip(tmp_path):
     out = tmp_path / "out.csv"
     write_csv(out, buffers, packing.offsets)
     again = read_csv(out)
-    assert [(b.id, b.lower, b.upper, b.size, b.alignment) for b in again] == \
-        [(b.id, b.lower, b.upper, b.size, b.alignment) for b in buffers]
+    assert [(b.id, b.lower, b.upper, b.size, b.alignment) for b in again] == [
+        (b.id, b.lower, b.upper, b.size, b.alignment) for b in buffers
+    ]
     assert {b.id: b.offset for b in again} == packing.offsets
 
 
 # ---- the command line -----------------------------------------------------------------------------
+
 
 def test_cli_round_trip(tmp_path):
     source = tmp_path / "in.csv"
@@ -269,6 +285,7 @@ def test_cli_exit_status_for_infeasible_and_bad_input(tmp_path):
 
 
 # ---- scale: structures linear in the instance, every phase bounded -------------------------------
+
 
 def test_instance_structures_grow_with_the_conflicts_not_the_square():
     from cosma.alloc.generate import guillotine_buffers
@@ -312,9 +329,12 @@ def test_maximal_sections_match_their_definition():
         for group in split_components(buffers):
             inst = make_instance(group, unit_of(group))
             live = [np.flatnonzero((inst.lo <= s) & (s < inst.hi)) for s in range(inst.sections)]
-            expect = [h for s, h in enumerate(live)
-                      if not (s > 0 and np.isin(h, live[s - 1]).all())
-                      and not (s + 1 < len(live) and np.isin(h, live[s + 1]).all() and len(live[s + 1]) > len(h))]
+            expect = [
+                h
+                for s, h in enumerate(live)
+                if not (s > 0 and np.isin(h, live[s - 1]).all())
+                and not (s + 1 < len(live) and np.isin(h, live[s + 1]).all() and len(live[s + 1]) > len(h))
+            ]
             assert [m.tolist() for m in maximal_sections(inst)] == [e.tolist() for e in expect]
 
 

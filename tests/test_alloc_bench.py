@@ -14,8 +14,10 @@ def test_suite_rows_are_checked_and_rendered(tmp_path):
     shutil.copy(EXAMPLE, tmp_path / "X.12.csv")
     shutil.copy(EXAMPLE, tmp_path / "Y.11.csv")  # one unit short of the optimum
     rows = run_minimalloc_suite(tmp_path, time_limit=10)
-    assert [(r.instance, r.status, r.height, r.valid) for r in rows] == \
-        [("X", "optimal", 12, True), ("Y", "infeasible", 12, False)]
+    assert [(r.instance, r.status, r.height, r.valid) for r in rows] == [
+        ("X", "optimal", 12, True),
+        ("Y", "infeasible", 12, False),
+    ]
     (tmp_path / "rows.csv").write_text(to_csv(rows))
     assert read_rows(tmp_path / "rows.csv") == rows
     text = markdown_section(rows)
@@ -25,8 +27,10 @@ def test_suite_rows_are_checked_and_rendered(tmp_path):
 
 def test_section_is_replaced_not_doubled(tmp_path):
     md = tmp_path / "BENCHMARKS.md"
-    md.write_text("# Benchmarks\n\n## Models\n\nkeep me\n\n## Allocation on the MiniMalloc suite\n\nold\n\n"
-                  "## Solve times\n\nkeep me too\n")
+    md.write_text(
+        "# Benchmarks\n\n## Models\n\nkeep me\n\n## Allocation on the MiniMalloc suite\n\nold\n\n"
+        "## Solve times\n\nkeep me too\n"
+    )
     write_section("table one", md)
     write_section("table two", md)
     text = md.read_text()

@@ -62,9 +62,13 @@ def fragmenting() -> Graph:
     """
     t = [Tensor("x", 4, "input"), Tensor("x2", 4, "input"), Tensor("d", 8, "output")]
     t += [Tensor(n, 4, "activation") for n in "abc"] + [Tensor(f"y{i}", 1, "output") for i in (1, 2, 3)]
-    ops = [Operator("g", "Split", ("x",), ("a", "b", "c")), Operator("h", "Conv", ("x2",), ("d",)),
-           Operator("i", "Relu", ("c",), ("y1",)), Operator("j", "Relu", ("a",), ("y2",)),
-           Operator("k", "Relu", ("b",), ("y3",))]
+    ops = [
+        Operator("g", "Split", ("x",), ("a", "b", "c")),
+        Operator("h", "Conv", ("x2",), ("d",)),
+        Operator("i", "Relu", ("c",), ("y1",)),
+        Operator("j", "Relu", ("a",), ("y2",)),
+        Operator("k", "Relu", ("b",), ("y3",)),
+    ]
     return Graph.build("fragmenting", t, ops)
 
 
@@ -77,11 +81,21 @@ def copies_or_not() -> Graph:
     - Belady evicts big (furthest next use): a store and a reload, 16 extra bytes.
     - Greedy evicts the window [0, 12) holding w1 and w2: two reloads, 4 extra bytes, no store.
     """
-    t = [Tensor("w1", 2, "weight"), Tensor("w2", 2, "weight"), Tensor("x", 8, "input"),
-         Tensor("big", 8, "activation"), Tensor("z", 12, "activation"), Tensor("y1", 1, "output"),
-         Tensor("y2", 1, "output")]
-    ops = [Operator("op0", "Conv", ("w1", "w2", "x"), ("big",)), Operator("op1", "Gen", (), ("z",)),
-           Operator("op2", "Conv", ("w1", "w2", "z"), ("y1",)), Operator("op3", "Relu", ("big",), ("y2",))]
+    t = [
+        Tensor("w1", 2, "weight"),
+        Tensor("w2", 2, "weight"),
+        Tensor("x", 8, "input"),
+        Tensor("big", 8, "activation"),
+        Tensor("z", 12, "activation"),
+        Tensor("y1", 1, "output"),
+        Tensor("y2", 1, "output"),
+    ]
+    ops = [
+        Operator("op0", "Conv", ("w1", "w2", "x"), ("big",)),
+        Operator("op1", "Gen", (), ("z",)),
+        Operator("op2", "Conv", ("w1", "w2", "z"), ("y1",)),
+        Operator("op3", "Relu", ("big",), ("y2",)),
+    ]
     return Graph.build("copies_or_not", t, ops)
 
 
@@ -127,10 +141,20 @@ def test_belady_ties_prefer_the_tensor_with_a_copy() -> None:
     Evicting either opens 8 B; w costs a reload (4), u a store and a reload (8): Belady's tie-break
     takes w.
     """
-    t = [Tensor("x", 4, "input"), Tensor("w", 4, "weight"), Tensor("u", 4, "activation"),
-         Tensor("v", 8, "activation"), Tensor("y", 1, "output"), Tensor("y2", 1, "output")]
-    ops = [Operator("a", "Conv", ("x", "w"), ("u",)), Operator("b", "Gen", (), ("v",)),
-           Operator("c", "Add", ("u", "w"), ("y",)), Operator("d", "Relu", ("v",), ("y2",))]
+    t = [
+        Tensor("x", 4, "input"),
+        Tensor("w", 4, "weight"),
+        Tensor("u", 4, "activation"),
+        Tensor("v", 8, "activation"),
+        Tensor("y", 1, "output"),
+        Tensor("y2", 1, "output"),
+    ]
+    ops = [
+        Operator("a", "Conv", ("x", "w"), ("u",)),
+        Operator("b", "Gen", (), ("v",)),
+        Operator("c", "Add", ("u", "w"), ("y",)),
+        Operator("d", "Relu", ("v",), ("y2",)),
+    ]
     p = plan(Graph.build("tie", t, ops), 17, "default+belady")
     assert evicted(p, "b") == ["w"]
     assert p.extra_bytes == 4
@@ -140,8 +164,11 @@ def test_first_fit_and_best_fit_place_differently() -> None:
     """After x leaves, the free ranges are [0, 4) and [16, 19); d (3 B) goes to the lowest or the tightest."""
     t = [Tensor("x", 4, "input"), Tensor("d", 3, "activation"), Tensor("y", 1, "output")]
     t += [Tensor(n, 4, "activation") for n in "abc"]
-    ops = [Operator("g", "Split", ("x",), ("a", "b", "c")), Operator("h", "Relu", ("b",), ("d",)),
-           Operator("i", "Add", ("a", "c", "d"), ("y",))]
+    ops = [
+        Operator("g", "Split", ("x",), ("a", "b", "c")),
+        Operator("h", "Relu", ("b",), ("d",)),
+        Operator("i", "Add", ("a", "c", "d"), ("y",)),
+    ]
     g = Graph.build("gaps", t, ops)
     offsets = {}
     for allocator in ("first-fit", "best-fit"):
@@ -158,10 +185,17 @@ def test_pinned_input_that_fragments_is_moved(name: str) -> None:
     Only s, the operator's own input, is in the way: it is stored, dropped and reloaded at 0
     (2 * 32 extra bytes), and d goes to 32. Nothing else is evicted.
     """
-    t = [Tensor("x", 12, "input"), Tensor("s", 32, "activation"), Tensor("d", 16, "activation"),
-         Tensor("y", 4, "output")]
-    ops = [Operator("stem", "Conv", ("x",), ("s",)), Operator("down", "Conv", ("s",), ("d",)),
-           Operator("head", "Gemm", ("d",), ("y",))]
+    t = [
+        Tensor("x", 12, "input"),
+        Tensor("s", 32, "activation"),
+        Tensor("d", 16, "activation"),
+        Tensor("y", 4, "output"),
+    ]
+    ops = [
+        Operator("stem", "Conv", ("x",), ("s",)),
+        Operator("down", "Conv", ("s",), ("d",)),
+        Operator("head", "Gemm", ("d",), ("y",)),
+    ]
     p = plan(Graph.build("stem", t, ops), 48, name)
     assert evicted(p, "down") == ["s"] and stored(p) == {"s", "y"}
     assert p.extra_bytes == 64

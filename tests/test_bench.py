@@ -31,17 +31,38 @@ from cosma.methods import METHODS
 BASELINE = "default+belady"
 
 
-def row(model="m", method=BASELINE, extra=40, *, budget="M_R", size=100, bound=None, status="heuristic",
-        weights=True, group="human", valid=True) -> BenchRow:
+def row(
+    model="m",
+    method=BASELINE,
+    extra=40,
+    *,
+    budget="M_R",
+    size=100,
+    bound=None,
+    status="heuristic",
+    weights=True,
+    group="human",
+    valid=True,
+) -> BenchRow:
     """A run; ``auto`` resolves to ``joint``, as cosma compile does."""
     resolved = "joint" if method == "auto" else method
-    return BenchRow(model, group, weights, budget, size, method, resolved, status, valid, extra, 10, bound, None,
-                    0.1, 0.2)
+    return BenchRow(
+        model, group, weights, budget, size, method, resolved, status, valid, extra, 10, bound, None, 0.1, 0.2
+    )
 
 
 def entry(best=40, *, methods=None, bound=0, size=100, best_method=BASELINE) -> ReferenceEntry:
-    return ReferenceEntry("m", True, "M_R", size, best, best_method, bound, "auto" if bound else "",
-                          methods if methods is not None else {BASELINE: best})
+    return ReferenceEntry(
+        "m",
+        True,
+        "M_R",
+        size,
+        best,
+        best_method,
+        bound,
+        "auto" if bound else "",
+        methods if methods is not None else {BASELINE: best},
+    )
 
 
 # ------------------------------------------------------------------------ headline
@@ -53,12 +74,18 @@ def test_reduction_is_relative_and_zero_when_nothing_to_reduce():
 
 def test_reductions_average_per_group_and_variant_and_name_what_is_left_out():
     rows = [
-        row("a", BASELINE, 100), row("a", "default+greedy", 80), row("a", "auto", 20),  # 1 - 20/80 = 0.75
-        row("b", BASELINE, 0), row("b", "auto", 0),  # 0/0: 0 by definition
+        row("a", BASELINE, 100),
+        row("a", "default+greedy", 80),
+        row("a", "auto", 20),  # 1 - 20/80 = 0.75
+        row("b", BASELINE, 0),
+        row("b", "auto", 0),  # 0/0: 0 by definition
         row("c", BASELINE, 10),  # no COSMA plan: left out
-        row("d", BASELINE, 50), dataclasses.replace(row("d", "auto", 5), valid=False),  # invalid: not counted
-        row("e", BASELINE, 10, budget="M_P"), row("e", "auto", 0, budget="M_P"),  # not at M_R
-        row("n", BASELINE, 10, group="nas"), row("n", "fixed-order", 5, group="nas"),
+        row("d", BASELINE, 50),
+        dataclasses.replace(row("d", "auto", 5), valid=False),  # invalid: not counted
+        row("e", BASELINE, 10, budget="M_P"),
+        row("e", "auto", 0, budget="M_P"),  # not at M_R
+        row("n", BASELINE, 10, group="nas"),
+        row("n", "fixed-order", 5, group="nas"),
     ]
     human, nas = reductions(rows)
     assert (human.group, human.weights, nas.group) == ("human", True, "nas")
@@ -70,8 +97,11 @@ def test_reductions_average_per_group_and_variant_and_name_what_is_left_out():
 
 
 def test_instances_take_best_plan_and_highest_instance_bound_across_methods():
-    rows = [row(method=BASELINE, extra=40, bound=0), row(method="auto", extra=30, bound=30, status="optimal"),
-            row(method="fixed-order", extra=35, bound=35, status="optimal")]
+    rows = [
+        row(method=BASELINE, extra=40, bound=0),
+        row(method="auto", extra=30, bound=30, status="optimal"),
+        row(method="fixed-order", extra=35, bound=35, status="optimal"),
+    ]
     (s,) = bench.instances(rows)
     assert (s.best_extra_bytes, s.best_method, s.bound, s.bound_method, s.proven) == (30, "auto", 30, "auto", True)
 
@@ -152,8 +182,9 @@ def test_merge_refuses_a_changed_budget_and_a_bound_above_a_plan_without_force()
 
 
 def test_reference_file_is_sorted_stable_and_round_trips(tmp_path):
-    merged = merge_reference(Reference(), [row(model="b", extra=3), row(model="a", extra=1, bound=1,
-                                                                         status="optimal", method="auto")])
+    merged = merge_reference(
+        Reference(), [row(model="b", extra=3), row(model="a", extra=1, bound=1, status="optimal", method="auto")]
+    )
     path = tmp_path / "reference.json"
     merged.reference.save(path)
     text = path.read_text()
@@ -177,7 +208,12 @@ def test_load_zoo_finds_the_registry_and_a_wrong_dir_is_one_line(zoo, tmp_path):
     assert zoo["resnet50"].group == "human" and zoo["resnet50"].path.endswith("resnet50.onnx")
     assert {m.group for m in bench.select_models(zoo)} == set(bench.PROTOCOL_GROUPS)
     assert [m.name for m in bench.select_models(zoo, ["tiny_cnn", "nas"])] == [
-        "nasnet_a", "pnasnet5", "amoebanet", "darts", "tiny_cnn"]
+        "nasnet_a",
+        "pnasnet5",
+        "amoebanet",
+        "darts",
+        "tiny_cnn",
+    ]
     with pytest.raises(OptionError, match="no zoo registry") as e:
         bench.load_zoo(tmp_path)
     assert "\n" not in str(e.value)
@@ -196,12 +232,12 @@ def _raising(graph, accelerator, options):
 
 
 def test_run_bench_rows_cover_every_budget_variant_and_method_in_order(zoo):
-    config = BenchConfig(models=("tiny_cnn",), methods=(BASELINE, "minpeak+greedy", "not-registered"),
-                         time_limit=5)
+    config = BenchConfig(models=("tiny_cnn",), methods=(BASELINE, "minpeak+greedy", "not-registered"), time_limit=5)
     result = bench.run_bench(config, zoo)
     assert result.missing_methods == ("not-registered",)
     assert [(r.weights, r.budget, r.method) for r in result.rows] == [
-        (w, b, m) for w in (True, False) for b in ("M_R", "M_H", "M_P") for m in config.methods]
+        (w, b, m) for w in (True, False) for b in ("M_R", "M_H", "M_P") for m in config.methods
+    ]
     for r in result.rows:
         if r.method == "not-registered":
             assert (r.status, r.valid, r.extra_bytes) == (MISSING, None, None)
@@ -209,7 +245,10 @@ def test_run_bench_rows_cover_every_budget_variant_and_method_in_order(zoo):
             assert r.valid is True and r.extra_bytes >= 0 and r.status in ("heuristic", "optimal")
     mb = {b.weights: b.budgets for b in result.budgets}
     assert [r.scratchpad_bytes for r in result.rows if r.weights and r.method == BASELINE] == [
-        mb[True].m_r, mb[True].m_h, mb[True].m_p]
+        mb[True].m_r,
+        mb[True].m_h,
+        mb[True].m_p,
+    ]
     # the same instance with a method gives the same plan as cosma compile
     import cosma
 
@@ -220,8 +259,7 @@ def test_run_bench_rows_cover_every_budget_variant_and_method_in_order(zoo):
 
 
 def test_a_raising_method_is_an_error_row_and_a_lying_plan_is_invalid(zoo):
-    config = BenchConfig(models=("tiny_cnn",), methods=(BASELINE, "minpeak+belady"), budgets=("M_R",),
-                         weights=(False,))
+    config = BenchConfig(models=("tiny_cnn",), methods=(BASELINE, "minpeak+belady"), budgets=("M_R",), weights=(False,))
     result = bench.run_bench(config, zoo, planners={BASELINE: _raising, "minpeak+belady": _lying})
     raised, lied = result.rows
     assert raised.status == ERROR and raised.message == "RuntimeError: solver exploded with two lines"
@@ -246,10 +284,23 @@ def test_write_outputs_makes_report_csv_and_plots(zoo, tmp_path):
     reference = merge_reference(Reference(), result.rows).reference
     written = bench.write_outputs(result, tmp_path, reference=reference, reference_path="ref.json")
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
-        "BENCHMARKS.md", "benchmarks.csv", "img/bench_no_weights.png", "img/bench_weights.png"]
+        "BENCHMARKS.md",
+        "benchmarks.csv",
+        "img/bench_no_weights.png",
+        "img/bench_weights.png",
+    ]
     md = (tmp_path / "BENCHMARKS.md").read_text()
-    for needle in ("cosma bench --models tiny_cnn", "## Machine", "## Proven optimal", "## Solve times",
-                   "**0 violation(s)**", "auto-missing", "### tiny CNN", "img/bench_weights.png", "MiniMalloc"):
+    for needle in (
+        "cosma bench --models tiny_cnn",
+        "## Machine",
+        "## Proven optimal",
+        "## Solve times",
+        "**0 violation(s)**",
+        "auto-missing",
+        "### tiny CNN",
+        "img/bench_weights.png",
+        "MiniMalloc",
+    ):
         assert needle in md
     assert "do not edit by hand" in md
     table = list(csv.DictReader(io.StringIO((tmp_path / "benchmarks.csv").read_text())))
@@ -261,8 +312,22 @@ def test_write_outputs_makes_report_csv_and_plots(zoo, tmp_path):
 # ------------------------------------------------------------------------------ CLI
 def test_cli_bench_writes_updates_and_checks_the_reference(tmp_path):
     ref = tmp_path / "reference.json"
-    args = ["bench", "--models", "tiny_cnn", "--methods", f"{BASELINE},default+greedy", "--budgets", "M_R",
-            "--weights", "without", "--out-dir", str(tmp_path / "docs"), "--reference", str(ref), "-q"]
+    args = [
+        "bench",
+        "--models",
+        "tiny_cnn",
+        "--methods",
+        f"{BASELINE},default+greedy",
+        "--budgets",
+        "M_R",
+        "--weights",
+        "without",
+        "--out-dir",
+        str(tmp_path / "docs"),
+        "--reference",
+        str(ref),
+        "-q",
+    ]
     first = CliRunner().invoke(main, [*args, "--update-reference", "--check"])
     assert first.exit_code == 0, first.output
     assert "reference: 1 change(s)" in first.output and (tmp_path / "docs" / "BENCHMARKS.md").exists()
@@ -275,8 +340,10 @@ def test_cli_bench_writes_updates_and_checks_the_reference(tmp_path):
     assert second.exit_code == 1 and "1 violation(s)" in second.output and "worse" in second.output
     # an update does not give the better value away; --force does
     CliRunner().invoke(main, [*args, "--update-reference"])
-    assert json.loads(ref.read_text())["instances"][key]["methods"][BASELINE] == data["instances"][key]["methods"][
-        BASELINE]
+    assert (
+        json.loads(ref.read_text())["instances"][key]["methods"][BASELINE]
+        == data["instances"][key]["methods"][BASELINE]
+    )
     CliRunner().invoke(main, [*args, "--update-reference", "--force"])
     assert CliRunner().invoke(main, [*args, "--check"]).exit_code == 0
 
@@ -297,7 +364,7 @@ def test_cli_bench_bad_input_is_one_line_exit_2(extra, message, tmp_path):
 
 
 # ------------------------------------------------------------------- group methods
-GROUPED_ZOO = '''
+GROUPED_ZOO = """
 from dataclasses import dataclass
 
 
@@ -312,7 +379,7 @@ class Entry:
 ZOO = {e.name: e for e in (Entry("small_human", "small human", "human", "tiny_cnn.onnx"),
                            Entry("small_nas", "small NAS", "nas", "tiny_cnn.onnx"),
                            Entry("small_random", "small random", "random", "tiny_cnn.onnx"))}
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -325,14 +392,17 @@ def grouped_zoo(tmp_path_factory, zoo):
 
 
 def test_the_protocol_adds_dc_for_nas_and_random_models_only(grouped_zoo):
-    config = BenchConfig(methods=(BASELINE,), budgets=("M_R",), weights=(False,), time_limit=5,
-                         budget_time_limit=2)
+    config = BenchConfig(methods=(BASELINE,), budgets=("M_R",), weights=(False,), time_limit=5, budget_time_limit=2)
     assert config.methods_for("nas") == config.methods_for("random") == (BASELINE, "dc")
     assert config.methods_for("human") == (BASELINE,) and config.all_methods == (BASELINE, "dc")
     result = bench.run_bench(config, bench.load_zoo(grouped_zoo))
     assert [(r.model, r.method) for r in result.rows] == [
-        ("small_human", BASELINE), ("small_nas", BASELINE), ("small_nas", "dc"), ("small_random", BASELINE),
-        ("small_random", "dc")]
+        ("small_human", BASELINE),
+        ("small_nas", BASELINE),
+        ("small_nas", "dc"),
+        ("small_random", BASELINE),
+        ("small_random", "dc"),
+    ]
     assert all(r.planned for r in result.rows) and result.methods == (BASELINE, "dc")
     dc = next(r for r in result.rows if r.method == "dc")
     assert dc.resolved_method == "dc" and dc.bound is not None
@@ -343,9 +413,24 @@ def test_the_protocol_adds_dc_for_nas_and_random_models_only(grouped_zoo):
 
 
 def test_named_methods_run_exactly_as_named(grouped_zoo, tmp_path):
-    args = ["bench", "--zoo-dir", str(grouped_zoo), "--models", "small_human,small_nas", "--methods", BASELINE,
-            "--budgets", "M_R", "--weights", "without", "--out-dir", str(tmp_path), "--reference",
-            str(tmp_path / "ref.json"), "-q"]
+    args = [
+        "bench",
+        "--zoo-dir",
+        str(grouped_zoo),
+        "--models",
+        "small_human,small_nas",
+        "--methods",
+        BASELINE,
+        "--budgets",
+        "M_R",
+        "--weights",
+        "without",
+        "--out-dir",
+        str(tmp_path),
+        "--reference",
+        str(tmp_path / "ref.json"),
+        "-q",
+    ]
     out = CliRunner().invoke(main, args)
     assert out.exit_code == 0, out.output
     table = list(csv.DictReader(io.StringIO((tmp_path / "benchmarks.csv").read_text())))
@@ -357,8 +442,9 @@ def test_dc_shares_the_run_of_auto_where_auto_resolves_to_dc(grouped_zoo, monkey
     from cosma import driver
 
     monkeypatch.setattr(driver, "DC_THRESHOLD_OPS", 0)  # auto now resolves to dc on tiny_cnn (serial run)
-    config = BenchConfig(models=("small_nas",), methods=("auto",), budgets=("M_R",), weights=(False,),
-                         time_limit=5, budget_time_limit=2)
+    config = BenchConfig(
+        models=("small_nas",), methods=("auto",), budgets=("M_R",), weights=(False,), time_limit=5, budget_time_limit=2
+    )
     solves: list[str] = []
     result = bench.run_bench(config, bench.load_zoo(grouped_zoo), progress=solves.append)
     auto, dc = result.rows
@@ -371,11 +457,22 @@ def test_dc_shares_the_run_of_auto_where_auto_resolves_to_dc(grouped_zoo, monkey
 
 def _result(rows, *, methods=bench.PROTOCOL_METHODS, ops=500) -> bench.BenchResult:
     """A hand-made run of ``rows`` (every model of the rows at their budgets)."""
-    models = tuple(bench.ZooModel(m, m.upper(), g, f"{m}.onnx") for m, g in dict.fromkeys((r.model, r.group)
-                                                                                          for r in rows))
+    models = tuple(
+        bench.ZooModel(m, m.upper(), g, f"{m}.onnx") for m, g in dict.fromkeys((r.model, r.group) for r in rows)
+    )
     budgets = tuple(bench.ModelBudgets(m.name, w, None, ops) for m in models for w in (True, False))
-    return bench.BenchResult(BenchConfig(methods=methods), models, budgets, tuple(rows), (), {"cores": "2"},
-                             "cosma bench", "2026-01-01T00:00:00+00:00", 60.0, (1.0, 1.0))
+    return bench.BenchResult(
+        BenchConfig(methods=methods),
+        models,
+        budgets,
+        tuple(rows),
+        (),
+        {"cores": "2"},
+        "cosma bench",
+        "2026-01-01T00:00:00+00:00",
+        60.0,
+        (1.0, 1.0),
+    )
 
 
 def test_dc_section_renders_rows_and_summary():
@@ -386,12 +483,20 @@ def test_dc_section_renders_rows_and_summary():
 
     rows = [
         # M_R: dc at half the best baseline; its own bound 40
-        nas(b1, 400), nas(b2, 200), nas(b3, 100), nas(b4, 100), nas("auto", 50),
+        nas(b1, 400),
+        nas(b2, 200),
+        nas(b3, 100),
+        nas(b4, 100),
+        nas("auto", 50),
         dataclasses.replace(nas("dc", 50, bound=40, status="time-limit"), total_seconds=12.5),
         # M_P: nothing to reduce
-        nas(b1, 0, budget="M_P"), nas(b2, 0, budget="M_P"), nas(b3, 0, budget="M_P"), nas(b4, 0, budget="M_P"),
+        nas(b1, 0, budget="M_P"),
+        nas(b2, 0, budget="M_P"),
+        nas(b3, 0, budget="M_P"),
+        nas(b4, 0, budget="M_P"),
         nas("dc", 0, budget="M_P", bound=0, status="optimal"),
-        row("h", b1, 10), row("h", "auto", 5),  # a human model: no dc, not in the section
+        row("h", b1, 10),
+        row("h", "auto", 5),  # a human model: no dc, not in the section
     ]
     md = bench.render_markdown(_result(rows))
     assert md.index("## Headline") < md.index(bench.DC_HEADING) < md.index("## Proven optimal")
@@ -400,9 +505,25 @@ def test_dc_section_renders_rows_and_summary():
     assert len(table) == 2 and "| h |" not in section
     cells = [c.strip() for c in table[0].strip("|").split("|")]
     # model ops weights budget bytes b1..b4 dc vs-best mean bound gap status seconds valid
-    assert cells == ["n", "500", "weights", "M_R", "100", "400", "200", "100", "100", "50", "-50.0%",
-                     f"{100 * ((50 / 400 + 50 / 200 + 0.5 + 0.5) / 4 - 1):+.1f}%", "40", "20.0%", "time-limit",
-                     "12.5", "yes"]
+    assert cells == [
+        "n",
+        "500",
+        "weights",
+        "M_R",
+        "100",
+        "400",
+        "200",
+        "100",
+        "100",
+        "50",
+        "-50.0%",
+        f"{100 * ((50 / 400 + 50 / 200 + 0.5 + 0.5) / 4 - 1):+.1f}%",
+        "40",
+        "20.0%",
+        "time-limit",
+        "12.5",
+        "yes",
+    ]
     cells = [c.strip() for c in table[1].strip("|").split("|")]
     assert cells[9:] == ["0", "-", "-", "0", "-", "optimal", "0.2", "yes"]
     summary = next(line for line in section.splitlines() if line.startswith("**2 runs"))
@@ -422,9 +543,14 @@ def test_dc_section_renders_rows_and_summary():
 
 
 def test_headline_averages_all_models_and_those_with_traffic():
-    rows = [row("a", BASELINE, 100), row("a", "auto", 20),  # 80%
-            row("b", BASELINE, 0), row("b", "auto", 0),  # nothing to reduce: 0% in the plain average
-            row("c", BASELINE, 10), row("c", "auto", 5)]  # 50%
+    rows = [
+        row("a", BASELINE, 100),
+        row("a", "auto", 20),  # 80%
+        row("b", BASELINE, 0),
+        row("b", "auto", 0),  # nothing to reduce: 0% in the plain average
+        row("c", BASELINE, 10),
+        row("c", "auto", 5),
+    ]  # 50%
     (human,) = reductions(rows)
     assert human.average == pytest.approx((0.8 + 0 + 0.5) / 3)
     assert human.average_with_traffic == pytest.approx(0.65) and [m for m, *_ in human.with_traffic] == ["a", "c"]

@@ -124,8 +124,9 @@ def run(op: str, **outputs: Any) -> dict[str, Any]:
 
 
 def summary(offchip: int, compulsory: int = 8) -> Mutation:
-    return setting("summary", value={"offchip_bytes": offchip, "compulsory_bytes": compulsory,
-                                     "extra_bytes": offchip - compulsory})
+    return setting(
+        "summary", value={"offchip_bytes": offchip, "compulsory_bytes": compulsory, "extra_bytes": offchip - compulsory}
+    )
 
 
 # Each case: id -> (mutation of base_plan, the message's key words, the step it names or None).
@@ -140,8 +141,11 @@ INVALID: dict[str, tuple[Mutation, str, int | None]] = {
     "zero alignment": (setting("alignment", value=0), "alignment 0 is not a positive", None),
     "fractional alignment": (setting("alignment", value=1.5), "alignment 1.5", None),
     # graph
-    "duplicate tensor": (appending("tensors", {"name": "x", "bytes": 1, "kind": "input"}), "tensor x is listed twice",
-                         None),
+    "duplicate tensor": (
+        appending("tensors", {"name": "x", "bytes": 1, "kind": "input"}),
+        "tensor x is listed twice",
+        None,
+    ),
     "tensor without name": (appending("tensors", {"bytes": 1, "kind": "input"}), "without a string name", None),
     "bad kind": (setting("tensors", 2, "kind", value="temporary"), "kind 'temporary'", None),
     "negative bytes": (setting("tensors", 0, "bytes", value=-4), "tensor x: bytes -4", None),
@@ -156,12 +160,21 @@ INVALID: dict[str, tuple[Mutation, str, int | None]] = {
     "reads what it writes": (setting("ops", 1, "inputs", value=["h", "g", "y"]), "reads a tensor it writes", None),
     "produces input": (setting("ops", 1, "outputs", value=["y", "x"]), "produces x, a tensor of kind input", None),
     "produces weight": (setting("ops", 1, "outputs", value=["y", "w"]), "produces w, a tensor of kind weight", None),
-    "two producers": (appending("ops", {"name": "c", "inputs": ["x"], "outputs": ["g"]}),
-                      "tensor g has two producers, a and c", None),
-    "activation without producer": (appending("tensors", {"name": "z", "bytes": 1, "kind": "activation"}),
-                                    "activation tensor z has no producer", None),
-    "output without producer": (appending("tensors", {"name": "z", "bytes": 1, "kind": "output"}),
-                                "output tensor z has no producer", None),
+    "two producers": (
+        appending("ops", {"name": "c", "inputs": ["x"], "outputs": ["g"]}),
+        "tensor g has two producers, a and c",
+        None,
+    ),
+    "activation without producer": (
+        appending("tensors", {"name": "z", "bytes": 1, "kind": "activation"}),
+        "activation tensor z has no producer",
+        None,
+    ),
+    "output without producer": (
+        appending("tensors", {"name": "z", "bytes": 1, "kind": "output"}),
+        "output tensor z has no producer",
+        None,
+    ),
     # load
     "load unknown tensor": (steps(load("z", 0)), "load of unknown tensor 'z'", 0),
     "load resident": (steps(load("x", 8), at=1), "load of x, which is already resident", 1),
@@ -173,8 +186,11 @@ INVALID: dict[str, tuple[Mutation, str, int | None]] = {
     "load out of bounds": (steps(load("w", 16), at=1, drop=1), "w: [16, 18) lies beyond the scratchpad of 16", 1),
     "load straddling the end": (steps(load("x", 14), at=0, drop=1), "x: [14, 18) lies beyond", 0),
     "load overlapping": (steps(load("w", 2), at=1, drop=1), "w: [2, 4) overlaps resident x at [0, 4)", 1),
-    "load overlapping from above": (steps(load("w", 2), load("x", 0), drop=2),
-                                    "x: [0, 4) overlaps resident w at [2, 4)", 1),
+    "load overlapping from above": (
+        steps(load("w", 2), load("x", 0), drop=2),
+        "x: [0, 4) overlaps resident w at [2, 4)",
+        1,
+    ),
     # store / free
     "store not resident": (steps(store("h")), "store of 'h', which is not resident", 0),
     "store unknown": (steps(store("z")), "store of 'z', which is not resident", 0),
@@ -183,13 +199,19 @@ INVALID: dict[str, tuple[Mutation, str, int | None]] = {
     # run
     "run unknown op": (steps(run("c")), "run of unknown operator 'c'", 0),
     "run twice": (steps(run("a", h=8, g=12), at=5), "operator a runs a second time", 5),
-    "run missing inputs": (steps(run("a", h=8, g=12), at=1, drop=2), "operator a runs with inputs not resident: ['w']",
-                           1),
+    "run missing inputs": (
+        steps(run("a", h=8, g=12), at=1, drop=2),
+        "operator a runs with inputs not resident: ['w']",
+        1,
+    ),
     "run before producer": (steps(run("b", y=14)), "inputs not resident: ['h', 'g']", 0),
     "outputs missing one": (steps(run("a", h=8), at=2, drop=1), "outputs ['h'] given, ['g', 'h'] expected", 2),
     "outputs with an extra": (steps(run("a", h=8, g=12, y=14), at=2, drop=1), "['g', 'h', 'y'] given", 2),
-    "outputs not a mapping": (steps({"action": "run", "op": "a", "outputs": [["h", 8], ["g", 12]]}, at=2, drop=1),
-                              "outputs must map tensor to offset", 2),
+    "outputs not a mapping": (
+        steps({"action": "run", "op": "a", "outputs": [["h", 8], ["g", 12]]}, at=2, drop=1),
+        "outputs must map tensor to offset",
+        2,
+    ),
     "outputs missing": (steps({"action": "run", "op": "a"}, at=2, drop=1), "outputs must map", 2),
     "output over a resident": (steps(run("a", h=2, g=12), at=2, drop=1), "h: [2, 6) overlaps resident x", 2),
     "outputs overlap each other": (steps(run("a", h=8, g=10), at=2, drop=1), "g: [10, 12) overlaps resident h", 2),
@@ -203,11 +225,17 @@ INVALID: dict[str, tuple[Mutation, str, int | None]] = {
     "op never runs": (steps(at=5, drop=5), "1 operators never run, e.g. ['b']", None),
     "no steps": (deleting("steps"), "2 operators never run", None),
     "output never stored": (steps(at=6, drop=1), "outputs never stored to DRAM: ['y']", None),
-    "summary offchip": (setting("summary", "offchip_bytes", value=9), "summary offchip_bytes is 9, the replay gives 8",
-                        None),
+    "summary offchip": (
+        setting("summary", "offchip_bytes", value=9),
+        "summary offchip_bytes is 9, the replay gives 8",
+        None,
+    ),
     "summary compulsory": (setting("summary", "compulsory_bytes", value=6), "summary compulsory_bytes is 6", None),
-    "summary extra": (setting("summary", "extra_bytes", value=-1), "summary extra_bytes is -1, the replay gives 0",
-                      None),
+    "summary extra": (
+        setting("summary", "extra_bytes", value=-1),
+        "summary extra_bytes is -1, the replay gives 0",
+        None,
+    ),
     "summary key missing": (deleting("summary", "extra_bytes"), "summary extra_bytes is None", None),
     "summary string": (setting("summary", "offchip_bytes", value="8"), "summary offchip_bytes is '8'", None),
     "no summary": (deleting("summary"), "plan has no summary", None),
@@ -224,8 +252,13 @@ VALID: dict[str, tuple[Mutation, dict[str, int]]] = {
     ),
     "reload an input": (
         both(
-            setting("ops", value=[{"name": "a", "inputs": ["x", "w"], "outputs": ["h", "g"]},
-                                  {"name": "b", "inputs": ["h", "g", "x"], "outputs": ["y"]}]),
+            setting(
+                "ops",
+                value=[
+                    {"name": "a", "inputs": ["x", "w"], "outputs": ["h", "g"]},
+                    {"name": "b", "inputs": ["h", "g", "x"], "outputs": ["y"]},
+                ],
+            ),
             steps(load("x", 0), run("b", y=4), at=5, drop=1),
             summary(12),
         ),
@@ -235,8 +268,10 @@ VALID: dict[str, tuple[Mutation, dict[str, int]]] = {
     "alignment defaults to 1": (both(deleting("alignment"), steps(load("w", 5), at=1, drop=1)), {"extra_bytes": 0}),
     "extra summary keys": (setting("summary", "method", value="hand"), {"extra_bytes": 0}),
     "tensor at the very end": (steps(run("a", h=8, g=14), at=2, drop=1), {"peak_resident_bytes": 12}),
-    "unused input is never loaded": (appending("tensors", {"name": "u", "bytes": 100, "kind": "input"}),
-                                     {"compulsory_bytes": 8, "tensors": 6}),
+    "unused input is never loaded": (
+        appending("tensors", {"name": "u", "bytes": 100, "kind": "input"}),
+        {"compulsory_bytes": 8, "tensors": 6},
+    ),
     "ops listed after their readers": (lambda plan: plan["ops"].reverse(), {"ops": 2}),
     "empty plan": (
         both(setting("tensors", value=[]), setting("ops", value=[]), setting("steps", value=[]), summary(0, 0)),
@@ -285,8 +320,15 @@ def test_valid_plans_replay(case: str) -> None:
 
 def test_replay_reports_every_figure() -> None:
     assert replay(base_plan()) == ReplayResult(
-        ops=2, tensors=5, loads=2, stores=1, offchip_bytes=8, compulsory_bytes=8, extra_bytes=0,
-        peak_resident_bytes=12, scratchpad_bytes=16,
+        ops=2,
+        tensors=5,
+        loads=2,
+        stores=1,
+        offchip_bytes=8,
+        compulsory_bytes=8,
+        extra_bytes=0,
+        peak_resident_bytes=12,
+        scratchpad_bytes=16,
     )
 
 
@@ -352,8 +394,9 @@ def engine_plans() -> dict[str, dict[str, Any]]:
                     plan = plan_fixed_order(g, Accelerator(capacity, alignment), policy=policy)
                     plans[f"{name} {policy} align {alignment} at {capacity}"] = plan.to_dict()
         for budget, witness in make().witnesses.items():
-            plans[f"{name} witness at {budget}"] = Plan.from_steps(g, Accelerator(budget), witness,
-                                                                   method="witness").to_dict()
+            plans[f"{name} witness at {budget}"] = Plan.from_steps(
+                g, Accelerator(budget), witness, method="witness"
+            ).to_dict()
     return plans
 
 

@@ -26,8 +26,9 @@ WIDTH = 16  # activations are 1 x WIDTH float32 = 64 B, weights WIDTH x WIDTH = 
 def skip_model(batch: int | str = 1) -> onnx.ModelProto:
     """x -> MatMul w1 -> h1 -> MatMul w2 -> h2 -> MatMul w3 -> h3; y = h3 + h1 (a skip connection)."""
     rng = np.random.default_rng(0)
-    weights = [numpy_helper.from_array(rng.standard_normal((WIDTH, WIDTH)).astype(np.float32), f"w{i}")
-               for i in (1, 2, 3)]
+    weights = [
+        numpy_helper.from_array(rng.standard_normal((WIDTH, WIDTH)).astype(np.float32), f"w{i}") for i in (1, 2, 3)
+    ]
     nodes = [
         helper.make_node("MatMul", ["x", "w1"], ["h1"], name="mm1"),
         helper.make_node("MatMul", ["h1", "w2"], ["h2"], name="mm2"),
@@ -36,8 +37,9 @@ def skip_model(batch: int | str = 1) -> onnx.ModelProto:
     ]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, WIDTH])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, WIDTH])
-    m = helper.make_model(helper.make_graph(nodes, "skip", [x], [y], weights),
-                          opset_imports=[helper.make_opsetid("", 17)])
+    m = helper.make_model(
+        helper.make_graph(nodes, "skip", [x], [y], weights), opset_imports=[helper.make_opsetid("", 17)]
+    )
     onnx.checker.check_model(m)
     return m
 
@@ -126,8 +128,9 @@ def test_check_reports_the_worst_of_several(model: Path, tmp_path: Path) -> None
 
 
 # ------------------------------------------------------------------------------ compile
-@pytest.mark.parametrize(("size", "scratchpad"), [("512KiB", 524_288), ("1MiB", 1_048_576), ("2MB", 2_000_000),
-                                                  ("4096", 4096)])
+@pytest.mark.parametrize(
+    ("size", "scratchpad"), [("512KiB", 524_288), ("1MiB", 1_048_576), ("2MB", 2_000_000), ("4096", 4096)]
+)
 def test_compile_sizes(model: Path, tmp_path: Path, size: str, scratchpad: int) -> None:
     out = tmp_path / "plan.json"
     result = cosma("compile", model, "--scratchpad", size, "--output", out)
@@ -318,8 +321,23 @@ def buffers(tmp_path: Path) -> Path:
 
 
 def bench_args(tmp_path: Path, *extra: str) -> list[str | Path]:
-    return ["bench", "--models", "tiny_cnn", "--methods", "default+belady", "--budgets", "M_R", "--weights",
-            "without", "--out-dir", tmp_path / "docs", "--reference", tmp_path / "reference.json", "-q", *extra]
+    return [
+        "bench",
+        "--models",
+        "tiny_cnn",
+        "--methods",
+        "default+belady",
+        "--budgets",
+        "M_R",
+        "--weights",
+        "without",
+        "--out-dir",
+        tmp_path / "docs",
+        "--reference",
+        tmp_path / "reference.json",
+        "-q",
+        *extra,
+    ]
 
 
 def done_args(command: str, model: Path, plan: Path, buffers: Path, tmp_path: Path) -> list[str | Path]:
@@ -332,8 +350,19 @@ def done_args(command: str, model: Path, plan: Path, buffers: Path, tmp_path: Pa
         "budgets": ["budgets", model, "--time-limit", "5"],
         "show": ["show", plan, "-o", tmp_path / "timeline.png"],
         "report": ["report", plan, "-o", tmp_path / "report.html"],
-        "sweep": ["sweep", model, "--points", "2", "-j", "1", "--method", "default+belady", "-o",
-                  tmp_path / "sweep.csv", "-q"],
+        "sweep": [
+            "sweep",
+            model,
+            "--points",
+            "2",
+            "-j",
+            "1",
+            "--method",
+            "default+belady",
+            "-o",
+            tmp_path / "sweep.csv",
+            "-q",
+        ],
         "bench": bench_args(tmp_path),
         "alloc": ["alloc", buffers, "-c", "12", "-o", tmp_path / "packed.csv"],
     }[command]
@@ -366,8 +395,9 @@ def test_exit_1_when_alloc_proves_the_buffers_do_not_fit(buffers: Path, tmp_path
 
 def test_exit_1_when_compile_proves_no_plan_without_eviction(model: Path, tmp_path: Path) -> None:
     # M_R of the skip model is 64 B below its least peak: min-peak proves every plan there evicts
-    result = cosma("compile", model, "-s", "M_R", "--method", "min-peak", "--time-limit", "30",
-                   "-o", tmp_path / "out.json")
+    result = cosma(
+        "compile", model, "-s", "M_R", "--method", "min-peak", "--time-limit", "30", "-o", tmp_path / "out.json"
+    )
     assert result.exit_code == 1, result.output
     assert "proven" in result.stderr and len(result.stderr.splitlines()) == 1 and result.stdout == ""
     assert not (tmp_path / "out.json").exists()
@@ -412,10 +442,44 @@ OUTPUTS = {  # a command line writing OUT, OUT's suffix, and the words its refus
     "compile": (["compile", "{model}", "-s", "1MiB", "-o", "{out}"], ".json", "the plan"),
     "show": (["show", "{plan}", "-o", "{out}"], ".png", "the picture"),
     "report": (["report", "{plan}", "-o", "{out}"], ".html", "the page"),
-    "sweep -o": (["sweep", "{model}", "--points", "1", "-j", "1", "--method", "default+belady", "-q", "-o", "{out}",
-                  "--plot", "{tmp}/sweep.png"], ".csv", "the CSV"),
-    "sweep --plot": (["sweep", "{model}", "--points", "1", "-j", "1", "--method", "default+belady", "-q", "-o",
-                      "{tmp}/sweep.csv", "--plot", "{out}"], ".svg", "the plot"),
+    "sweep -o": (
+        [
+            "sweep",
+            "{model}",
+            "--points",
+            "1",
+            "-j",
+            "1",
+            "--method",
+            "default+belady",
+            "-q",
+            "-o",
+            "{out}",
+            "--plot",
+            "{tmp}/sweep.png",
+        ],
+        ".csv",
+        "the CSV",
+    ),
+    "sweep --plot": (
+        [
+            "sweep",
+            "{model}",
+            "--points",
+            "1",
+            "-j",
+            "1",
+            "--method",
+            "default+belady",
+            "-q",
+            "-o",
+            "{tmp}/sweep.csv",
+            "--plot",
+            "{out}",
+        ],
+        ".svg",
+        "the plot",
+    ),
     "alloc": (["alloc", "{buffers}", "-c", "12", "-o", "{out}"], ".csv", "the packing"),
 }
 
@@ -423,7 +487,12 @@ OUTPUTS = {  # a command line writing OUT, OUT's suffix, and the words its refus
 @pytest.mark.parametrize("checked_first", [True, False], ids=["before the work", "when writing"])
 @pytest.mark.parametrize("case", list(OUTPUTS))
 def test_exit_2_on_an_unwritable_output_names_it_in_one_line(
-    case: str, checked_first: bool, model: Path, plan: Path, buffers: Path, tmp_path: Path,
+    case: str,
+    checked_first: bool,
+    model: Path,
+    plan: Path,
+    buffers: Path,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if not checked_first:  # skip the early check: the write itself fails, on the temporary file beside OUT
@@ -441,8 +510,9 @@ def test_exit_2_on_an_unwritable_output_names_it_in_one_line(
 
 def test_exit_3_when_compile_finds_no_plan_in_time(model: Path, tmp_path: Path) -> None:
     # the same question as the proven case above, with no time to search: nothing found, nothing proven
-    result = cosma("compile", model, "-s", "M_R", "--method", "min-peak", "--time-limit", "0",
-                   "-o", tmp_path / "out.json")
+    result = cosma(
+        "compile", model, "-s", "M_R", "--method", "min-peak", "--time-limit", "0", "-o", tmp_path / "out.json"
+    )
     assert result.exit_code == 3, result.output
     assert "no plan without eviction found" in result.stderr and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "out.json").exists()
@@ -469,7 +539,8 @@ def test_exit_70_on_a_bug_names_it_and_logs_the_traceback(
     assert result.exit_code == 70, result.output
     [log] = crash_dir.iterdir()
     assert result.stderr.splitlines() == [
-        f"internal error: RuntimeError: boom (a bug in cosma; traceback in {log}, please report it)"]
+        f"internal error: RuntimeError: boom (a bug in cosma; traceback in {log}, please report it)"
+    ]
     text = log.read_text()
     assert "Traceback (most recent call last)" in text and "RuntimeError: boom\nsecond line" in text
 
@@ -508,18 +579,26 @@ def test_a_closed_output_is_an_interruption_not_a_bug(monkeypatch: pytest.Monkey
 
 
 def test_a_real_process_exits_70_and_writes_its_crash_log(plan: Path, tmp_path: Path) -> None:
-    script = ("import cosma.check, sys\n"
-              "def boom(data): raise RuntimeError('boom')\n"
-              "cosma.check.replay = boom\n"
-              "from cosma.cli import main\n"
-              "sys.argv = ['cosma', 'check', sys.argv[1]]\n"
-              "main()\n")
-    result = subprocess.run([sys.executable, "-c", script, str(plan)], capture_output=True, text=True,
-                            env={**os.environ, "TMPDIR": str(tmp_path)}, timeout=120)
+    script = (
+        "import cosma.check, sys\n"
+        "def boom(data): raise RuntimeError('boom')\n"
+        "cosma.check.replay = boom\n"
+        "from cosma.cli import main\n"
+        "sys.argv = ['cosma', 'check', sys.argv[1]]\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(plan)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        timeout=120,
+    )
     assert result.returncode == 70, result.stderr
     log = tmp_path / f"cosma-crash-{result.stderr.split('cosma-crash-')[1].split('.log')[0]}.log"
     assert result.stderr.splitlines() == [
-        f"internal error: RuntimeError: boom (a bug in cosma; traceback in {log}, please report it)"]
+        f"internal error: RuntimeError: boom (a bug in cosma; traceback in {log}, please report it)"
+    ]
     text = log.read_text()
     assert "command: cosma check" in text and "in boom" in text and "RuntimeError: boom" in text
 

@@ -53,8 +53,7 @@ def random_dag(seed: int, ops: int = 10, max_size: int = 6) -> Graph:
         available += outputs
         read.update(inputs)
         operators.append(Operator(f"op{k}", "Op", tuple(inputs), tuple(outputs)))
-    final = [Tensor(t.name, t.bytes, "output") if t.kind == "activation" and t.name not in read else t
-             for t in tensors]
+    final = [Tensor(t.name, t.bytes, "output") if t.kind == "activation" and t.name not in read else t for t in tensors]
     return Graph.build(f"dag{seed}", final, operators)
 
 
@@ -62,10 +61,14 @@ def tight(graph: Graph, seed: int) -> int:
     return graph.min_scratchpad + random.Random(seed).randint(0, 3)
 
 
-def dc(graph: Graph, budget: int, segment_ops: int, mode: str = "joint", time_limit: float = 20.0,
-       alignment: int = 1):
-    return compile(graph, budget, method="dc", alignment=alignment,
-                   options=Options(time_limit=time_limit, extra={"segment_ops": segment_ops, "dc_mode": mode}))
+def dc(graph: Graph, budget: int, segment_ops: int, mode: str = "joint", time_limit: float = 20.0, alignment: int = 1):
+    return compile(
+        graph,
+        budget,
+        method="dc",
+        alignment=alignment,
+        options=Options(time_limit=time_limit, extra={"segment_ops": segment_ops, "dc_mode": mode}),
+    )
 
 
 def assert_sound(plan, graph: Graph, budget: int, alignment: int = 1) -> None:
@@ -93,10 +96,12 @@ def test_stitching_a_windows_own_part_back_changes_nothing(seed: int, ops: int, 
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), ops=st.integers(3, 12), mode=st.sampled_from(["joint", "fixed-order"]),
-       cut=st.data())
+@given(
+    seed=st.integers(0, 10_000), ops=st.integers(3, 12), mode=st.sampled_from(["joint", "fixed-order"]), cut=st.data()
+)
 def test_a_window_solution_stitches_into_a_valid_plan_with_the_promised_traffic(
-        seed: int, ops: int, mode: str, cut: st.DataObject) -> None:
+    seed: int, ops: int, mode: str, cut: st.DataObject
+) -> None:
     """The window's objective is exactly the plan's traffic up to a constant: boundaries are priced right."""
     graph = random_dag(seed, ops)
     accelerator = Accelerator(tight(graph, seed))
@@ -117,10 +122,23 @@ def test_a_window_solution_stitches_into_a_valid_plan_with_the_promised_traffic(
 
 def test_a_tensor_resident_at_both_boundaries_keeps_its_offset_or_is_reloaded_there() -> None:
     """A long skip across a window that needs the whole scratchpad: it leaves and comes back at the exit."""
-    t = [Tensor("x", 2, "input"), Tensor("s", 3, "activation"), Tensor("big", 8, "activation"),
-         Tensor("c", 2, "activation"), Tensor("y", 1, "output")]
-    g = Graph.build("skip_over", t, [Operator("a", "Op", ("x",), ("s",)), Operator("b", "Op", ("s",), ("big",)),
-                                     Operator("c", "Op", ("big",), ("c",)), Operator("d", "Op", ("s", "c"), ("y",))])
+    t = [
+        Tensor("x", 2, "input"),
+        Tensor("s", 3, "activation"),
+        Tensor("big", 8, "activation"),
+        Tensor("c", 2, "activation"),
+        Tensor("y", 1, "output"),
+    ]
+    g = Graph.build(
+        "skip_over",
+        t,
+        [
+            Operator("a", "Op", ("x",), ("s",)),
+            Operator("b", "Op", ("s",), ("big",)),
+            Operator("c", "Op", ("big",), ("c",)),
+            Operator("d", "Op", ("s", "c"), ("y",)),
+        ],
+    )
     budget = 11  # b needs s and big (11): s can stay there, but c needs big and c (10) with s (3) = 13
     plan = dc(g, budget, 1)
     assert_sound(plan, g, budget)
@@ -164,8 +182,9 @@ def test_larger_random_dags_give_valid_plans(seed: int, segment_ops: int, mode: 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), alignment=st.sampled_from([2, 4, 8]), segment_ops=st.integers(2, 5))
-def test_aligned_plans_are_valid_and_within_the_bound_of_the_exact_optimum(seed: int, alignment: int,
-                                                                          segment_ops: int) -> None:
+def test_aligned_plans_are_valid_and_within_the_bound_of_the_exact_optimum(
+    seed: int, alignment: int, segment_ops: int
+) -> None:
     """Offsets on the alignment: the windows' address unit divides every fixed boundary offset."""
     graph = random_dag(seed, ops=10, max_size=9)
     budget = graph.working_set(graph.largest_op(alignment).name, alignment) + seed % 5
@@ -213,8 +232,9 @@ def test_cuts_prefer_boundaries_few_tensors_cross() -> None:
     t = [Tensor("x", 1, "input"), Tensor("y", 1, "output")]
     t += [Tensor(f"a{i}", 1, "activation") for i in range(6)] + [Tensor("skip", 1, "activation")]
     ops = [Operator("s", "Op", ("x",), ("a0", "skip"))]
-    ops += [Operator(f"o{i}", "Op", (f"a{i - 1}", "skip") if i < 3 else (f"a{i - 1}",), (f"a{i}",))
-            for i in range(1, 6)]
+    ops += [
+        Operator(f"o{i}", "Op", (f"a{i - 1}", "skip") if i < 3 else (f"a{i - 1}",), (f"a{i}",)) for i in range(1, 6)
+    ]
     ops += [Operator("e", "Op", ("a5",), ("y",))]
     g = Graph.build("chains", t, ops)
     crossing = driver.crossing(g, g.default_order)

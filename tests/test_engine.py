@@ -66,8 +66,13 @@ def cases(draw: st.DrawFn) -> tuple[Graph, tuple[str, ...], Accelerator, str, st
     need = max(1, graph.working_set(graph.largest_op(alignment).name, alignment))
     top = max(need, graph.peak(order), aligned_sum(graph, alignment)) + 8
     capacity = draw(st.one_of(st.just(need), st.integers(need, top)))
-    return graph, order, Accelerator(capacity, alignment), draw(st.sampled_from(ALLOCATORS)), draw(
-        st.sampled_from(POLICIES))
+    return (
+        graph,
+        order,
+        Accelerator(capacity, alignment),
+        draw(st.sampled_from(ALLOCATORS)),
+        draw(st.sampled_from(POLICIES)),
+    )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -104,8 +104,13 @@ def test_mutation_dropped_store_before_a_reload() -> None:
     plan = cosma.compile(graph, graph.min_scratchpad, method="default+belady").to_dict()
     steps = plan["steps"]
     produced = {t for s in steps if s["action"] == "run" for t in s["outputs"]}
-    store = next(i for i, s in enumerate(steps) if s["action"] == "store" and s["tensor"] in produced
-                 and any(x["action"] == "load" and x["tensor"] == s["tensor"] for x in steps[i:]))
+    store = next(
+        i
+        for i, s in enumerate(steps)
+        if s["action"] == "store"
+        and s["tensor"] in produced
+        and any(x["action"] == "load" and x["tensor"] == s["tensor"] for x in steps[i:])
+    )
     mutated = copy.deepcopy(plan)
     del mutated["steps"][store]
     result = model.execute(mutated)
@@ -144,8 +149,9 @@ def test_mutation_false_inplace_pair(tiny: Model, tmp_path: Path) -> None:
     run = next(i for i, s in enumerate(mutated["steps"]) if s["action"] == "run" and s["op"] == op)
     mutated["steps"][run]["outputs"][out] = _resident_at(mutated, run)[src]
     # The input stops being resident at the run: its later free goes, and the output takes its bytes.
-    mutated["steps"] = [s for j, s in enumerate(mutated["steps"])
-                        if not (j > run and s["action"] == "free" and s["tensor"] == src)]
+    mutated["steps"] = [
+        s for j, s in enumerate(mutated["steps"]) if not (j > run and s["action"] == "free" and s["tensor"] == src)
+    ]
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(mutated))
     result = tiny.execute(mutated)

@@ -72,7 +72,8 @@ def random_graph(seed: int, max_ops: int = 7, max_size: int = 4) -> Graph:
         read.update(inputs)
         ops.append(Operator(f"op{k}", "Op", tuple(inputs), tuple(outputs)))
     final = [
-        Tensor(t.name, t.bytes, "output") if t.kind == "activation" and (t.name not in read or rng.random() < 0.15)
+        Tensor(t.name, t.bytes, "output")
+        if t.kind == "activation" and (t.name not in read or rng.random() < 0.15)
         else t
         for t in tensors
     ]
@@ -85,8 +86,13 @@ def tight_budget(graph: Graph, seed: int) -> int:
 
 
 def solve(graph: Graph, budget: int, mode: str = "joint", solver: str = "cpsat", **extra) -> object:
-    return solve_exact(graph, Accelerator(budget), Options(time_limit=30, solver=solver, extra=extra), mode=mode,
-                       order=graph.default_order if mode == "fixed-order" else None)
+    return solve_exact(
+        graph,
+        Accelerator(budget),
+        Options(time_limit=30, solver=solver, extra=extra),
+        mode=mode,
+        order=graph.default_order if mode == "fixed-order" else None,
+    )
 
 
 def assert_consistent(plan) -> None:
@@ -133,7 +139,8 @@ def test_oracles_agree(seed: int) -> None:
     budget = tight_budget(graph, seed)
     assert optimum(graph, budget) == optimum_by_segments(graph, budget)
     assert optimum(graph, budget, order=graph.default_order) == optimum_by_segments(
-        graph, budget, order=graph.default_order)
+        graph, budget, order=graph.default_order
+    )
 
 
 def test_prefetching_never_helps_on_a_tiny_graph() -> None:
@@ -144,8 +151,7 @@ def test_prefetching_never_helps_on_a_tiny_graph() -> None:
 
 
 SEEDS = st.integers(min_value=0, max_value=10_000)
-PROPERTY = settings(max_examples=30, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY
@@ -235,7 +241,9 @@ def test_same_seed_same_plan() -> None:
 def test_solver_parameters_pass_through_and_are_checked() -> None:
     graph = FIXTURES["diamond"]().graph
     assert parse_solver_params(["log_search_progress=false", "linearization_level = 2"]) == {
-        "log_search_progress": "false", "linearization_level": "2"}
+        "log_search_progress": "false",
+        "linearization_level": "2",
+    }
     plan = compile(graph, 28, method="joint", solver_params={"linearization_level": "2"})
     assert plan.extra_bytes == 8
     with pytest.raises(OptionError, match="no parameter"):
@@ -257,8 +265,11 @@ def ctrl_c_once_waiting() -> None:
     main = threading.main_thread().ident
     while True:
         frame = sys._current_frames().get(main)
-        if frame is not None and frame.f_code is run_interruptibly.__code__ and "sleep" in linecache.getline(
-                frame.f_code.co_filename, frame.f_lineno):
+        if (
+            frame is not None
+            and frame.f_code is run_interruptibly.__code__
+            and "sleep" in linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+        ):
             break
         time.sleep(0.001)
     _thread.interrupt_main()
@@ -347,8 +358,7 @@ def test_every_solution_replays_to_its_objective(addresses: bool, k: int) -> Non
     accelerator = Accelerator(graph.min_scratchpad)
     warm = best_baseline(graph, accelerator, Options())
     inst = Instance.build(graph, accelerator, "fixed-order", warm.order)
-    m = cpsat.build(inst, addresses=addresses, lower=bounds.lower_bound(inst),
-                    upper=warm.extra_bytes // inst.cost_unit)
+    m = cpsat.build(inst, addresses=addresses, lower=bounds.lower_bound(inst), upper=warm.extra_bytes // inst.cost_unit)
     cpsat.add_hint(m, residency_of_plan(warm))
     solutions = first_solutions(m, k)
     assert len(solutions) == k
@@ -365,8 +375,12 @@ def test_phases_cut_short_after_their_first_solution_agree_with_their_replay() -
     from cosma import load_onnx
 
     graph = load_onnx(zoo_path("densenet121"), element_bytes=1, weights=False)
-    plan = solve_exact(graph, Accelerator(graph.min_scratchpad),
-                       Options(time_limit=120, solver_params={"stop_after_first_solution": "true"}), mode="joint")
+    plan = solve_exact(
+        graph,
+        Accelerator(graph.min_scratchpad),
+        Options(time_limit=120, solver_params={"stop_after_first_solution": "true"}),
+        mode="joint",
+    )
     assert_consistent(plan)
     phases = {p["phase"] for p in plan.summary.details["phases"]}
     assert {"fixed order: relaxation", "fixed order: allocation"} <= phases

@@ -101,8 +101,12 @@ def test_views_become_aliases_and_a_view_output_makes_its_root_the_output():
 
 
 def test_dropout_whose_mask_is_used_stays_an_operator():
-    nodes = [node("Relu", ["x"], ["r"], "relu"), node("Dropout", ["r"], ["d", "mask"], "drop"),
-             node("Cast", ["mask"], ["maskf"], "cast", to=F), node("Add", ["d", "maskf"], ["y"], "add")]
+    nodes = [
+        node("Relu", ["x"], ["r"], "relu"),
+        node("Dropout", ["r"], ["d", "mask"], "drop"),
+        node("Cast", ["mask"], ["maskf"], "cast", to=F),
+        node("Add", ["d", "maskf"], ["y"], "add"),
+    ]
     g = load_onnx(model(nodes, [value("x", [4])], [value("y", [4])]), fuse=False)
     assert op_types(g) == ["Relu", "Dropout", "Cast", "Add"]
     assert g.tensor("mask").bytes == 4  # bool: one byte per element
@@ -146,16 +150,23 @@ def test_relu_whose_producer_has_two_consumers_is_not_fused():
 
 def test_epilogue_of_a_graph_output_is_not_fused():
     nodes = [node("Conv", ["x", "w"], ["c"], "conv"), node("Relu", ["c"], ["y"], "relu")]
-    m = model(nodes, [value("x", [1, 2, 4, 4])], [value("c", [1, 2, 4, 4]), value("y", [1, 2, 4, 4])],
-              [zeros("w", (2, 2, 1, 1))])
+    m = model(
+        nodes,
+        [value("x", [1, 2, 4, 4])],
+        [value("c", [1, 2, 4, 4]), value("y", [1, 2, 4, 4])],
+        [zeros("w", (2, 2, 1, 1))],
+    )
     g = load_onnx(m)
     assert op_types(g) == ["Conv", "Relu"]
     assert kinds(g)["c"] == "output"
 
 
 def test_residual_add_is_not_an_epilogue_but_the_relu_after_it_is():
-    nodes = [node("Conv", ["x", "w"], ["c"], "conv"), node("Add", ["c", "x"], ["s"], "add"),
-             node("Relu", ["s"], ["y"], "relu")]
+    nodes = [
+        node("Conv", ["x", "w"], ["c"], "conv"),
+        node("Add", ["c", "x"], ["s"], "add"),
+        node("Relu", ["s"], ["y"], "relu"),
+    ]
     m = model(nodes, [value("x", [1, 2, 4, 4])], [value("y", [1, 2, 4, 4])], [zeros("w", (2, 2, 1, 1))])
     g = load_onnx(m)
     assert [(o.op_type, o.fused) for o in g.ops] == [("Conv", ()), ("Add", ("Relu",))]
@@ -168,8 +179,12 @@ def test_broadcast_that_grows_the_tensor_is_not_fused():
 
 
 def test_bias_add_and_scale_mul_by_constants_fuse_into_gemm():
-    nodes = [node("Gemm", ["x", "w"], ["g"], "fc"), node("Add", ["bias", "g"], ["a"], "bias"),
-             node("Mul", ["a", "half"], ["m"], "scale"), node("Clip", ["m", "", "six"], ["y"], "clip")]
+    nodes = [
+        node("Gemm", ["x", "w"], ["g"], "fc"),
+        node("Add", ["bias", "g"], ["a"], "bias"),
+        node("Mul", ["a", "half"], ["m"], "scale"),
+        node("Clip", ["m", "", "six"], ["y"], "clip"),
+    ]
     inits = [zeros("w", (8, 4)), zeros("bias", (4,)), const("half", 0.5), const("six", 6.0)]
     g = load_onnx(model(nodes, [value("x", [2, 8])], [value("y", [2, 4])], inits), fold_batchnorm=False)
     (fc,) = g.ops
@@ -186,27 +201,51 @@ def test_fuse_epilogues_is_idempotent_on_light_models():
 
 # ----------------------------------------------------------------------- kinds
 def test_kinds_initializer_stripped_input_input_activation_output():
-    nodes = [node("Conv", ["x", "w", "b"], ["c"], "conv"), node("Relu", ["c"], ["r"], "relu"),
-             node("Conv", ["r", "w2"], ["y"], "conv2")]
-    m = model(nodes, [value("x", [1, 2, 4, 4]), value("w", [2, 2, 1, 1]), value("unused", [7])],
-              [value("y", [1, 2, 4, 4])], [zeros("b", (2,)), zeros("w2", (2, 2, 1, 1))],
-              metadata={"stripped_weight_inputs": json.dumps(["w"])})
+    nodes = [
+        node("Conv", ["x", "w", "b"], ["c"], "conv"),
+        node("Relu", ["c"], ["r"], "relu"),
+        node("Conv", ["r", "w2"], ["y"], "conv2"),
+    ]
+    m = model(
+        nodes,
+        [value("x", [1, 2, 4, 4]), value("w", [2, 2, 1, 1]), value("unused", [7])],
+        [value("y", [1, 2, 4, 4])],
+        [zeros("b", (2,)), zeros("w2", (2, 2, 1, 1))],
+        metadata={"stripped_weight_inputs": json.dumps(["w"])},
+    )
     g = load_onnx(m, fuse=False)
-    assert kinds(g) == {"x": "input", "w": "weight", "b": "weight", "c": "activation", "r": "activation",
-                        "w2": "weight", "y": "output"}
+    assert kinds(g) == {
+        "x": "input",
+        "w": "weight",
+        "b": "weight",
+        "c": "activation",
+        "r": "activation",
+        "w2": "weight",
+        "y": "output",
+    }
     assert g.compulsory_bytes == (32 + 4 + 2 + 4 + 32) * 4  # x, w, b, w2 loaded; y stored
 
 
 def test_graph_input_that_is_also_an_initializer_is_a_weight():
-    m = model([node("Mul", ["x", "k"], ["y"], "mul")], [value("x", [4]), value("k", [4])], [value("y", [4])],
-              [zeros("k", (4,))], ir_version=3, opset=9)
+    m = model(
+        [node("Mul", ["x", "k"], ["y"], "mul")],
+        [value("x", [4]), value("k", [4])],
+        [value("y", [4])],
+        [zeros("k", (4,))],
+        ir_version=3,
+        opset=9,
+    )
     g = load_onnx(m)
     assert kinds(g) == {"x": "input", "k": "weight", "y": "output"}
 
 
 def test_bad_stripped_weight_inputs_metadata_is_a_model_error():
-    m = model([node("Relu", ["x"], ["y"])], [value("x", [4])], [value("y", [4])],
-              metadata={"stripped_weight_inputs": "w1, w2"})
+    m = model(
+        [node("Relu", ["x"], ["y"])],
+        [value("x", [4])],
+        [value("y", [4])],
+        metadata={"stripped_weight_inputs": "w1, w2"},
+    )
     with pytest.raises(ModelError, match="stripped_weight_inputs"):
         load_onnx(m)
 
@@ -243,8 +282,11 @@ def test_weights_false_leaves_weights_out_entirely():
 
 # ---------------------------------------------------------------------- shapes
 def symbolic_relu() -> onnx.ModelProto:
-    nodes = [node("Relu", ["x"], ["r"], "relu"), node("Flatten", ["r"], ["f"], "flat"),
-             node("Neg", ["f"], ["y"], "neg")]
+    nodes = [
+        node("Relu", ["x"], ["r"], "relu"),
+        node("Flatten", ["r"], ["f"], "flat"),
+        node("Neg", ["f"], ["y"], "neg"),
+    ]
     return model(nodes, [value("x", ["N", 3, "H", "W"])], [value("y", ["N", "K"])], name="symbolic")
 
 
@@ -285,11 +327,14 @@ def test_unknown_shape_of_an_operator_output_names_it():
         load_onnx(m)
 
 
-@pytest.mark.parametrize(("shapes", "message"), [
-    ({"z": (1, 3, 4, 4)}, "has no input 'z'"),
-    ({"x": (1, 3, 4)}, "does not fit input 'x'"),
-    ({"x": (1, 2, 4, 4)}, r"declared Nx3xHxW"),
-])
+@pytest.mark.parametrize(
+    ("shapes", "message"),
+    [
+        ({"z": (1, 3, 4, 4)}, "has no input 'z'"),
+        ({"x": (1, 3, 4)}, "does not fit input 'x'"),
+        ({"x": (1, 2, 4, 4)}, r"declared Nx3xHxW"),
+    ],
+)
 def test_bad_input_shapes_are_model_errors(shapes, message):
     with pytest.raises(ModelError, match=message):
         load_onnx(symbolic_relu(), input_shapes=shapes)
@@ -335,8 +380,13 @@ def test_graph_name_is_the_file_stem_or_the_graph_name_or_given(tmp_path):
 
 
 def test_empty_names_are_generated_duplicates_listed_once_optional_inputs_skipped():
-    nodes = [node("Relu", ["x"], ["r"]), node("Add", ["r", "r"], ["a"]), node("Clip", ["a", "", "hi"], ["c"]),
-             node("Split", ["c"], ["s0", "s1"], "split", axis=0), node("Concat", ["s1", "s0"], ["y"], axis=0)]
+    nodes = [
+        node("Relu", ["x"], ["r"]),
+        node("Add", ["r", "r"], ["a"]),
+        node("Clip", ["a", "", "hi"], ["c"]),
+        node("Split", ["c"], ["s0", "s1"], "split", axis=0),
+        node("Concat", ["s1", "s0"], ["y"], axis=0),
+    ]
     m = model(nodes, [value("x", [4])], [value("y", [4])], [const("hi", 6.0)])
     g = load_onnx(m, fuse=False)
     assert [o.name for o in g.ops] == ["Relu_0", "Add_1", "Clip_2", "split", "Concat_4"]
@@ -352,8 +402,12 @@ def test_generated_names_avoid_names_already_taken():
 
 
 def test_unsorted_file_is_sorted_topologically_and_stably():
-    nodes = [node("Neg", ["b"], ["y"], "last"), node("Relu", ["x"], ["a"], "first"),
-             node("Sigmoid", ["x"], ["side"], "side"), node("Add", ["a", "side"], ["b"], "mid")]
+    nodes = [
+        node("Neg", ["b"], ["y"], "last"),
+        node("Relu", ["x"], ["a"], "first"),
+        node("Sigmoid", ["x"], ["side"], "side"),
+        node("Add", ["a", "side"], ["b"], "mid"),
+    ]
     g = load_onnx(model(nodes, [value("x", [4])], [value("y", [4])]), fuse=False)
     assert g.default_order == ("first", "side", "mid", "last")
 
@@ -374,8 +428,14 @@ def test_external_weight_data_is_not_needed(tmp_path):
 
 
 def test_model_local_functions_are_inlined():
-    body = helper.make_function("local", "Act", ["a"], ["b"], [node("Sigmoid", ["a"], ["s"]),
-                                node("Mul", ["a", "s"], ["b"])], [helper.make_opsetid("", 17)])
+    body = helper.make_function(
+        "local",
+        "Act",
+        ["a"],
+        ["b"],
+        [node("Sigmoid", ["a"], ["s"]), node("Mul", ["a", "s"], ["b"])],
+        [helper.make_opsetid("", 17)],
+    )
     nodes = [node("Act", ["x"], ["y"], "act", domain="local")]
     m = model(nodes, [value("x", [4])], [value("y", [4])], functions=[body], extra_opsets={"local": 1})
     g = load_onnx(m, fuse=False)
@@ -450,8 +510,12 @@ def test_light_model_through_the_onnx_round_trip_equals_the_file(tmp_path):
 
 
 def test_tensor_proto_dtypes_cover_sub_byte_types():
-    m = model([node("Identity", ["x"], ["i"]), node("Cast", ["i"], ["y"], "cast", to=F)],
-              [value("x", [5], TensorProto.INT4)], [value("y", [5])], opset=21)
+    m = model(
+        [node("Identity", ["x"], ["i"]), node("Cast", ["i"], ["y"], "cast", to=F)],
+        [value("x", [5], TensorProto.INT4)],
+        [value("y", [5])],
+        opset=21,
+    )
     g = load_onnx(m)
     assert g.tensor("x").bytes == 3  # five 4-bit elements round up to three bytes
 
@@ -467,8 +531,9 @@ def test_zoo_weights_stripped_file_lowers_like_the_file_with_weights():
     assert [t.name for t in stripped.tensors if t.kind == "input"] == ["input"]
 
 
-@pytest.mark.parametrize("module", [cosma.frontend.lower, cosma.frontend.fuse, onnx_builders],
-                         ids=["lower", "fuse", "onnx_builders"])
+@pytest.mark.parametrize(
+    "module", [cosma.frontend.lower, cosma.frontend.fuse, onnx_builders], ids=["lower", "fuse", "onnx_builders"]
+)
 def test_docstring_examples_run(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

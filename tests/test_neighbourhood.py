@@ -29,8 +29,10 @@ def stem(prefix: str = "", x: int = 10, pad: int = 11, out: int = 3) -> tuple[li
     ops = [Operator(f"{p}conv", "Conv", (f"{p}in",), (f"{p}X",))]
     for i in range(3):
         tensors += [Tensor(f"{p}P{i}", pad, "activation"), Tensor(f"{p}d{i}", out, "activation")]
-        ops += [Operator(f"{p}pad{i}", "Pad", (f"{p}X",), (f"{p}P{i}",)),
-                Operator(f"{p}dw{i}", "Conv", (f"{p}P{i}",), (f"{p}d{i}",))]
+        ops += [
+            Operator(f"{p}pad{i}", "Pad", (f"{p}X",), (f"{p}P{i}",)),
+            Operator(f"{p}dw{i}", "Conv", (f"{p}P{i}",), (f"{p}d{i}",)),
+        ]
     ops.append(Operator(f"{p}join", "Concat", tuple(f"{p}d{i}" for i in range(3)), (f"{p}y",)))
     return tensors, ops
 
@@ -85,8 +87,9 @@ def test_restriction_bounds_never_exceed_the_optimum(seed: int, ops: int, data: 
     checks the joint model against exhaustive search, which is too slow at these sizes)."""
     graph = random_dag(seed, ops, max_size=8)
     capacity = graph.min_scratchpad + random.Random(seed).randint(0, 3)
-    exact = compile(graph, capacity, method="joint",
-                    options=Options(time_limit=20, extra={"neighbourhood_bound": False}))
+    exact = compile(
+        graph, capacity, method="joint", options=Options(time_limit=20, extra={"neighbourhood_bound": False})
+    )
     assume(exact.summary.status == "optimal")
     best = exact.extra_bytes
     chosen = data.draw(st.sets(st.sampled_from([o.name for o in graph.ops]), min_size=1))

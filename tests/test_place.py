@@ -35,8 +35,9 @@ def relaxed(seed: int, alignment: int) -> tuple[Instance, Residency]:
 def test_placed_residency_replays_valid_and_agrees_with_cpsat(seed: int, alignment: int) -> None:
     inst, residency = relaxed(seed, alignment)
     ours = place(inst, residency, PARAMS)
-    theirs = cpsat.solve(cpsat.allocate(inst, residency), PARAMS,
-                         decoder=lambda m, value: cpsat.placed(m, residency, value))
+    theirs = cpsat.solve(
+        cpsat.allocate(inst, residency), PARAMS, decoder=lambda m, value: cpsat.placed(m, residency, value)
+    )
     assert ours.status in ("feasible", "infeasible")  # tiny: always decided
     assert (ours.residency is not None) == (theirs.residency is not None)
     if ours.residency is not None:
@@ -57,8 +58,9 @@ def test_too_many_segments_at_once_is_infeasible() -> None:
     """Every tensor resident for the whole order cannot fit a tight budget: proven, no residency."""
     inst, residency = relaxed(1, 1)
     last = len(residency.order) - 1
-    everything = Residency(residency.order, tuple(
-        Segment(t, 0, last, 0, False) for t in inst.tensors if inst.graph.size(t) > 0))
+    everything = Residency(
+        residency.order, tuple(Segment(t, 0, last, 0, False) for t in inst.tensors if inst.graph.size(t) > 0)
+    )
     if sum(inst.footprint[s.tensor] for s in everything.segments) <= inst.capacity:
         pytest.skip("the graph fits whole")
     assert place(inst, everything, PARAMS).status == "infeasible"
@@ -71,11 +73,16 @@ def test_agrees_with_cpsat_on_lengthened_segments(seed: int) -> None:
     inst, residency = relaxed(seed, 3)
     rng = random.Random(seed)
     last = len(residency.order) - 1
-    stretched = Residency(residency.order, tuple(
-        Segment(s.tensor, s.first, min(last, s.last + rng.randint(0, 2)), 0, s.created) for s in residency.segments))
+    stretched = Residency(
+        residency.order,
+        tuple(
+            Segment(s.tensor, s.first, min(last, s.last + rng.randint(0, 2)), 0, s.created) for s in residency.segments
+        ),
+    )
     ours = place(inst, stretched, PARAMS)
-    theirs = cpsat.solve(cpsat.allocate(inst, stretched), PARAMS,
-                         decoder=lambda m, value: cpsat.placed(m, stretched, value))
+    theirs = cpsat.solve(
+        cpsat.allocate(inst, stretched), PARAMS, decoder=lambda m, value: cpsat.placed(m, stretched, value)
+    )
     assert ours.status in ("feasible", "infeasible")
     assert (ours.status == "infeasible") == (theirs.status == "infeasible")
     assert (ours.residency is None) == (theirs.residency is None)

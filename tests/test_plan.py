@@ -59,8 +59,14 @@ def test_from_steps_rejects_invalid_steps() -> None:
 @pytest.mark.parametrize("plan", witness_plans(), ids=lambda p: f"{p.graph.name}@{p.accelerator.scratchpad_bytes}")
 def test_json_round_trip(plan: Plan, tmp_path: Path) -> None:
     plan = Plan.from_steps(
-        plan.graph, plan.accelerator, plan.steps, method="hand", bound=plan.extra_bytes // 2,
-        solve_seconds=1.5, total_seconds=2.25, details={"note": "witness", "nodes": 3},
+        plan.graph,
+        plan.accelerator,
+        plan.steps,
+        method="hand",
+        bound=plan.extra_bytes // 2,
+        solve_seconds=1.5,
+        total_seconds=2.25,
+        details={"note": "witness", "nodes": 3},
     )
     path = tmp_path / "plan.json"
     plan.save(path)
@@ -120,9 +126,7 @@ def test_from_dict_rejects_other_formats_and_cycles() -> None:
         Plan.from_dict(cyclic)
 
 
-@pytest.mark.parametrize(
-    "step", [Load("x", 8), Store("y"), Free("x"), Run("a", (("h", 0), ("g", 4))), Run("z", ())]
-)
+@pytest.mark.parametrize("step", [Load("x", 8), Store("y"), Free("x"), Run("a", (("h", 0), ("g", 4))), Run("z", ())])
 def test_step_dict_round_trip(step: Load | Store | Free | Run) -> None:
     assert step_from_dict(json.loads(json.dumps(step_to_dict(step)))) == step
 
@@ -189,11 +193,26 @@ def test_summary_gap(extra: int, bound: int | None, gap: float | None) -> None:
 
 
 def test_summary_dict_round_trip() -> None:
-    s = Summary(30, 10, 20, 16, method="m", status="time-limit", bound=5, solve_seconds=0.5, total_seconds=0.75,
-                model="g", details={"nodes": 12})
+    s = Summary(
+        30,
+        10,
+        20,
+        16,
+        method="m",
+        status="time-limit",
+        bound=5,
+        solve_seconds=0.5,
+        total_seconds=0.75,
+        model="g",
+        details={"nodes": 12},
+    )
     d = s.to_dict()
     assert {k: d[k] for k in ("offchip_bytes", "compulsory_bytes", "extra_bytes", "gap")} == {
-        "offchip_bytes": 30, "compulsory_bytes": 10, "extra_bytes": 20, "gap": 0.75}
+        "offchip_bytes": 30,
+        "compulsory_bytes": 10,
+        "extra_bytes": 20,
+        "gap": 0.75,
+    }
     assert Summary.from_dict(json.loads(json.dumps(d))) == s
 
 

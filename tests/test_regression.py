@@ -75,7 +75,7 @@ def needless_reload(graph, accelerator, options) -> Plan:
         if isinstance(step, Run):
             kinds = {t.name: t.kind for t in graph.tensors}
             name, offset = next((t, a) for t, a in step.outputs if kinds[t] == "activation")
-            steps[i + 1:i + 1] = [Store(name), Free(name), Load(name, offset)]
+            steps[i + 1 : i + 1] = [Store(name), Free(name), Load(name, offset)]
             break
     return Plan.from_steps(graph, accelerator, steps, method=SUBSTITUTED)
 
@@ -101,8 +101,11 @@ def test_a_worse_method_is_caught(zoo, reference):
 @pytest.mark.skipif(not method_available("auto"), reason="no exact method registered yet")
 def test_a_baseline_in_place_of_the_exact_method_is_caught(zoo, reference):
     rows = _run_substituted(zoo, METHODS[SUBSTITUTED], method="auto")
-    beaten = {k for k, e in reference.entries.items()
-              if e.model in CI_MODELS and e.budget in CI_BUDGETS and e.methods["auto"] < e.methods[SUBSTITUTED]}
+    beaten = {
+        k
+        for k, e in reference.entries.items()
+        if e.model in CI_MODELS and e.budget in CI_BUDGETS and e.methods["auto"] < e.methods[SUBSTITUTED]
+    }
     assert beaten, "the exact method beats the baseline nowhere in the subset: choose a harder subset"
     violations = compare_to_reference(rows, reference)
     assert {v.key for v in violations if v.kind == "worse"} == beaten
@@ -118,8 +121,23 @@ def test_a_proven_optimum_must_be_matched_exactly(reference):
     proven = [e for e in reference.entries.values() if e.proven_optimal]
     assert proven, "the reference proves no instance optimal"
     e = proven[0]
-    at = bench.BenchRow(e.model, "", e.weights, e.budget, e.scratchpad_bytes, e.best_method, e.best_method,
-                        "optimal", True, e.best_extra_bytes, 0, e.lower_bound, 0.0, 0.0, 0.0)
+    at = bench.BenchRow(
+        e.model,
+        "",
+        e.weights,
+        e.budget,
+        e.scratchpad_bytes,
+        e.best_method,
+        e.best_method,
+        "optimal",
+        True,
+        e.best_extra_bytes,
+        0,
+        e.lower_bound,
+        0.0,
+        0.0,
+        0.0,
+    )
     assert compare_to_reference([at], reference) == []
     above = dataclasses.replace(at, extra_bytes=e.best_extra_bytes + 1, status="feasible", bound=None)
     below = dataclasses.replace(at, extra_bytes=e.best_extra_bytes - 1, bound=None) if e.best_extra_bytes else None

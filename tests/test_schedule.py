@@ -56,8 +56,11 @@ def two_branches(branches: int, big: int = 10) -> Graph:
     tensors = [Tensor("x", 1, "input"), Tensor("y", 1, "output")]
     ops = [Operator("split", "Split", ("x",), tuple(f"a{i}" for i in range(branches)))]
     for i in range(branches):
-        tensors += [Tensor(f"a{i}", 1, "activation"), Tensor(f"p{i}", big, "activation"),
-                    Tensor(f"c{i}", 1, "activation")]
+        tensors += [
+            Tensor(f"a{i}", 1, "activation"),
+            Tensor(f"p{i}", big, "activation"),
+            Tensor(f"c{i}", 1, "activation"),
+        ]
     ops += [Operator(f"up{i}", "Conv", (f"a{i}",), (f"p{i}",)) for i in range(branches)]
     ops += [Operator(f"down{i}", "Conv", (f"p{i}",), (f"c{i}",)) for i in range(branches)]
     ops.append(Operator("join", "Concat", tuple(f"c{i}" for i in range(branches)), ("y",)))

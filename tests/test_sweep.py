@@ -27,12 +27,16 @@ def residual_mlp(blocks: int, width: int, name: str) -> onnx.ModelProto:
     """x[16, W] -> blocks of MatMul-Relu-MatMul plus a skip Add -> Relu -> y: the skips force spills at M_R."""
     nodes, inits, h = [], [], "x"
     for i in range(blocks):
-        inits += [const(f"w{i}a", np.zeros((width, width), np.float32)),
-                  const(f"w{i}b", np.zeros((width, width), np.float32))]
-        nodes += [node("MatMul", [h, f"w{i}a"], [f"a{i}"], f"mm{i}a"),
-                  node("Relu", [f"a{i}"], [f"r{i}"], f"relu{i}"),
-                  node("MatMul", [f"r{i}", f"w{i}b"], [f"b{i}"], f"mm{i}b"),
-                  node("Add", [f"b{i}", h], [f"h{i}"], f"add{i}")]
+        inits += [
+            const(f"w{i}a", np.zeros((width, width), np.float32)),
+            const(f"w{i}b", np.zeros((width, width), np.float32)),
+        ]
+        nodes += [
+            node("MatMul", [h, f"w{i}a"], [f"a{i}"], f"mm{i}a"),
+            node("Relu", [f"a{i}"], [f"r{i}"], f"relu{i}"),
+            node("MatMul", [f"r{i}", f"w{i}b"], [f"b{i}"], f"mm{i}b"),
+            node("Add", [f"b{i}", h], [f"h{i}"], f"add{i}"),
+        ]
         h = f"h{i}"
     nodes.append(node("Relu", [h], ["y"], "out"))
     return model(nodes, [value("x", [16, width])], [value("y", [16, width])], inits, name=name)
@@ -141,8 +145,9 @@ def test_load_options_reach_the_workers(onnx_models):
 
 # ------------------------------------------------------------------------------ outputs
 def test_csv_and_plot(tmp_path):
-    result = sweep([FIXTURES["diamond"]().graph, FIXTURES["skip"]().graph], start="M_R", stop="M_P", points=3,
-                   methods=METHODS)
+    result = sweep(
+        [FIXTURES["diamond"]().graph, FIXTURES["skip"]().graph], start="M_R", stop="M_P", points=3, methods=METHODS
+    )
     path = result.save_csv(tmp_path / "s.csv")
     rows = list(csv.DictReader(io.StringIO(path.read_text())))
     assert len(rows) == len(result.points)
@@ -156,8 +161,25 @@ def test_csv_and_plot(tmp_path):
 
 
 def test_cli_sweep(onnx_models, tmp_path):
-    out = CliRunner().invoke(main, ["sweep", *map(str, onnx_models), "--from", "M_R", "--to", "M_P", "--points", "3",
-                                    "--method", "default+belady", "-o", str(tmp_path / "s.csv"), "--jobs", "1"])
+    out = CliRunner().invoke(
+        main,
+        [
+            "sweep",
+            *map(str, onnx_models),
+            "--from",
+            "M_R",
+            "--to",
+            "M_P",
+            "--points",
+            "3",
+            "--method",
+            "default+belady",
+            "-o",
+            str(tmp_path / "s.csv"),
+            "--jobs",
+            "1",
+        ],
+    )
     assert out.exit_code == 0, out.output
     rows = list(csv.DictReader(io.StringIO((tmp_path / "s.csv").read_text())))
     assert [r["model"] for r in rows] == ["mlp4x16"] * 3 + ["mlp3x24"] * 3

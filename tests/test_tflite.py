@@ -70,15 +70,21 @@ def test_int8_and_float_variants_differ_by_element_size() -> None:
     act8 = int8.bytes_of_kind("activation", "output", "input")
     act32 = fp32.bytes_of_kind("activation", "output", "input")
     assert act32 == 4 * act8
-    assert cosma.load_tflite(MLPERF / "kws_ref_model_float32.tflite", element_bytes=1).bytes_of_kind(
-        "activation", "output", "input") == act8
+    assert (
+        cosma.load_tflite(MLPERF / "kws_ref_model_float32.tflite", element_bytes=1).bytes_of_kind(
+            "activation", "output", "input"
+        )
+        == act8
+    )
 
 
 @pytest.mark.skipif(not CHECKPLAN.exists() or not _mlperf(), reason="../shared is not beside the checkout")
 def test_cli_compiles_a_tflite_model_to_a_valid_plan(tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
-    result = CliRunner().invoke(main, ["compile", str(MLPERF / "vww_96_int8.tflite"), "-s", "M_R",
-                                       "--method", "default+belady", "-o", str(plan)])
+    result = CliRunner().invoke(
+        main,
+        ["compile", str(MLPERF / "vww_96_int8.tflite"), "-s", "M_R", "--method", "default+belady", "-o", str(plan)],
+    )
     assert result.exit_code == 0, result.output
     checked = subprocess.run([sys.executable, str(CHECKPLAN), str(plan)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -89,7 +95,10 @@ def test_generated_model_matches_its_architecture(tmp_path: Path) -> None:
     path = _write(tmp_path, W.ds_cnn("ds_cnn_s", 64, 4))
     g = cosma.load_tflite(path)
     assert [o.op_type for o in g.ops] == ["CONV_2D"] + ["DEPTHWISE_CONV_2D", "CONV_2D"] * 4 + [
-        "AVERAGE_POOL_2D", "FULLY_CONNECTED", "SOFTMAX"]
+        "AVERAGE_POOL_2D",
+        "FULLY_CONNECTED",
+        "SOFTMAX",
+    ]
     assert g.tensor("input").bytes == 49 * 10 and g.tensor("input").dtype == "int8"
     weights = [t for t in g.tensors if t.kind == "weight"]
     assert g.tensor(g.ops[0].inputs[1]).shape == (64, 3, 3, 1)
@@ -143,8 +152,11 @@ def test_dispatch_by_identifier_whatever_the_suffix(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"garbage bytes, not a model", "not a TFLite model"), (b"\x00\x00\x00\x00TFL3\xff\xff", "no subgraph"),
-     (W.ds_cnn("cut", 8, 1).to_bytes()[:400], "corrupt or truncated TFLite")],
+    [
+        (b"garbage bytes, not a model", "not a TFLite model"),
+        (b"\x00\x00\x00\x00TFL3\xff\xff", "no subgraph"),
+        (W.ds_cnn("cut", 8, 1).to_bytes()[:400], "corrupt or truncated TFLite"),
+    ],
 )
 def test_bad_files_are_one_line_errors(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "bad.tflite"

@@ -58,8 +58,15 @@ def test_parse_size_rejects(text: str, message: str) -> None:
 
 @pytest.mark.parametrize(
     ("n", "text"),
-    [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"), (1 << 20, "1.0 MiB"), (5 << 30, "5.0 GiB"),
-     (1 << 40, "1024.0 GiB")],
+    [
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1024, "1.0 KiB"),
+        (1536, "1.5 KiB"),
+        (1 << 20, "1.0 MiB"),
+        (5 << 30, "5.0 GiB"),
+        (1 << 40, "1024.0 GiB"),
+    ],
 )
 def test_format_size(n: int, text: str) -> None:
     assert format_size(n) == text

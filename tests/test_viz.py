@@ -105,7 +105,7 @@ def test_residencies_of_valid_plans_never_overlap_and_stay_inside(time_axis):
             assert 0 <= r.start < r.end <= tr.horizon
         boxes.sort(key=lambda r: r.start)
         for i, a in enumerate(boxes):
-            for b in boxes[i + 1:]:
+            for b in boxes[i + 1 :]:
                 if b.start >= a.end:
                     break
                 assert not rectangles_overlap(a, b), (plan.graph.name, a, b)
@@ -126,8 +126,10 @@ def test_traffic_by_tensor_adds_up_to_the_plan_cost():
 # ------------------------------------------------------------------------- the figures
 def collections(fig: Figure) -> tuple[list[PolyCollection], list[LineCollection]]:
     ax = fig.axes[0]
-    return ([c for c in ax.collections if isinstance(c, PolyCollection)],
-            [c for c in ax.collections if isinstance(c, LineCollection)])
+    return (
+        [c for c in ax.collections if isinstance(c, PolyCollection)],
+        [c for c in ax.collections if isinstance(c, LineCollection)],
+    )
 
 
 def test_timeline_draws_every_residency_marks_spills_and_capacity():
@@ -173,10 +175,15 @@ def test_window_zooms_into_part_of_the_plan():
 
 def test_labels_are_made_of_the_name_and_shrink():
     name = "/features/denseblock1/denselayer6/relu1/Relu_output_0"
-    assert _labels(name) == ["features/denseblock1/denselayer6/relu1", "denseblock1/denselayer6/relu1",
-                             "denselayer6/relu1"]
+    assert _labels(name) == [
+        "features/denseblock1/denselayer6/relu1",
+        "denseblock1/denselayer6/relu1",
+        "denselayer6/relu1",
+    ]
     assert _labels("/features/features.2/conv/conv.0/conv.0.2/Clip_output_0") == [
-        "features.2/conv.0.2/Clip", "conv.0.2/Clip"]
+        "features.2/conv.0.2/Clip",
+        "conv.0.2/Clip",
+    ]
     assert _labels("onnx::Conv_688") == ["onnx::Conv_688"]
     assert all(len(s) <= 10 for s in _labels(name, 10))
 
@@ -215,8 +222,13 @@ def test_report_is_one_self_contained_page():
     assert page.startswith("<!DOCTYPE html>")
     assert "<script" not in page and not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched
     assert page.count('src="data:image/png;base64,') == 2  # timeline and traffic chart
-    for text in ("heuristic" if plan.summary.status == "heuristic" else plan.summary.status, "witness",
-                 "extra traffic", "lower bound", "gap"):
+    for text in (
+        "heuristic" if plan.summary.status == "heuristic" else plan.summary.status,
+        "witness",
+        "extra traffic",
+        "lower bound",
+        "gap",
+    ):
         assert text in page
     assert page.count("<tr") - page.count('<tr class="extra"') >= 1
     steps = re.search(r"<summary>(\d+) steps", page)
@@ -242,8 +254,9 @@ def test_cli_show_and_report(tmp_path):
     out = runner.invoke(main, ["show", str(tmp_path / "plan.json"), "-o", str(tmp_path / "t.svg")])
     assert out.exit_code == 0, out.output
     assert (tmp_path / "t.svg").read_text().count("<svg") == 1
-    out = runner.invoke(main, ["show", str(tmp_path / "plan.json"), "-o", str(tmp_path / "w.png"),
-                               "--time", "step", "--window", "2:9"])
+    out = runner.invoke(
+        main, ["show", str(tmp_path / "plan.json"), "-o", str(tmp_path / "w.png"), "--time", "step", "--window", "2:9"]
+    )
     assert out.exit_code == 0, out.output
     out = runner.invoke(main, ["report", str(tmp_path / "plan.json"), "-o", str(tmp_path / "r.html")])
     assert out.exit_code == 0, out.output

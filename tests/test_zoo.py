@@ -77,8 +77,11 @@ def test_stripped_file_declares_its_weights_as_inputs(entry):
     real = [i for i in graph.input if i.name not in set(names)]
     declared = [(i.name, i.shape, i.dtype) for i in entry.inputs]
     found = [
-        (i.name, tuple(d.dim_value for d in i.type.tensor_type.shape.dim),
-         helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type).name)
+        (
+            i.name,
+            tuple(d.dim_value for d in i.type.tensor_type.shape.dim),
+            helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type).name,
+        )
         for i in real
     ]
     assert found == declared
@@ -147,8 +150,11 @@ def _hand_built() -> onnx.ModelProto:
         helper.make_node("Resize", ["m", "", "scales"], ["y"], mode="nearest"),
     ]
     graph = helper.make_graph(
-        nodes, "hand", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])], inits,
+        nodes,
+        "hand",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
+        inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
@@ -179,8 +185,7 @@ def test_normalize_folds_static_shape_arithmetic():
         helper.make_node("Identity", ["x"], ["x2"]),
         helper.make_node("Reshape", ["x2", "target"], ["y"]),
     ]
-    model = helper.make_model(helper.make_graph(nodes, "shapes", [x], [y]),
-                              opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(helper.make_graph(nodes, "shapes", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
     normalized = generate.normalize(model)
     assert [n.op_type for n in normalized.graph.node] == ["Reshape"]
     target = next(i for i in normalized.graph.initializer if i.name == normalized.graph.node[0].input[1])

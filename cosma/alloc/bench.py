@@ -38,8 +38,17 @@ BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
 HEADING = "## Allocation: MiniMalloc challenging suite"
 
 MINIMALLOC_MS: dict[str, int] = {
-    "A": 4910, "B": 3661, "C": 637, "D": 2674, "E": 3717, "F": 5358,
-    "G": 1181, "H": 1808, "I": 3908, "J": 883, "K": 628,
+    "A": 4910,
+    "B": 3661,
+    "C": 637,
+    "D": 2674,
+    "E": 3717,
+    "F": 5358,
+    "G": 1181,
+    "H": 1808,
+    "I": 3908,
+    "J": 883,
+    "K": 628,
 }
 """MiniMalloc's solve times (ms) at capacity 1,048,576, from the "Empirical Results: Challenging
 Suite" slide of the MiniMalloc ASPLOS talk (M. D. Moffitt, ASPLOS 2023/24; ``img/minimalloc.slides.pdf``
@@ -70,8 +79,13 @@ def _capacity_of(path: Path) -> int:
     return int(match.group(2))
 
 
-def run_minimalloc_suite(directory: Path | str = SUITE, time_limit: float = 60.0, seed: int = 0,
-                         progress: Callable[[AllocRow], None] | None = None, engine: str = "auto") -> list[AllocRow]:
+def run_minimalloc_suite(
+    directory: Path | str = SUITE,
+    time_limit: float = 60.0,
+    seed: int = 0,
+    progress: Callable[[AllocRow], None] | None = None,
+    engine: str = "auto",
+) -> list[AllocRow]:
     """Solve every ``NAME.CAPACITY.csv`` in ``directory`` at its capacity, one at a time, with
     ``engine`` (see :data:`cosma.alloc.dsa.ENGINES`)."""
     rows = []
@@ -81,9 +95,16 @@ def run_minimalloc_suite(directory: Path | str = SUITE, time_limit: float = 60.0
         packing = solve(buffers, capacity=capacity, time_limit=time_limit, seed=seed, engine=engine)
         name = path.name.split(".")[0]
         row = AllocRow(
-            instance=name, buffers=len(buffers), capacity=capacity, max_load=max_load(buffers),
-            status=packing.status, height=packing.height, lower_bound=packing.lower_bound,
-            seconds=round(packing.seconds, 3), method=packing.method, nodes=packing.nodes,
+            instance=name,
+            buffers=len(buffers),
+            capacity=capacity,
+            max_load=max_load(buffers),
+            status=packing.status,
+            height=packing.height,
+            lower_bound=packing.lower_bound,
+            seconds=round(packing.seconds, 3),
+            method=packing.method,
+            nodes=packing.nodes,
             valid=packing.fits and not packing_errors(buffers, packing.offsets, capacity),
             minimalloc_ms=MINIMALLOC_MS.get(name) if capacity == 1048576 else None,
         )
@@ -106,13 +127,22 @@ def read_rows(path: Path | str = RESULTS) -> list[AllocRow]:
     rows = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
-            rows.append(AllocRow(
-                instance=r["instance"], buffers=int(r["buffers"]), capacity=int(r["capacity"]),
-                max_load=int(r["max_load"]), status=r["status"], height=int(r["height"]),
-                lower_bound=int(r["lower_bound"]), seconds=float(r["seconds"]), method=r["method"],
-                nodes=int(r["nodes"]), valid=r["valid"] == "True",
-                minimalloc_ms=int(r["minimalloc_ms"]) if r["minimalloc_ms"] else None,
-            ))
+            rows.append(
+                AllocRow(
+                    instance=r["instance"],
+                    buffers=int(r["buffers"]),
+                    capacity=int(r["capacity"]),
+                    max_load=int(r["max_load"]),
+                    status=r["status"],
+                    height=int(r["height"]),
+                    lower_bound=int(r["lower_bound"]),
+                    seconds=float(r["seconds"]),
+                    method=r["method"],
+                    nodes=int(r["nodes"]),
+                    valid=r["valid"] == "True",
+                    minimalloc_ms=int(r["minimalloc_ms"]) if r["minimalloc_ms"] else None,
+                )
+            )
     return rows
 
 
@@ -136,8 +166,10 @@ def markdown_section(rows: Sequence[AllocRow] | None = None, meta: str = "") -> 
     ]
     for r in rows:
         published = "-" if r.minimalloc_ms is None else f"{r.minimalloc_ms / 1000:.2f}"
-        lines.append(f"| {r.instance} | {r.buffers} | {r.max_load:,} | {r.status} | {r.height:,} | "
-                     f"{'yes' if r.valid else 'NO'} | {r.seconds:.2f} | {r.method} | {r.nodes:,} | {published} |")
+        lines.append(
+            f"| {r.instance} | {r.buffers} | {r.max_load:,} | {r.status} | {r.height:,} | "
+            f"{'yes' if r.valid else 'NO'} | {r.seconds:.2f} | {r.method} | {r.nodes:,} | {published} |"
+        )
     solved = [r for r in rows if r.valid]
     if rows:
         times = [r.seconds for r in rows]
@@ -175,9 +207,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=SUITE, help="folder of NAME.CAPACITY.csv files")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per instance")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--engine", choices=ENGINES, default="auto",
-                        help="auto (the default, the one documented) or one engine alone, to compare them; "
-                        "only auto rewrites the markdown section")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="auto (the default, the one documented) or one engine alone, to compare them; "
+        "only auto rewrites the markdown section",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="CSV to write")
     parser.add_argument("--markdown", type=Path, default=BENCHMARKS_MD, help="markdown file whose section to update")
     args = parser.parse_args(argv)
@@ -185,16 +221,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {args.dir} is not a folder of MiniMalloc CSV files; pass --dir", file=sys.stderr)
         return 2
     started = time.strftime("%Y-%m-%d")
-    rows = run_minimalloc_suite(args.dir, args.time_limit, args.seed, engine=args.engine, progress=lambda r: print(
-        f"{r.instance}: {r.status}, height {r.height}, {r.seconds:.2f} s, {r.method}, valid {r.valid}", flush=True))
+    rows = run_minimalloc_suite(
+        args.dir,
+        args.time_limit,
+        args.seed,
+        engine=args.engine,
+        progress=lambda r: print(
+            f"{r.instance}: {r.status}, height {r.height}, {r.seconds:.2f} s, {r.method}, valid {r.valid}", flush=True
+        ),
+    )
     from cosma.plan import atomic_write_text
 
     atomic_write_text(args.results, to_csv(rows))
     if args.engine != "auto":
         return 0 if all(r.valid for r in rows) else 1
     cpu = platform.processor() or platform.machine()
-    meta = (f"run {started} on {cpu} ({os.cpu_count()} cores visible, Python {platform.python_version()}), "
-            f"time limit {args.time_limit:g} s per instance; rows in `{args.results.name}`.")
+    meta = (
+        f"run {started} on {cpu} ({os.cpu_count()} cores visible, Python {platform.python_version()}), "
+        f"time limit {args.time_limit:g} s per instance; rows in `{args.results.name}`."
+    )
     write_section(markdown_section(rows, meta), args.markdown)
     return 0 if all(r.valid for r in rows) else 1
 

@@ -51,15 +51,19 @@ class Buffer:
 
     def __post_init__(self) -> None:
         if self.lower >= self.upper:
-            raise AllocError(f"buffer {self.id!r}: lifetime [{self.lower}, {self.upper}) is empty; "
-                               "upper must exceed lower (upper is exclusive)")
+            raise AllocError(
+                f"buffer {self.id!r}: lifetime [{self.lower}, {self.upper}) is empty; "
+                "upper must exceed lower (upper is exclusive)"
+            )
         if self.size < 0:
             raise AllocError(f"buffer {self.id!r}: size {self.size} is negative")
         if self.alignment < 1:
             raise AllocError(f"buffer {self.id!r}: alignment {self.alignment} must be at least 1")
         if self.offset is not None and (self.offset < 0 or self.offset % self.alignment):
-            raise AllocError(f"buffer {self.id!r}: fixed offset {self.offset} must be a non-negative "
-                               f"multiple of its alignment {self.alignment}")
+            raise AllocError(
+                f"buffer {self.id!r}: fixed offset {self.offset} must be a non-negative "
+                f"multiple of its alignment {self.alignment}"
+            )
 
     def conflicts(self, other: Buffer) -> bool:
         """Whether both are non-empty and live at some common time."""
@@ -126,8 +130,9 @@ def parse_csv(text: str, source: str = "<csv>") -> list[Buffer]:
         header[header.index("end")] = "upper"
     missing = [c for c in ("id", "lower", "upper", "size") if c not in header]
     if missing:
-        raise BufferFileError(f"{source}: header lacks column(s) {', '.join(missing)}; "
-                              "expected id,lower,upper,size[,alignment][,offset]")
+        raise BufferFileError(
+            f"{source}: header lacks column(s) {', '.join(missing)}; expected id,lower,upper,size[,alignment][,offset]"
+        )
     col = {name: header.index(name) for name in header}
     buffers: list[Buffer] = []
     seen: set[str] = set()
@@ -135,6 +140,7 @@ def parse_csv(text: str, source: str = "<csv>") -> list[Buffer]:
         if len(row) != len(header):
             raise BufferFileError(f"{source}:{line}: {len(row)} fields, header has {len(header)}")
         try:
+
             def field(name: str, row: list[str] = row) -> int | None:
                 if name not in col or not row[col[name]].strip():
                     return None

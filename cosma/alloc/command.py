@@ -31,17 +31,30 @@ def summary(name: str, n: int, packing: Packing) -> str:
     head = f"{name}: {n} buffers, {asked}: "
     tail = f", {p.seconds:.2f} s, {p.method}" + (f", {p.nodes} search nodes" if p.nodes else "")
     if p.status == "infeasible":
-        return (head + f"INFEASIBLE: no packing fits (proven lower bound {p.lower_bound} B; "
-                f"lowest found {p.height} B){tail}")
+        return (
+            head + f"INFEASIBLE: no packing fits (proven lower bound {p.lower_bound} B; "
+            f"lowest found {p.height} B){tail}"
+        )
     if p.status == "unknown":
-        return (head + f"UNKNOWN: no packing within the capacity found in time (lowest found {p.height} B, "
-                f"lower bound {p.lower_bound} B){tail}")
+        return (
+            head + f"UNKNOWN: no packing within the capacity found in time (lowest found {p.height} B, "
+            f"lower bound {p.lower_bound} B){tail}"
+        )
     proof = "optimal" if p.status == "optimal" else f"feasible, lower bound {p.lower_bound} B"
     return head + f"height {p.height} B ({proof}){tail}"
 
 
-def alloc_command(path: Path, capacity: str | None, output: Path | None, *, time_limit: float, seed: int,
-                  threads: int, echo: Callable[[str], None], engine: str = "auto") -> ExitCode:
+def alloc_command(
+    path: Path,
+    capacity: str | None,
+    output: Path | None,
+    *,
+    time_limit: float,
+    seed: int,
+    threads: int,
+    echo: Callable[[str], None],
+    engine: str = "auto",
+) -> ExitCode:
     """Pack the buffers of ``path``; write ``output`` when they fit; return the exit status."""
     started = time.monotonic()
     buffers = read_csv(path)
@@ -55,7 +68,8 @@ def alloc_command(path: Path, capacity: str | None, output: Path | None, *, time
             write_csv(output, buffers, packing.offsets)
         except OSError as e:  # the temporary file's name in e would mislead: name the path asked for
             raise CosmaError(
-                f"cannot write the packing to {output}: {e.strerror or e}; choose another --output") from None
+                f"cannot write the packing to {output}: {e.strerror or e}; choose another --output"
+            ) from None
         line += f" -> {output}"
     elif output is not None:
         line += f"; {output} not written"

@@ -60,7 +60,7 @@ def maximal_sections(inst: Instance) -> list[np.ndarray]:
     keep = np.zeros(inst.sections, dtype=bool)
     s = np.arange(inst.sections)
     keep[:] = (s == 0) | (starts[: inst.sections] > 0)
-    grows = (ends[1: inst.sections + 1] == 0) & (starts[1: inst.sections + 1] > 0) & (s + 1 < inst.sections)
+    grows = (ends[1 : inst.sections + 1] == 0) & (starts[1 : inst.sections + 1] > 0) & (s + 1 < inst.sections)
     keep &= ~grows
     by_start = np.argsort(inst.lo, kind="stable")
     by_end = np.argsort(inst.hi, kind="stable")
@@ -82,8 +82,9 @@ class _OutOfTime(Exception):
     """The deadline passed while the model was being built."""
 
 
-def build_model(inst: Instance, capacity: int, minimise: bool, hint: np.ndarray | None = None,
-                deadline: float = math.inf) -> Model:
+def build_model(
+    inst: Instance, capacity: int, minimise: bool, hint: np.ndarray | None = None, deadline: float = math.inf
+) -> Model:
     """The model; :class:`_OutOfTime` if ``deadline`` passes first (large instances take seconds)."""
     model = cp_model.CpModel()
     offsets = add_offsets(model, inst, capacity)
@@ -95,8 +96,9 @@ def build_model(inst: Instance, capacity: int, minimise: bool, hint: np.ndarray 
     if height is not None:
         model.minimize(height)
     rank = inst.preorder(PREORDER)
-    model.add_decision_strategy([offsets[i] for i in np.argsort(rank)], cp_model.CHOOSE_LOWEST_MIN,
-                                cp_model.SELECT_MIN_VALUE)
+    model.add_decision_strategy(
+        [offsets[i] for i in np.argsort(rank)], cp_model.CHOOSE_LOWEST_MIN, cp_model.SELECT_MIN_VALUE
+    )
     if hint is not None:
         for var, value in zip(offsets, hint.tolist()):
             model.add_hint(var, value)
@@ -122,8 +124,9 @@ def add_offsets(model: cp_model.CpModel, inst: Instance, capacity: int) -> list[
     return offsets
 
 
-def add_no_overlap_per_section(model: cp_model.CpModel, inst: Instance, intervals: list,
-                               deadline: float = math.inf) -> None:
+def add_no_overlap_per_section(
+    model: cp_model.CpModel, inst: Instance, intervals: list, deadline: float = math.inf
+) -> None:
     """Buffers live in the same time section occupy disjoint address ranges."""
     for k, live in enumerate(maximal_sections(inst)):
         if k & 63 == 0 and time.monotonic() > deadline:
@@ -140,8 +143,15 @@ def add_height(model: cp_model.CpModel, inst: Instance, offsets: list, capacity:
     return height
 
 
-def solve_cpsat(inst: Instance, capacity: int, time_limit: float, minimise: bool = False,
-                hint: np.ndarray | None = None, seed: int = 0, workers: int = 1) -> CpResult:
+def solve_cpsat(
+    inst: Instance,
+    capacity: int,
+    time_limit: float,
+    minimise: bool = False,
+    hint: np.ndarray | None = None,
+    seed: int = 0,
+    workers: int = 1,
+) -> CpResult:
     """Pack ``inst`` within ``capacity`` units (lowest height if ``minimise``) in ``time_limit`` s."""
     start = time.monotonic()
     if inst.max_load > capacity or int(inst.size.max(initial=0)) > capacity:

@@ -73,8 +73,15 @@ class _Component:
             self.offsets, self.method = offsets, method
 
 
-def solve(buffers: Sequence[Buffer], capacity: int | None = None, time_limit: float = 60.0, seed: int = 0,
-          workers: int = 1, engine: str = "auto", search_nodes: int = SEARCH_NODES) -> Packing:
+def solve(
+    buffers: Sequence[Buffer],
+    capacity: int | None = None,
+    time_limit: float = 60.0,
+    seed: int = 0,
+    workers: int = 1,
+    engine: str = "auto",
+    search_nodes: int = SEARCH_NODES,
+) -> Packing:
     """Addresses for ``buffers``: within ``capacity`` bytes if given, else of least height.
 
     Returns the lowest packing found within ``time_limit`` seconds with a proven lower bound.
@@ -112,9 +119,16 @@ def solve(buffers: Sequence[Buffer], capacity: int | None = None, time_limit: fl
     if status == "feasible" and height == lower:
         status = "optimal"
     methods = sorted({c.method for c in components if c.inst.n > 1} or {c.method for c in components})
-    return Packing(offsets=offsets, height=height, lower_bound=lower, status=status,
-                   seconds=time.monotonic() - start, capacity=capacity, nodes=sum(c.nodes for c in components),
-                   method="+".join(methods) or "none")
+    return Packing(
+        offsets=offsets,
+        height=height,
+        lower_bound=lower,
+        status=status,
+        seconds=time.monotonic() - start,
+        capacity=capacity,
+        nodes=sum(c.nodes for c in components),
+        method="+".join(methods) or "none",
+    )
 
 
 def _validate(buffers: list[Buffer], capacity: int | None) -> None:
@@ -126,13 +140,14 @@ def _validate(buffers: list[Buffer], capacity: int | None) -> None:
         raise AllocError(f"capacity {capacity} is negative")
     pinned = sorted((b for b in buffers if b.offset is not None and b.size > 0), key=lambda b: b.lower)
     for i, a in enumerate(pinned):
-        for b in pinned[i + 1:]:
+        for b in pinned[i + 1 :]:
             if b.lower >= a.upper:
                 break
             assert a.offset is not None and b.offset is not None  # only pinned buffers are in the list
             if a.offset < b.offset + b.size and b.offset < a.offset + a.size:
-                raise AllocError(f"pinned buffers {a.id!r} and {b.id!r} overlap while both live; "
-                                 "move one of their offsets")
+                raise AllocError(
+                    f"pinned buffers {a.id!r} and {b.id!r} overlap while both live; move one of their offsets"
+                )
 
 
 def _start(inst: Instance, deadline: float) -> _Component:

@@ -23,8 +23,9 @@ CAPACITY = 1 << 20
 SIZE_QUANTUM = 1024  # the suite's sizes are multiples of 1 KiB
 
 
-def guillotine_buffers(n: int, *, seed: int = 0, capacity: int = CAPACITY, horizon: int | None = None,
-                       drop: float = 0.05) -> list[Buffer]:
+def guillotine_buffers(
+    n: int, *, seed: int = 0, capacity: int = CAPACITY, horizon: int | None = None, drop: float = 0.05
+) -> list[Buffer]:
     """About ``n`` buffers whose rectangles tile (all but ``drop`` of) ``capacity x horizon``.
 
     The horizon defaults to ``64 * n`` time steps, so distinct time points grow with ``n`` as in

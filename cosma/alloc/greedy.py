@@ -41,8 +41,9 @@ def order_of(inst: Instance, name: str) -> np.ndarray:
     return np.lexsort((np.arange(inst.n), inst.lo, key))
 
 
-def place_in_order(inst: Instance, order: np.ndarray, policy: str = "first-fit",
-                   deadline: float = math.inf) -> np.ndarray:
+def place_in_order(
+    inst: Instance, order: np.ndarray, policy: str = "first-fit", deadline: float = math.inf
+) -> np.ndarray:
     """Offsets (in units) for every buffer, placing them in ``order`` with ``policy``.
 
     Past ``deadline`` the buffers not yet placed are stacked above everything placed: a valid
@@ -58,8 +59,7 @@ def place_in_order(inst: Instance, order: np.ndarray, policy: str = "first-fit",
             break
         near = inst.conflicts[i]
         near = near[offsets[near] != NO_OFFSET]
-        offsets[i] = _fit(offsets[near], offsets[near] + inst.size[near], int(inst.size[i]), int(inst.align[i]),
-                          policy)
+        offsets[i] = _fit(offsets[near], offsets[near] + inst.size[near], int(inst.size[i]), int(inst.align[i]), policy)
     return offsets
 
 

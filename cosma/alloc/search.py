@@ -94,8 +94,9 @@ class _Search:
         inst = self.inst
         self.is_fixed = inst.fixed != NO_OFFSET
         none = np.zeros(0, dtype=np.int64)
-        self.fixed_conflicts = (tuple(c[self.is_fixed[c]] for c in inst.conflicts) if self.is_fixed.any()
-                                else (none,) * inst.n)
+        self.fixed_conflicts = (
+            tuple(c[self.is_fixed[c]] for c in inst.conflicts) if self.is_fixed.any() else (none,) * inst.n
+        )
         # sections whose stacking can change when a buffer is placed: its own and those of
         # the buffers it conflicts with (their floors rise)
         ptr, idx = inst.conflict_csr
@@ -140,8 +141,9 @@ class _Search:
             answer = None
         return answer
 
-    def _solve(self, U: np.ndarray, cand: np.ndarray, slack: np.ndarray, w0: int,
-               w1: int) -> Generator[Node, Answer, Answer]:
+    def _solve(
+        self, U: np.ndarray, cand: np.ndarray, slack: np.ndarray, w0: int, w1: int
+    ) -> Generator[Node, Answer, Answer]:
         parts = self._split(U)
         if len(parts) == 1:
             return (yield from self._node(U, cand, slack, w0, w1))
@@ -155,8 +157,9 @@ class _Search:
 
     # ---- one node: place-or-raise on the branching buffer, until it fails ------------------
 
-    def _node(self, U: np.ndarray, cand: np.ndarray, slack: np.ndarray, w0: int,
-              w1: int) -> Generator[Node, Answer, Answer]:
+    def _node(
+        self, U: np.ndarray, cand: np.ndarray, slack: np.ndarray, w0: int, w1: int
+    ) -> Generator[Node, Answer, Answer]:
         """``slack`` holds the parent's per-section slack, still exact outside ``[w0, w1)``."""
         inst, cap = self.inst, self.capacity
         seen: list[bytes] = []
@@ -277,8 +280,13 @@ class _Search:
         return int(at_low[np.argmin(self.rank[at_low])])
 
 
-def search(inst: Instance, capacity: int, deadline: float, node_limit: int | None = None,
-           stop: Callable[[], bool] = lambda: False) -> SearchResult:
+def search(
+    inst: Instance,
+    capacity: int,
+    deadline: float,
+    node_limit: int | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> SearchResult:
     """Look for a packing of ``inst`` within ``capacity`` (units) until ``deadline`` (monotonic
     seconds) or ``node_limit`` nodes; cycles through :data:`STRATEGIES` with doubling limits."""
     s = _Search(inst, capacity, deadline, stop)

@@ -17,8 +17,9 @@ CHUNK_PAIRS = 1 << 22
 """Pairs of time-overlapping buffers checked per vectorised batch."""
 
 
-def packing_errors(buffers: Sequence[Buffer], offsets: Mapping[str, int], capacity: int | None = None,
-                   limit: int = 10) -> list[str]:
+def packing_errors(
+    buffers: Sequence[Buffer], offsets: Mapping[str, int], capacity: int | None = None, limit: int = 10
+) -> list[str]:
     """Up to ``limit`` violations, as sentences; empty when the packing is valid.
 
     >>> a, b = Buffer("a", 0, 2, 4), Buffer("b", 1, 3, 4)
@@ -61,8 +62,10 @@ def packing_errors(buffers: Sequence[Buffer], offsets: Mapping[str, int], capaci
             x, b = placed[p], placed[q]  # x started first
             lo, hi = offsets[b.id], offsets[b.id] + b.size
             xlo, xhi = offsets[x.id], offsets[x.id] + x.size
-            errors.append(f"{x.id} [{xlo}, {xhi}) and {b.id} [{lo}, {hi}) overlap while both live in "
-                          f"[{b.lower}, {min(x.upper, b.upper)})")
+            errors.append(
+                f"{x.id} [{xlo}, {xhi}) and {b.id} [{lo}, {hi}) overlap while both live in "
+                f"[{b.lower}, {min(x.upper, b.upper)})"
+            )
         p0 = p1
     return errors[:limit]
 

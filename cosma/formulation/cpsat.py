@@ -66,8 +66,14 @@ class CpSatModel:
         return self.instance.mode == "min-peak"
 
 
-def build(instance: Instance, *, addresses: bool = True, lower: int = 0, upper: int | None = None,
-          symmetry_breaking: bool = True) -> CpSatModel:
+def build(
+    instance: Instance,
+    *,
+    addresses: bool = True,
+    lower: int = 0,
+    upper: int | None = None,
+    symmetry_breaking: bool = True,
+) -> CpSatModel:
     """The CP-SAT model of ``instance``; ``lower``/``upper`` bound the objective (cost units, or extent).
 
     ``symmetry_breaking=False`` leaves out :func:`add_symmetry_breaking`, for callers that fix some
@@ -243,7 +249,7 @@ def add_capacity(m: CpSatModel) -> None:
         for u in inst.uses[t]:
             intervals.append(m.op_interval[u])
             demands.append(inst.footprint[t])
-    for (t, u, v) in m.keep:
+    for t, u, v in m.keep:
         bridge = _bridge(m, t, u, v)
         if bridge is not None:
             intervals.append(bridge[0])

@@ -199,9 +199,7 @@ class Instance:
         """Whether ``v`` may be the next use of ``t`` after ``u``: no other use is forced in between."""
         if not self.may_precede(u, v):
             return False
-        return not any(
-            self.forced_before(u, w) and self.forced_before(w, v) for w in self.uses[t] if w not in (u, v)
-        )
+        return not any(self.forced_before(u, w) and self.forced_before(w, v) for w in self.uses[t] if w not in (u, v))
 
     def may_be_first(self, t: str, u: str) -> bool:
         return not any(self.forced_before(w, u) for w in self.uses[t] if w != u)

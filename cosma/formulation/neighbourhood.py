@@ -88,8 +88,9 @@ class Piece:
     proven: bool
 
 
-def solve_piece(graph: Graph, accelerator: Accelerator, ops: frozenset[str], options: Options,
-                time_limit: float) -> Piece:
+def solve_piece(
+    graph: Graph, accelerator: Accelerator, ops: frozenset[str], options: Options, time_limit: float
+) -> Piece:
     """The exact joint method on the restriction to ``ops``; its bound holds for ``graph``."""
     from cosma.solve import solve_exact
 
@@ -103,8 +104,9 @@ def solve_piece(graph: Graph, accelerator: Accelerator, ops: frozenset[str], opt
     return Piece(ops, tensors, bound, bound == plan.extra_bytes)
 
 
-def neighbourhood_bound(graph: Graph, accelerator: Accelerator, options: Options,
-                        time_limit: float) -> tuple[int, dict[str, Any]]:
+def neighbourhood_bound(
+    graph: Graph, accelerator: Accelerator, options: Options, time_limit: float
+) -> tuple[int, dict[str, Any]]:
     """A lower bound on the extra traffic of every plan of ``graph`` from its neighbourhoods, within
     ``time_limit`` seconds, and how it was found.
 
@@ -124,14 +126,17 @@ def neighbourhood_bound(graph: Graph, accelerator: Accelerator, options: Options
             pieces.append(piece)
     groups = _merge(graph, accelerator, options, pieces, deadline)
     total = sum(p.bound for p in groups)
-    details = {"pieces": len(pieces), "groups": [{"ops": len(p.ops), "bound": p.bound, "proven": p.proven}
-                                                 for p in groups],
-               "seconds": round(time.perf_counter() - started, 3)}
+    details = {
+        "pieces": len(pieces),
+        "groups": [{"ops": len(p.ops), "bound": p.bound, "proven": p.proven} for p in groups],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
     return total, details
 
 
-def _merge(graph: Graph, accelerator: Accelerator, options: Options, pieces: list[Piece],
-           deadline: float) -> list[Piece]:
+def _merge(
+    graph: Graph, accelerator: Accelerator, options: Options, pieces: list[Piece], deadline: float
+) -> list[Piece]:
     """Tensor-disjoint groups of ``pieces``: overlapping ones are joined, a joined group re-solved when it fits."""
     groups: list[list[Piece]] = []
     for piece in pieces:

@@ -27,25 +27,32 @@ from cosma.formulation.run import Outcome, SolverParams
 
 def buffers_of(instance: Instance, residency: Residency) -> list[Buffer]:
     """One buffer per segment, in bytes, named by its index in ``residency.segments``."""
-    return [Buffer(str(i), seg.first, seg.last + 1, instance.graph.size(seg.tensor), alignment=instance.unit)
-            for i, seg in enumerate(residency.segments)]
+    return [
+        Buffer(str(i), seg.first, seg.last + 1, instance.graph.size(seg.tensor), alignment=instance.unit)
+        for i, seg in enumerate(residency.segments)
+    ]
 
 
 def place(instance: Instance, residency: Residency, params: SolverParams) -> Outcome:
     """Place ``residency``'s segments within the scratchpad: ``feasible`` with the placed residency,
     ``infeasible`` when proven that none fits, else ``unknown`` (out of time, no residency)."""
     start = time.monotonic()
-    packing = solve(buffers_of(instance, residency), capacity=instance.accelerator.scratchpad_bytes,
-                    time_limit=params.time_limit, seed=params.seed)
+    packing = solve(
+        buffers_of(instance, residency),
+        capacity=instance.accelerator.scratchpad_bytes,
+        time_limit=params.time_limit,
+        seed=params.seed,
+    )
     details = {"engine": "dsa", "method": packing.method, "nodes": packing.nodes}
     if packing.status == "infeasible":
         return Outcome("infeasible", None, None, time.monotonic() - start, details=details)
     if not packing.fits:
         return Outcome("unknown", None, None, time.monotonic() - start, details=details)
-    segs = tuple(Segment(seg.tensor, seg.first, seg.last, packing.offsets[str(i)], seg.created)
-                 for i, seg in enumerate(residency.segments))
-    return Outcome("feasible", None, None, time.monotonic() - start, Residency(residency.order, segs),
-                   details=details)
+    segs = tuple(
+        Segment(seg.tensor, seg.first, seg.last, packing.offsets[str(i)], seg.created)
+        for i, seg in enumerate(residency.segments)
+    )
+    return Outcome("feasible", None, None, time.monotonic() - start, Residency(residency.order, segs), details=details)
 
 
 def place_segments(instance: Instance, residency: Residency, time_limit: float, seed: int = 0) -> Residency | None:

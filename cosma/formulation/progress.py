@@ -48,8 +48,11 @@ class LiveProgress(AbstractContextManager):
     def __rich__(self) -> Text:
         with self._lock:
             inc, bnd, phase = self.incumbent, self.bound, self.phase
-        parts = [f"[{phase}]", "incumbent " + (format_size(round(inc)) if inc is not None else "-"),
-                 "bound " + (format_size(max(0, round(bnd))) if bnd is not None else "-")]
+        parts = [
+            f"[{phase}]",
+            "incumbent " + (format_size(round(inc)) if inc is not None else "-"),
+            "bound " + (format_size(max(0, round(bnd))) if bnd is not None else "-"),
+        ]
         if inc is not None and bnd is not None:
             parts.append(f"gap {100 * (inc - bnd) / inc:.1f}%" if inc > 0 else "gap 0.0%")
         parts.append(f"{time.perf_counter() - self.started:.1f} s")

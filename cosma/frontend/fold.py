@@ -53,9 +53,14 @@ def _known_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
 
 
 # ===================================================================== If
-def _constant_value(name: str, proto: onnx.ModelProto, producers: Mapping[str, onnx.NodeProto],
-                    known: Mapping[str, onnx.TensorProto], memo: dict[str, np.ndarray | None],
-                    depth: int = 0) -> np.ndarray | None:
+def _constant_value(
+    name: str,
+    proto: onnx.ModelProto,
+    producers: Mapping[str, onnx.NodeProto],
+    known: Mapping[str, onnx.TensorProto],
+    memo: dict[str, np.ndarray | None],
+    depth: int = 0,
+) -> np.ndarray | None:
     """The value of ``name`` when only constants lead to it (a small subgraph), else None."""
     if name in memo:
         return memo[name]
@@ -73,11 +78,15 @@ def _constant_value(name: str, proto: onnx.ModelProto, producers: Mapping[str, o
             if v is None or v.size > 1 << 16:  # a condition comes from small tensors; never materialise weights
                 return None
             feeds[x] = v
-    inputs = [helper.make_tensor_value_info(x, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-              for x, v in feeds.items()]
+    inputs = [
+        helper.make_tensor_value_info(x, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for x, v in feeds.items()
+    ]
     outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
-    one = helper.make_model(helper.make_graph([node], "fold", inputs, outputs),
-                            opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
+    one = helper.make_model(
+        helper.make_graph([node], "fold", inputs, outputs),
+        opset_imports=list(proto.opset_import),
+        ir_version=proto.ir_version,
+    )
     try:
         results = ReferenceEvaluator(one).run(None, feeds)
     except Exception:  # not evaluable here: the If stays and is refused by name later
@@ -87,8 +96,9 @@ def _constant_value(name: str, proto: onnx.ModelProto, producers: Mapping[str, o
     return memo.get(name)
 
 
-def _inline_branch(node: onnx.NodeProto, label: str, branch: onnx.GraphProto) -> tuple[list[onnx.NodeProto],
-                                                                                     list[onnx.TensorProto]]:
+def _inline_branch(
+    node: onnx.NodeProto, label: str, branch: onnx.GraphProto
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     """The branch's nodes and initializers with its own names prefixed, then Identity to the If outputs."""
     local = {t.name for t in branch.initializer} | {o for n in branch.node for o in n.output if o}
     prefix = f"{label}/"
@@ -236,8 +246,15 @@ def _per_channel(shape: tuple[int, ...], out_rank: int, channels: int, out_axis:
     return all(d == 1 for i, d in enumerate(full) if i != out_axis) and full[out_axis] in (1, channels)
 
 
-def _fold_into(producer: onnx.NodeProto, weights: _Weights, mult: np.ndarray | None, shift: np.ndarray | None,
-               structural: bool, channels: int, label: str) -> None:
+def _fold_into(
+    producer: onnx.NodeProto,
+    weights: _Weights,
+    mult: np.ndarray | None,
+    shift: np.ndarray | None,
+    structural: bool,
+    channels: int,
+    label: str,
+) -> None:
     """Rewrite ``producer``'s weight and bias inputs to ``W * mult`` and ``b * mult + shift``."""
     w_axis, _ = _channel_axis(producer)
     w = producer.input[1]
@@ -282,8 +299,9 @@ def _set_attr(node: onnx.NodeProto, name: str, value: float) -> None:
     node.attribute.append(helper.make_attribute(name, value))
 
 
-def _foldable_producer(x: str, producers: Mapping[str, onnx.NodeProto], readers: Mapping[str, int],
-                       outputs: set[str], weights: _Weights) -> onnx.NodeProto | None:
+def _foldable_producer(
+    x: str, producers: Mapping[str, onnx.NodeProto], readers: Mapping[str, int], outputs: set[str], weights: _Weights
+) -> onnx.NodeProto | None:
     p = producers.get(x)
     if p is None or p.domain not in _DEFAULT_DOMAINS or p.op_type not in ("Conv", "Gemm"):
         return None
@@ -383,8 +401,9 @@ def _drop_unused_initializers(g: onnx.GraphProto) -> None:
 # ================================================================ constants
 #: A constant subgraph's result larger than this stays a node (lowering still treats it as a constant).
 _MAX_CONSTANT_ELEMENTS = 1 << 22
-_RANDOM_OPS = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-                         "Multinomial", "Bernoulli"})
+_RANDOM_OPS = frozenset(
+    {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+)
 
 
 def fold_constants(proto: onnx.ModelProto) -> int:
@@ -413,8 +432,12 @@ def fold_constants(proto: onnx.ModelProto) -> int:
             else:
                 kept.append(n)
             continue
-        if n.op_type in ("Shape", "Size") and present and shapes.get(present[0]) is not None and n.output[0] \
-                not in outputs:
+        if (
+            n.op_type in ("Shape", "Size")
+            and present
+            and shapes.get(present[0]) is not None
+            and n.output[0] not in outputs
+        ):
             value = _shape_value(n, shapes[present[0]])
             known[n.output[0]] = numpy_helper.from_array(value, n.output[0])
             g.initializer.append(known[n.output[0]])
@@ -450,18 +473,22 @@ def fold_constants(proto: onnx.ModelProto) -> int:
     return removed
 
 
-def _evaluate_one(n: onnx.NodeProto, proto: onnx.ModelProto, known: Mapping[str, onnx.TensorProto],
-                  memo: dict[str, np.ndarray | None]) -> np.ndarray | None:
+def _evaluate_one(
+    n: onnx.NodeProto, proto: onnx.ModelProto, known: Mapping[str, onnx.TensorProto], memo: dict[str, np.ndarray | None]
+) -> np.ndarray | None:
     feeds: dict[str, np.ndarray] = {}
     for x in n.input:
         if x and x not in feeds:
             feeds[x] = numpy_helper.to_array(known[x])
-    inputs = [helper.make_tensor_value_info(x, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-              for x, v in feeds.items()]
+    inputs = [
+        helper.make_tensor_value_info(x, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape) for x, v in feeds.items()
+    ]
     outs = [o for o in n.output if o]
-    one = helper.make_model(helper.make_graph([n], "fold", inputs, [helper.make_empty_tensor_value_info(o)
-                                                                     for o in outs]),
-                            opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
+    one = helper.make_model(
+        helper.make_graph([n], "fold", inputs, [helper.make_empty_tensor_value_info(o) for o in outs]),
+        opset_imports=list(proto.opset_import),
+        ir_version=proto.ir_version,
+    )
     try:
         results = ReferenceEvaluator(one).run(None, feeds)
     except Exception:  # the node stays; lowering treats it as a constant all the same
@@ -494,4 +521,4 @@ def _shape_value(n: onnx.NodeProto, shape: tuple[int, ...]) -> np.ndarray:
         return np.array(int(np.prod(shape)), dtype=np.int64)
     start = int(_attr(n, "start", 0))  # type: ignore[call-overload]
     end = _attr(n, "end", None)
-    return np.array(shape[start:None if end is None else int(end)], dtype=np.int64)  # type: ignore[call-overload]
+    return np.array(shape[start : None if end is None else int(end)], dtype=np.int64)  # type: ignore[call-overload]

@@ -35,12 +35,31 @@ from math import prod
 from cosma.graph import Graph, Operator
 
 #: Elementwise operator types that may fold into the operator they follow.
-EPILOGUE_TYPES: frozenset[str] = frozenset({
-    "BatchNormalization",
-    "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Tanh",
-    "Elu", "Selu", "Celu", "ThresholdedRelu", "Softplus", "Softsign", "Gelu", "Mish",
-    "Add", "Sub", "Mul", "Div",
-})
+EPILOGUE_TYPES: frozenset[str] = frozenset(
+    {
+        "BatchNormalization",
+        "Relu",
+        "Clip",
+        "Sigmoid",
+        "HardSigmoid",
+        "HardSwish",
+        "LeakyRelu",
+        "PRelu",
+        "Tanh",
+        "Elu",
+        "Selu",
+        "Celu",
+        "ThresholdedRelu",
+        "Softplus",
+        "Softsign",
+        "Gelu",
+        "Mish",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+    }
+)
 
 
 def _data_input(graph: Graph, op: Operator) -> str | None:
@@ -62,8 +81,14 @@ def _fold(producer: Operator, epilogue: Operator, d: str) -> Operator:
     """``producer`` with ``epilogue`` folded in: its weights read, its output written in place of ``d``."""
     inputs = tuple(dict.fromkeys((*producer.inputs, *(t for t in epilogue.inputs if t != d))))
     outputs = tuple(epilogue.outputs[0] if t == d else t for t in producer.outputs)
-    return Operator(producer.name, producer.op_type, inputs, outputs,
-                    (*producer.fused, epilogue.op_type, *epilogue.fused), (*producer.nodes, *epilogue.nodes))
+    return Operator(
+        producer.name,
+        producer.op_type,
+        inputs,
+        outputs,
+        (*producer.fused, epilogue.op_type, *epilogue.fused),
+        (*producer.nodes, *epilogue.nodes),
+    )
 
 
 def fuse_epilogues(graph: Graph) -> Graph:

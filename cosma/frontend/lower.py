@@ -63,14 +63,26 @@ VIEW_TYPES: frozenset[str] = frozenset({"Reshape", "Flatten", "Squeeze", "Unsque
 STRIPPED_WEIGHTS_KEY = "stripped_weight_inputs"
 
 _CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
-_SEQUENCE_OPS = frozenset({
-    "SequenceConstruct", "SequenceEmpty", "SequenceAt", "SequenceInsert", "SequenceErase", "SequenceLength",
-    "SequenceMap", "SplitToSequence", "ConcatFromSequence", "Optional", "OptionalGetElement",
-    "OptionalHasElement",
-})
+_SEQUENCE_OPS = frozenset(
+    {
+        "SequenceConstruct",
+        "SequenceEmpty",
+        "SequenceAt",
+        "SequenceInsert",
+        "SequenceErase",
+        "SequenceLength",
+        "SequenceMap",
+        "SplitToSequence",
+        "ConcatFromSequence",
+        "Optional",
+        "OptionalGetElement",
+        "OptionalHasElement",
+    }
+)
 #: Constant-input operators that must not be folded: their value changes from run to run.
-_RANDOM_OPS = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-                         "Multinomial", "Bernoulli"})
+_RANDOM_OPS = frozenset(
+    {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+)
 _DEFAULT_DOMAINS = frozenset({"", "ai.onnx"})
 #: Constants up to this many elements are handed to shape inference as values (shape tensors).
 _DATA_ELEMENTS = 1 << 16
@@ -152,8 +164,13 @@ class _Folds:
     constant_if: bool = True
 
 
-def _prepare(proto: onnx.ModelProto, source: str, input_shapes: Mapping[str, Sequence[int]], folds: _Folds,
-             counts: dict[str, int]) -> onnx.ModelProto:
+def _prepare(
+    proto: onnx.ModelProto,
+    source: str,
+    input_shapes: Mapping[str, Sequence[int]],
+    folds: _Folds,
+    counts: dict[str, int],
+) -> onnx.ModelProto:
     if proto.functions:
         try:
             proto = onnx.inliner.inline_local_functions(proto)
@@ -215,8 +232,9 @@ def _sort_nodes(graph: onnx.GraphProto, source: str) -> None:
                 heapq.heappush(ready, j)
     if len(order) < len(nodes):
         stuck = min(i for i in range(len(nodes)) if waiting[i] > 0)
-        raise ModelError(f"{source}: the graph has a cycle through node {node_names(nodes)[stuck]!r}; "
-                         "an ONNX graph must be acyclic")
+        raise ModelError(
+            f"{source}: the graph has a cycle through node {node_names(nodes)[stuck]!r}; an ONNX graph must be acyclic"
+        )
     del graph.node[:]
     graph.node.extend(nodes[i] for i in order)
 
@@ -249,17 +267,23 @@ def _refuse_unsupported(proto: onnx.ModelProto, source: str) -> None:
     for label, node in zip(node_names(proto.graph.node), proto.graph.node):
         what = f"{source}: node {label!r} ({node.op_type})"
         if node.op_type in _CONTROL_FLOW or any(a.type in graph_attrs for a in node.attribute):
-            raise ModelError(f"{what} is control flow, which cosma cannot schedule; export the model "
-                             "with loops unrolled and branches resolved")
+            raise ModelError(
+                f"{what} is control flow, which cosma cannot schedule; export the model "
+                "with loops unrolled and branches resolved"
+            )
         if node.op_type in _SEQUENCE_OPS and node.domain in _DEFAULT_DOMAINS:
-            raise ModelError(f"{what} works on sequences or optionals, which cosma cannot schedule; "
-                             "export the model with plain tensors")
+            raise ModelError(
+                f"{what} works on sequences or optionals, which cosma cannot schedule; "
+                "export the model with plain tensors"
+            )
         if (node.domain, node.op_type) in functions:
             raise ModelError(f"{what} calls a model-local function that could not be inlined")
     for value in (*proto.graph.input, *proto.graph.output):
         if value.type.WhichOneof("value") not in (None, "tensor_type"):
-            raise ModelError(f"{source}: graph input/output {value.name!r} is a "
-                             f"{value.type.WhichOneof('value')}, which cosma cannot schedule; use plain tensors")
+            raise ModelError(
+                f"{source}: graph input/output {value.name!r} is a "
+                f"{value.type.WhichOneof('value')}, which cosma cannot schedule; use plain tensors"
+            )
 
 
 def _dims_text(dims: Iterable[object]) -> str:
@@ -278,8 +302,10 @@ def _fix_input_shapes(graph: onnx.GraphProto, input_shapes: Mapping[str, Sequenc
     for name, dims in input_shapes.items():
         given = _dims_text(dims)
         if name not in inputs:
-            raise ModelError(f"--input-shape {name}={given}: {source} has no input {name!r}; "
-                             f"its inputs are {', '.join(inputs) or 'none'}")
+            raise ModelError(
+                f"--input-shape {name}={given}: {source} has no input {name!r}; "
+                f"its inputs are {', '.join(inputs) or 'none'}"
+            )
         if any(int(d) < 0 for d in dims):
             raise ModelError(f"--input-shape {name}={given}: dimensions must be non-negative")
         tensor_type = inputs[name].type.tensor_type
@@ -289,8 +315,10 @@ def _fix_input_shapes(graph: onnx.GraphProto, input_shapes: Mapping[str, Sequenc
                 d.HasField("dim_value") and d.dim_value != int(v) for d, v in zip(declared, dims)
             )
             if clash:
-                raise ModelError(f"--input-shape {name}={given} does not fit input {name!r} of {source}, "
-                                 f"declared {_declared(inputs[name])}; give a shape of that form")
+                raise ModelError(
+                    f"--input-shape {name}={given} does not fit input {name!r} of {source}, "
+                    f"declared {_declared(inputs[name])}; give a shape of that form"
+                )
         del tensor_type.shape.dim[:]
         for d in dims:
             tensor_type.shape.dim.add().dim_value = int(d)
@@ -321,9 +349,15 @@ class _Types:
 
     def offer(self, name: str, tp: onnx.TypeProto) -> None:
         old = self._types.get(name)
-        better = old is None or (static_shape(tp) is not None and static_shape(old) is None) or (
-            old.WhichOneof("value") == "tensor_type" and not old.tensor_type.elem_type
-            and tp.WhichOneof("value") == "tensor_type" and tp.tensor_type.elem_type
+        better = (
+            old is None
+            or (static_shape(tp) is not None and static_shape(old) is None)
+            or (
+                old.WhichOneof("value") == "tensor_type"
+                and not old.tensor_type.elem_type
+                and tp.WhichOneof("value") == "tensor_type"
+                and tp.tensor_type.elem_type
+            )
         )
         if better:
             self._types[name] = tp
@@ -423,11 +457,14 @@ class _Constants:
 
     def _evaluate(self, node: onnx.NodeProto, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Run ``node`` alone on ``feeds`` (a one-node model, so the model's opset versions apply)."""
-        inputs = [helper.make_tensor_value_info(x, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
-                  for x, v in feeds.items()]
+        inputs = [
+            helper.make_tensor_value_info(x, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+            for x, v in feeds.items()
+        ]
         outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
-        one = helper.make_model(helper.make_graph([node], "fold", inputs, outputs),
-                                opset_imports=self._opsets, ir_version=self._ir_version)
+        one = helper.make_model(
+            helper.make_graph([node], "fold", inputs, outputs), opset_imports=self._opsets, ir_version=self._ir_version
+        )
         return list(ReferenceEvaluator(one).run(None, dict(feeds)))
 
 
@@ -466,7 +503,7 @@ def _shape_constant(node: onnx.NodeProto, types: _Types) -> np.ndarray | None:
     start = int(_attribute(node, "start", 0))  # type: ignore[call-overload]
     end = _attribute(node, "end", None)
     # ONNX clamps start and end into [-rank, rank] like Python slicing does.
-    return np.array(shape[start:None if end is None else int(end)], dtype=np.int64)  # type: ignore[call-overload]
+    return np.array(shape[start : None if end is None else int(end)], dtype=np.int64)  # type: ignore[call-overload]
 
 
 def _stripped_weights(proto: onnx.ModelProto, source: str) -> set[str]:
@@ -477,13 +514,16 @@ def _stripped_weights(proto: onnx.ModelProto, source: str) -> set[str]:
             except ValueError:
                 names = None
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise ModelError(f"{source}: metadata {STRIPPED_WEIGHTS_KEY!r} must be a JSON list of input names, "
-                                 f"not {entry.value[:60]!r}")
+                raise ModelError(
+                    f"{source}: metadata {STRIPPED_WEIGHTS_KEY!r} must be a JSON list of input names, "
+                    f"not {entry.value[:60]!r}"
+                )
             inputs = {i.name for i in proto.graph.input}
             missing = [n for n in names if n not in inputs]
             if missing:
-                raise ModelError(f"{source}: metadata {STRIPPED_WEIGHTS_KEY!r} names {missing[0]!r}, "
-                                 "which is not a graph input")
+                raise ModelError(
+                    f"{source}: metadata {STRIPPED_WEIGHTS_KEY!r} names {missing[0]!r}, which is not a graph input"
+                )
             return set(names)
     return set()
 
@@ -529,8 +569,10 @@ def _settle_types(node: onnx.NodeProto, label: str, walked: _Walked, source: str
     for o in outputs:
         tp = types.get(o)
         if tp is not None and tp.WhichOneof("value") not in (None, "tensor_type"):
-            raise ModelError(f"{source}: node {label!r} ({node.op_type}) produces {o!r}, a "
-                             f"{tp.WhichOneof('value')}, which cosma cannot schedule; use plain tensors")
+            raise ModelError(
+                f"{source}: node {label!r} ({node.op_type}) produces {o!r}, a "
+                f"{tp.WhichOneof('value')}, which cosma cannot schedule; use plain tensors"
+            )
         if types.shape(o) is None and o in walked.constants:
             value = walked.constants.value(o)
             if value is not None:
@@ -538,8 +580,11 @@ def _settle_types(node: onnx.NodeProto, label: str, walked: _Walked, source: str
                 types.set(o, elem, value.shape)
         if types.shape(o) is None or not types.elem_type(o):
             why = walked.constants.opaque.get(o)
-            walked.unknown.setdefault(o, f"output of node {label!r} ({node.op_type})"
-                                      + (f", a constant not computed because {why}" if why else ""))
+            walked.unknown.setdefault(
+                o,
+                f"output of node {label!r} ({node.op_type})"
+                + (f", a constant not computed because {why}" if why else ""),
+            )
 
 
 def _is_view(node: onnx.NodeProto, read: set[str]) -> bool:
@@ -581,8 +626,9 @@ def _walk(proto: onnx.ModelProto, source: str) -> _Walked:
             types.set(node.output[0], onnx.TensorProto.INT64, shape_value.shape)
             walked.folded += 1
             continue
-        foldable = (node.domain in _DEFAULT_DOMAINS and node.op_type not in _RANDOM_OPS
-                    and all(x in constants for x in present))
+        foldable = (
+            node.domain in _DEFAULT_DOMAINS and node.op_type not in _RANDOM_OPS and all(x in constants for x in present)
+        )
         if foldable:
             constants.add_node(node)
             _settle_types(node, label, walked, source)
@@ -604,11 +650,15 @@ def _walk(proto: onnx.ModelProto, source: str) -> _Walked:
         root = alias.get(out.name, out.name)
         through = "" if root == out.name else f" (through views, {root!r})"
         if root in constants:
-            raise ModelError(f"{source}: graph output {out.name!r} is a constant{through}, computed by no operator; "
-                             "remove it from the outputs")
+            raise ModelError(
+                f"{source}: graph output {out.name!r} is a constant{through}, computed by no operator; "
+                "remove it from the outputs"
+            )
         if root in inputs:
-            raise ModelError(f"{source}: graph output {out.name!r} is the graph input {root!r}{through}, "
-                             "computed by no operator; remove it from the outputs")
+            raise ModelError(
+                f"{source}: graph output {out.name!r} is the graph input {root!r}{through}, "
+                "computed by no operator; remove it from the outputs"
+            )
         if root not in walked.outputs:
             walked.outputs.append(root)
     return walked
@@ -632,17 +682,24 @@ def _dtype_name(elem_type: int) -> str:
 
 
 def _unknown_shape(tensor: str, where: str, walked: _Walked, source: str) -> ModelError:
-    symbolic = [f"{i.name}[{_declared(i)}]" for i in walked.proto.graph.input
-                if i.name in walked.inputs and static_shape(i.type) is None]
+    symbolic = [
+        f"{i.name}[{_declared(i)}]"
+        for i in walked.proto.graph.input
+        if i.name in walked.inputs and static_shape(i.type) is None
+    ]
     hint = f" (symbolic inputs: {', '.join(symbolic)})" if symbolic else ""
     if not symbolic:
-        return ModelError(f"{source}: the shape of tensor {tensor!r} ({where}) is unknown although every input is "
-                          "static: it depends on values at run time; export the model with static shapes there")
+        return ModelError(
+            f"{source}: the shape of tensor {tensor!r} ({where}) is unknown although every input is "
+            "static: it depends on values at run time; export the model with static shapes there"
+        )
     first = next(i for i in walked.proto.graph.input if i.name in walked.inputs and static_shape(i.type) is None)
     # The example keeps the input's real rank and its static dims, with 1 for each symbolic one.
     dims = [d.dim_value if d.HasField("dim_value") else 1 for d in first.type.tensor_type.shape.dim]
-    return ModelError(f"{source}: the shape of tensor {tensor!r} ({where}) is unknown; fix the symbolic input dims "
-                      f"with --input-shape {first.name}={_dims_text(dims) if dims else '1'}{hint}")
+    return ModelError(
+        f"{source}: the shape of tensor {tensor!r} ({where}) is unknown; fix the symbolic input dims "
+        f"with --input-shape {first.name}={_dims_text(dims) if dims else '1'}{hint}"
+    )
 
 
 def _build(name: str, walked: _Walked, source: str, element_bytes: int | None, folds: Mapping[str, int]) -> Graph:

@@ -49,17 +49,44 @@ TFLITE_VIEW_TYPES: frozenset[str] = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIM
 #: Elementwise TFLite operators that may fold into the operator they follow, each with a distinct
 #: stand-in from :data:`cosma.frontend.fuse.EPILOGUE_TYPES` (the rule looks only at membership, and
 #: distinct stand-ins map back one to one).
-TFLITE_EPILOGUES: Mapping[str, str] = MappingProxyType({
-    "RELU": "Relu", "RELU6": "Clip", "RELU_N1_TO_1": "Celu", "RELU_0_TO_1": "ThresholdedRelu", "LOGISTIC": "Sigmoid",
-    "TANH": "Tanh", "HARD_SWISH": "HardSwish", "LEAKY_RELU": "LeakyRelu", "PRELU": "PRelu", "GELU": "Gelu",
-    "ELU": "Elu", "ADD": "Add", "SUB": "Sub", "MUL": "Mul", "DIV": "Div",
-})
+TFLITE_EPILOGUES: Mapping[str, str] = MappingProxyType(
+    {
+        "RELU": "Relu",
+        "RELU6": "Clip",
+        "RELU_N1_TO_1": "Celu",
+        "RELU_0_TO_1": "ThresholdedRelu",
+        "LOGISTIC": "Sigmoid",
+        "TANH": "Tanh",
+        "HARD_SWISH": "HardSwish",
+        "LEAKY_RELU": "LeakyRelu",
+        "PRELU": "PRelu",
+        "GELU": "Gelu",
+        "ELU": "Elu",
+        "ADD": "Add",
+        "SUB": "Sub",
+        "MUL": "Mul",
+        "DIV": "Div",
+    }
+)
 _CONTROL_FLOW = frozenset({"WHILE", "IF", "CALL_ONCE", "CALL"})
 #: Bits per element of each TensorType (by its enum name); STRING, RESOURCE and VARIANT have none.
 _TYPE_BITS = {
-    "FLOAT32": 32, "FLOAT16": 16, "BFLOAT16": 16, "FLOAT64": 64, "INT32": 32, "UINT32": 32, "INT64": 64,
-    "UINT64": 64, "INT16": 16, "UINT16": 16, "INT8": 8, "UINT8": 8, "BOOL": 8, "INT4": 4,
-    "COMPLEX64": 64, "COMPLEX128": 128,
+    "FLOAT32": 32,
+    "FLOAT16": 16,
+    "BFLOAT16": 16,
+    "FLOAT64": 64,
+    "INT32": 32,
+    "UINT32": 32,
+    "INT64": 64,
+    "UINT64": 64,
+    "INT16": 16,
+    "UINT16": 16,
+    "INT8": 8,
+    "UINT8": 8,
+    "BOOL": 8,
+    "INT4": 4,
+    "COMPLEX64": 64,
+    "COMPLEX128": 128,
 }
 #: TFLite activation names as Operator.fused records them (NONE is left out).
 _ACTIVATIONS = {1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
@@ -106,11 +133,19 @@ def _fuse(graph: Graph) -> Graph:
     fused = fuse_epilogues(Graph.build(graph.name, graph.tensors, ops, graph.metadata))
     back = {v: k for k, v in TFLITE_EPILOGUES.items()}
     original = graph.op_by_name
-    return Graph.build(graph.name, fused.tensors, [
-        replace(o, op_type=original[o.name].op_type,
-                fused=(*original[o.name].fused, *(back.get(f, f) for f in o.fused[len(original[o.name].fused):])))
-        for o in fused.ops
-    ], graph.metadata)
+    return Graph.build(
+        graph.name,
+        fused.tensors,
+        [
+            replace(
+                o,
+                op_type=original[o.name].op_type,
+                fused=(*original[o.name].fused, *(back.get(f, f) for f in o.fused[len(original[o.name].fused) :])),
+            )
+            for o in fused.ops
+        ],
+        graph.metadata,
+    )
 
 
 # ===================================================================== read
@@ -126,8 +161,10 @@ def _read(path: Path):
     except OSError as e:
         raise ModelError(f"{path}: cannot read it ({e.strerror or e})") from None
     if len(data) < 8 or data[4:8] != TFLITE_MAGIC:
-        raise ModelError(f"{path}: not a TFLite model (no 'TFL3' flatbuffer identifier); give a .tflite file "
-                         "written by the TFLite converter")
+        raise ModelError(
+            f"{path}: not a TFLite model (no 'TFL3' flatbuffer identifier); give a .tflite file "
+            "written by the TFLite converter"
+        )
     try:
         root = tflite.Model.GetRootAs(data, 0)
         if root.SubgraphsLength() < 1:
@@ -135,8 +172,9 @@ def _read(path: Path):
     except ModelError:
         raise
     except Exception as e:  # a truncated or corrupt flatbuffer raises from the generated accessors
-        raise ModelError(f"{path}: a corrupt or truncated TFLite file ({type(e).__name__}: {e}); "
-                         "convert the model again") from None
+        raise ModelError(
+            f"{path}: a corrupt or truncated TFLite file ({type(e).__name__}: {e}); convert the model again"
+        ) from None
     return root
 
 
@@ -172,8 +210,10 @@ def _op_type(root, op, source: str) -> str:
 
     index = op.OpcodeIndex()
     if index >= root.OperatorCodesLength():
-        raise ModelError(f"{source}: an operator names opcode {index}, beyond the model's "
-                         f"{root.OperatorCodesLength()} opcodes; convert the model again")
+        raise ModelError(
+            f"{source}: an operator names opcode {index}, beyond the model's "
+            f"{root.OperatorCodesLength()} opcodes; convert the model again"
+        )
     code = root.OperatorCodes(index)
     # Schema 3a moved builtin codes past 127 to BuiltinCode; older files fill only the deprecated field.
     builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
@@ -238,8 +278,9 @@ def _ordered(ops: list, produced_by: Mapping[int, int], source: str) -> list[int
                 heapq.heappush(ready, j)
     if len(order) < len(ops):
         stuck = min(i for i in range(len(ops)) if waiting[i] > 0)
-        raise ModelError(f"{source}: the operators form a cycle through {ops[stuck][0]!r}; "
-                         "a TFLite subgraph must be acyclic")
+        raise ModelError(
+            f"{source}: the operators form a cycle through {ops[stuck][0]!r}; a TFLite subgraph must be acyclic"
+        )
     return order
 
 
@@ -265,34 +306,45 @@ def _walk(root, source: str) -> _Walked:
     except ModelError:
         raise
     except Exception as e:
-        raise ModelError(f"{source}: a corrupt or truncated TFLite file ({type(e).__name__}: {e}); "
-                         "convert the model again") from None
+        raise ModelError(
+            f"{source}: a corrupt or truncated TFLite file ({type(e).__name__}: {e}); convert the model again"
+        ) from None
 
     count = len(infos)
     for label, op_type, ins, outs, _ in raw_ops:
         if op_type in _CONTROL_FLOW:
-            raise ModelError(f"{source}: operator {label!r} ({op_type}) is control flow, which cosma cannot "
-                             "schedule; convert the model with loops unrolled and branches resolved")
+            raise ModelError(
+                f"{source}: operator {label!r} ({op_type}) is control flow, which cosma cannot "
+                "schedule; convert the model with loops unrolled and branches resolved"
+            )
         bad = [i for i in (*ins, *outs) if i >= count or (i < 0 and i in outs)]
         if bad:
-            raise ModelError(f"{source}: operator {label!r} names tensor {bad[0]}, which the subgraph "
-                             f"does not have ({count} tensors); convert the model again")
+            raise ModelError(
+                f"{source}: operator {label!r} names tensor {bad[0]}, which the subgraph "
+                f"does not have ({count} tensors); convert the model again"
+            )
         both = set(ins) & set(outs)
         if both:
             clash = infos[next(iter(both))].name
-            raise ModelError(f"{source}: operator {label!r} ({op_type}) updates tensor {clash!r} in place "
-                             "(variable state), which cosma cannot schedule; convert a stateless model")
+            raise ModelError(
+                f"{source}: operator {label!r} ({op_type}) updates tensor {clash!r} in place "
+                "(variable state), which cosma cannot schedule; convert a stateless model"
+            )
     for i in (*inputs, *outputs):
         if not 0 <= i < count:
-            raise ModelError(f"{source}: the subgraph lists tensor {i} as an input or output, but has "
-                             f"{count} tensors; convert the model again")
+            raise ModelError(
+                f"{source}: the subgraph lists tensor {i} as an input or output, but has "
+                f"{count} tensors; convert the model again"
+            )
 
     produced_by: dict[int, int] = {}
     for k, (label, _, _, outs, _) in enumerate(raw_ops):
         for t in outs:
             if t in produced_by:
-                raise ModelError(f"{source}: tensor {infos[t].name!r} is written by two operators, "
-                                 f"{raw_ops[produced_by[t]][0]!r} and {label!r}; convert the model again")
+                raise ModelError(
+                    f"{source}: tensor {infos[t].name!r} is written by two operators, "
+                    f"{raw_ops[produced_by[t]][0]!r} and {label!r}; convert the model again"
+                )
             produced_by[t] = k
     input_set = set(inputs)
     constants = {i for i in range(count) if i not in produced_by and i not in input_set}
@@ -318,11 +370,15 @@ def _walk(root, source: str) -> _Walked:
         r = alias.get(out, out)
         through = "" if r == out else f" (through views, {infos[r].name!r})"
         if r in constants:
-            raise ModelError(f"{source}: subgraph output {infos[out].name!r} is a constant{through}, computed by "
-                             "no operator; remove it from the outputs")
+            raise ModelError(
+                f"{source}: subgraph output {infos[out].name!r} is a constant{through}, computed by "
+                "no operator; remove it from the outputs"
+            )
         if r in input_set:
-            raise ModelError(f"{source}: subgraph output {infos[out].name!r} is the input {infos[r].name!r}"
-                             f"{through}, computed by no operator; remove it from the outputs")
+            raise ModelError(
+                f"{source}: subgraph output {infos[out].name!r} is the input {infos[r].name!r}"
+                f"{through}, computed by no operator; remove it from the outputs"
+            )
         if r not in roots_out:
             roots_out.append(r)
     if not roots_out:
@@ -336,13 +392,17 @@ def _check_input_shapes(walked: _Walked, input_shapes: Mapping[str, Sequence[int
     for name, dims in input_shapes.items():
         given = "x".join(str(int(d)) for d in dims) or "scalar"
         if name not in by_name:
-            raise ModelError(f"--input-shape {name}={given}: {source} has no input {name!r}; "
-                             f"its inputs are {', '.join(by_name) or 'none'}")
+            raise ModelError(
+                f"--input-shape {name}={given}: {source} has no input {name!r}; "
+                f"its inputs are {', '.join(by_name) or 'none'}"
+            )
         stored = by_name[name].shape
         if tuple(int(d) for d in dims) != stored:
-            raise ModelError(f"--input-shape {name}={given}: {source} is a TFLite model, whose tensor shapes are "
-                             f"fixed at conversion ({name} is {'x'.join(map(str, stored)) or 'scalar'}); "
-                             "convert the model again with the input shape you need")
+            raise ModelError(
+                f"--input-shape {name}={given}: {source} is a TFLite model, whose tensor shapes are "
+                f"fixed at conversion ({name} is {'x'.join(map(str, stored)) or 'scalar'}); "
+                "convert the model again with the input shape you need"
+            )
 
 
 # ===================================================================== build
@@ -352,8 +412,10 @@ def _bytes(info: _TensorInfo, element_bytes: int | None, source: str) -> int:
         return elements * element_bytes
     bits = _TYPE_BITS.get(info.type_name)
     if bits is None:
-        raise ModelError(f"{source}: tensor {info.name!r} is of type {info.type_name}, which has no fixed size; "
-                         "cosma needs numeric tensors")
+        raise ModelError(
+            f"{source}: tensor {info.name!r} is of type {info.type_name}, which has no fixed size; "
+            "cosma needs numeric tensors"
+        )
     return -(-elements * bits // 8)
 
 
@@ -380,11 +442,25 @@ def _build(name: str, walked: _Walked, source: str, element_bytes: int | None) -
             kind = "weight"
         else:
             kind = "input"
-        tensors.append(Tensor(info.name, _bytes(info, element_bytes, source), kind, info.shape,  # type: ignore[arg-type]
-                              info.type_name.lower()))
-    ops = [Operator(label, op_type, tuple(walked.tensors[i].name for i in ins),
-                    tuple(walked.tensors[i].name for i in outs), fused)
-           for label, op_type, ins, outs, fused in kept]
+        tensors.append(
+            Tensor(
+                info.name,
+                _bytes(info, element_bytes, source),
+                kind,
+                info.shape,  # type: ignore[arg-type]
+                info.type_name.lower(),
+            )
+        )
+    ops = [
+        Operator(
+            label,
+            op_type,
+            tuple(walked.tensors[i].name for i in ins),
+            tuple(walked.tensors[i].name for i in outs),
+            fused,
+        )
+        for label, op_type, ins, outs, fused in kept
+    ]
     metadata = {
         "source": source,
         "producer": f"TFLite schema v{walked.version}" + (f" ({walked.description})" if walked.description else ""),

@@ -63,8 +63,9 @@ def improve(
             left = max_states if total_states is None else min(max_states, total_states - spent)
             if left <= 0:
                 break  # the budget is spent: the remaining windows around this step are not tried
-            result = exact_search(seg, peak - seg.background, tuple(range(end - start)),
-                                  max_states=left, deadline=deadline)
+            result = exact_search(
+                seg, peak - seg.background, tuple(range(end - start)), max_states=left, deadline=deadline
+            )
             windows += 1
             spent += result.states
             if result.peak + seg.background < peak:

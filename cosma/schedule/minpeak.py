@@ -148,8 +148,9 @@ def min_peak_order(
         exact_budget = int(EXACT_SHARE * budget)
         if spent >= exact_budget:
             break
-        result = exact_search(st.seg, st.peak, st.order, max_states=min(max_states, exact_budget - spent),
-                              deadline=deadline)
+        result = exact_search(
+            st.seg, st.peak, st.order, max_states=min(max_states, exact_budget - spent), deadline=deadline
+        )
         spent += result.states
         _improve(st, result)
         floor = max(floor, st.total_bound)
@@ -162,8 +163,15 @@ def min_peak_order(
     floor = max(floor, max((st.total_bound for st in states), default=0))
     local = None
     if peak > floor and time.perf_counter() < deadline and spent < budget:
-        local = improve(graph, order, floor=floor, width=window_width, max_states=window_states, deadline=deadline,
-                        total_states=budget - spent)
+        local = improve(
+            graph,
+            order,
+            floor=floor,
+            width=window_width,
+            max_states=window_states,
+            deadline=deadline,
+            total_states=budget - spent,
+        )
         order, peak = local.order, local.peak
         spent += local.states
     default_peak = graph.peak()

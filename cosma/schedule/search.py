@@ -83,8 +83,9 @@ def _moves(path: Path) -> tuple[int, ...]:
     return tuple(op for chunk in reversed(chunks) for op in chunk)
 
 
-def _costs(seg: Segment, done: int, ready: tuple[int, ...], known: Mapping[int, tuple[int, int]],
-           stale: int) -> dict[int, tuple[int, int]]:
+def _costs(
+    seg: Segment, done: int, ready: tuple[int, ...], known: Mapping[int, tuple[int, int]], stale: int
+) -> dict[int, tuple[int, int]]:
     """``(extra, delta)`` of every ready operator, reusing ``known`` except for operators in the mask ``stale``."""
     costs = {}
     for op in ready:
@@ -261,7 +262,8 @@ def beam_search(seg: Segment, width: int, deadline: float, max_states: int | Non
         for node in ranked[:width]:
             for op in node.ready:  # children take their forced moves before they are ranked
                 if (max_states is not None and expanded >= max_states) or (
-                        expanded % CLOCK_EVERY == 0 and time.perf_counter() > deadline):
+                    expanded % CLOCK_EVERY == 0 and time.perf_counter() > deadline
+                ):
                     return _complete(seg, ranked[0], expanded)
                 expanded += 1
                 add(_expand_forced(seg, _child(seg, node, op)))

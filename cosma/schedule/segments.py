@@ -126,9 +126,7 @@ class Segment:
     @cached_property
     def _touch_info(self) -> tuple[tuple[tuple[int, int, bool, bool], ...], ...]:
         """Per operator, ``(users, size, pre, post)`` of each tensor it touches (the hot loop's data)."""
-        return tuple(
-            tuple((self.users[t], self.sizes[t], self.pre[t], self.post[t]) for t in ts) for ts in self.touch
-        )
+        return tuple(tuple((self.users[t], self.sizes[t], self.pre[t], self.post[t]) for t in ts) for ts in self.touch)
 
     def step(self, done: int, open_bytes: int, op: int) -> tuple[int, int]:
         """``(live bytes at the step running op, live bytes after it)`` from state ``done``.

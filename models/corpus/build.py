@@ -45,32 +45,138 @@ MLPERF = ROOT.parent / "shared" / "models" / "tflite"
 MAX_FILE_BYTES = 1_000_000
 
 TORCHVISION = [
-    "alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg16", "vgg16_bn", "vgg19", "resnet18", "resnet34", "resnet50",
-    "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2", "densenet121",
-    "densenet161", "densenet169", "densenet201", "squeezenet1_0", "squeezenet1_1", "mobilenet_v2",
-    "mobilenet_v3_small", "mobilenet_v3_large", "mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3",
-    "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0", "googlenet",
-    "inception_v3", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4",
-    "efficientnet_v2_s", "regnet_x_400mf", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf", "regnet_y_400mf",
-    "regnet_y_800mf", "regnet_y_1_6gf", "regnet_y_3_2gf", "convnext_tiny", "convnext_small", "vit_b_16", "vit_b_32",
-    "swin_t", "swin_v2_t", "maxvit_t",
+    "alexnet",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "wide_resnet50_2",
+    "densenet121",
+    "densenet161",
+    "densenet169",
+    "densenet201",
+    "squeezenet1_0",
+    "squeezenet1_1",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "mnasnet0_5",
+    "mnasnet0_75",
+    "mnasnet1_0",
+    "mnasnet1_3",
+    "shufflenet_v2_x0_5",
+    "shufflenet_v2_x1_0",
+    "shufflenet_v2_x1_5",
+    "shufflenet_v2_x2_0",
+    "googlenet",
+    "inception_v3",
+    "efficientnet_b0",
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "efficientnet_b3",
+    "efficientnet_b4",
+    "efficientnet_v2_s",
+    "regnet_x_400mf",
+    "regnet_x_800mf",
+    "regnet_x_1_6gf",
+    "regnet_x_3_2gf",
+    "regnet_y_400mf",
+    "regnet_y_800mf",
+    "regnet_y_1_6gf",
+    "regnet_y_3_2gf",
+    "convnext_tiny",
+    "convnext_small",
+    "vit_b_16",
+    "vit_b_32",
+    "swin_t",
+    "swin_v2_t",
+    "maxvit_t",
 ]
-TORCHVISION_SEGMENTATION = ["fcn_resnet50", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large",
-                            "lraspp_mobilenet_v3_large"]
+TORCHVISION_SEGMENTATION = [
+    "fcn_resnet50",
+    "deeplabv3_resnet50",
+    "deeplabv3_mobilenet_v3_large",
+    "lraspp_mobilenet_v3_large",
+]
 TORCHVISION_VIDEO = ["r3d_18", "mc3_18", "r2plus1d_18"]
 TIMM = [
-    "resnet10t", "resnet14t", "resnet26", "resnet26d", "resnet50d", "seresnet18", "seresnext26d_32x4d",
-    "ecaresnet26t", "skresnet18", "res2net50_14w_8s", "res2next50", "resnest14d", "dla34", "dla46_c",
-    "dpn68", "cspresnet50", "cspdarknet53", "darknet17", "hrnet_w18_small", "rexnet_100", "ghostnet_100",
-    "mixnet_s", "mixnet_m", "mnasnet_100", "semnasnet_100", "spnasnet_100", "fbnetc_100", "tinynet_a",
-    "tinynet_e", "lcnet_050", "lcnet_100", "mobilenetv3_small_050", "mobilenetv3_large_100",
-    "efficientnet_lite0", "efficientnet_lite2", "tf_efficientnet_b0", "efficientnet_es", "regnetx_002",
-    "regnety_002", "selecsls42b", "vovnet39a", "ese_vovnet19b_dw", "xception41", "inception_v4",
-    "nasnetalarge", "pnasnet5large", "deit_tiny_patch16_224", "levit_128s", "convmixer_768_32", "pit_ti_224",
-    "coat_lite_tiny", "mobilevit_xxs", "efficientformer_l1", "poolformer_s12", "convnext_atto", "edgenext_xx_small",
+    "resnet10t",
+    "resnet14t",
+    "resnet26",
+    "resnet26d",
+    "resnet50d",
+    "seresnet18",
+    "seresnext26d_32x4d",
+    "ecaresnet26t",
+    "skresnet18",
+    "res2net50_14w_8s",
+    "res2next50",
+    "resnest14d",
+    "dla34",
+    "dla46_c",
+    "dpn68",
+    "cspresnet50",
+    "cspdarknet53",
+    "darknet17",
+    "hrnet_w18_small",
+    "rexnet_100",
+    "ghostnet_100",
+    "mixnet_s",
+    "mixnet_m",
+    "mnasnet_100",
+    "semnasnet_100",
+    "spnasnet_100",
+    "fbnetc_100",
+    "tinynet_a",
+    "tinynet_e",
+    "lcnet_050",
+    "lcnet_100",
+    "mobilenetv3_small_050",
+    "mobilenetv3_large_100",
+    "efficientnet_lite0",
+    "efficientnet_lite2",
+    "tf_efficientnet_b0",
+    "efficientnet_es",
+    "regnetx_002",
+    "regnety_002",
+    "selecsls42b",
+    "vovnet39a",
+    "ese_vovnet19b_dw",
+    "xception41",
+    "inception_v4",
+    "nasnetalarge",
+    "pnasnet5large",
+    "deit_tiny_patch16_224",
+    "levit_128s",
+    "convmixer_768_32",
+    "pit_ti_224",
+    "coat_lite_tiny",
+    "mobilevit_xxs",
+    "efficientformer_l1",
+    "poolformer_s12",
+    "convnext_atto",
+    "edgenext_xx_small",
 ]
-LIGHT = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet", "squeezenet",
-         "vgg19", "zfnet512"]
+LIGHT = [
+    "bvlc_alexnet",
+    "densenet121",
+    "inception_v1",
+    "inception_v2",
+    "resnet50",
+    "shufflenet",
+    "squeezenet",
+    "vgg19",
+    "zfnet512",
+]
 
 
 def _tflite_specs() -> dict[str, Callable[[], tw.TfliteNet]]:
@@ -138,8 +244,16 @@ def _export(source: str, name: str) -> onnx.ModelProto:
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=17, do_constant_folding=True,
-                          input_names=["input"], output_names=["output"])
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=17,
+            do_constant_folding=True,
+            input_names=["input"],
+            output_names=["output"],
+        )
     return onnx.load_from_string(buffer.getvalue())
 
 
@@ -214,8 +328,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         manifest[name] = {"file": relative(path), "source": source, "format": fmt}
         print(f"{name:40s} {path.stat().st_size / 1e3:8.1f} kB {time.perf_counter() - started:6.1f} s", flush=True)
-        MANIFEST.write_text(json.dumps(dict(sorted(manifest.items(), key=lambda kv: _order(entries, kv[0]))),
-                                       indent=1) + "\n")
+        MANIFEST.write_text(
+            json.dumps(dict(sorted(manifest.items(), key=lambda kv: _order(entries, kv[0]))), indent=1) + "\n"
+        )
     print(f"{len(manifest)} entries in {MANIFEST.name}; {len(failed)} failed to build: {sorted(failed)}")
     return 0
 

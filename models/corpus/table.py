@@ -100,8 +100,10 @@ def write_doc(rows: list[dict[str, Any]], total: int, command: str) -> None:
         verdict = r["verdict"] if r["verdict"] != "error" else f"error: {r['error']}"
         if r["verdict"] == "invalid":
             verdict = f"invalid: {r.get('error', '')}"
-        lines.append(f"| {r['name']} | {r['source']} | {r.get('before', '')} | {r.get('after', '')} | "
-                     f"{r.get('M_R', '')} | {r.get('M_P', '')} | {verdict.replace('|', '/')} |")
+        lines.append(
+            f"| {r['name']} | {r['source']} | {r.get('before', '')} | {r.get('after', '')} | "
+            f"{r.get('M_R', '')} | {r.get('M_P', '')} | {verdict.replace('|', '/')} |"
+        )
     DOC.write_text("\n".join(lines) + "\n")
 
 

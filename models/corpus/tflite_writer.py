@@ -37,9 +37,15 @@ _OPCODES = {v: k for k, v in BUILTIN_OPCODE2NAME.items()}
 _ACTIVATION = {None: 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3, "TANH": 4}
 #: Options tables that carry a fused activation: op -> (BuiltinOptions member, module prefix).
 _OPTIONS = {
-    "CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions", "AVERAGE_POOL_2D": "Pool2DOptions",
-    "MAX_POOL_2D": "Pool2DOptions", "FULLY_CONNECTED": "FullyConnectedOptions", "ADD": "AddOptions",
-    "MUL": "MulOptions", "SUB": "SubOptions", "CONCATENATION": "ConcatenationOptions",
+    "CONV_2D": "Conv2DOptions",
+    "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
+    "AVERAGE_POOL_2D": "Pool2DOptions",
+    "MAX_POOL_2D": "Pool2DOptions",
+    "FULLY_CONNECTED": "FullyConnectedOptions",
+    "ADD": "AddOptions",
+    "MUL": "MulOptions",
+    "SUB": "SubOptions",
+    "CONCATENATION": "ConcatenationOptions",
 }
 
 
@@ -72,10 +78,10 @@ class TfliteNet:
     outputs: list[int] = field(default_factory=list)
 
     # ------------------------------------------------------------ primitives
-    def tensor(self, shape: Sequence[int], dtype: str | None = None, name: str | None = None,
-               data: bytes = b"") -> int:
-        self.tensors.append(_Tensor(name or f"t{len(self.tensors)}", tuple(int(d) for d in shape),
-                                    dtype or self.dtype, data))
+    def tensor(self, shape: Sequence[int], dtype: str | None = None, name: str | None = None, data: bytes = b"") -> int:
+        self.tensors.append(
+            _Tensor(name or f"t{len(self.tensors)}", tuple(int(d) for d in shape), dtype or self.dtype, data)
+        )
         return len(self.tensors) - 1
 
     def shape(self, t: int) -> tuple[int, ...]:
@@ -89,8 +95,15 @@ class TfliteNet:
     def output(self, t: int) -> None:
         self.outputs.append(t)
 
-    def op(self, code: str, inputs: Sequence[int], out_shapes: Sequence[Sequence[int]],
-           activation: str | None = None, custom: bool = False, out_dtype: str | None = None) -> list[int]:
+    def op(
+        self,
+        code: str,
+        inputs: Sequence[int],
+        out_shapes: Sequence[Sequence[int]],
+        activation: str | None = None,
+        custom: bool = False,
+        out_dtype: str | None = None,
+    ) -> list[int]:
         outs = [self.tensor(s, out_dtype) for s in out_shapes]
         self.ops.append(_Op(code, list(inputs), outs, activation, custom))
         return outs
@@ -128,8 +141,12 @@ class TfliteNet:
 
     def fully_connected(self, x: int, units: int, activation: str | None = None) -> int:
         shape = self.shape(x)
-        return self.op("FULLY_CONNECTED", [x, self.weight((units, shape[-1])), self._bias(units)],
-                       [(*shape[:-1], units)], activation)[0]
+        return self.op(
+            "FULLY_CONNECTED",
+            [x, self.weight((units, shape[-1])), self._bias(units)],
+            [(*shape[:-1], units)],
+            activation,
+        )[0]
 
     def add(self, a: int, b: int, activation: str | None = None) -> int:
         return self.op("ADD", [a, b], [self.shape(a)], activation)[0]
@@ -241,8 +258,14 @@ class TfliteNet:
             _module("Operator").OperatorAddBuiltinOptions(b, options)
         return _module("Operator").OperatorEnd(b)
 
-    def _subgraph(self, b: flatbuffers.Builder, tensors: Sequence[int], ops: Sequence[int],
-                  inputs: Sequence[int], outputs: Sequence[int]) -> int:
+    def _subgraph(
+        self,
+        b: flatbuffers.Builder,
+        tensors: Sequence[int],
+        ops: Sequence[int],
+        inputs: Sequence[int],
+        outputs: Sequence[int],
+    ) -> int:
         tensors_vec = self._vector(b, _module("SubGraph").SubGraphStartTensorsVector, tensors)
         ops_vec = self._vector(b, _module("SubGraph").SubGraphStartOperatorsVector, ops)
         inputs_vec = self._ints(b, _module("SubGraph").SubGraphStartInputsVector, inputs)
@@ -270,8 +293,9 @@ class TfliteNet:
 
 
 # ====================================================================== architectures
-def mobilenet_v1(name: str, alpha: float = 1.0, size: int = 224, dtype: str = "INT8", classes: int = 1000,
-                 channels: int = 3) -> TfliteNet:
+def mobilenet_v1(
+    name: str, alpha: float = 1.0, size: int = 224, dtype: str = "INT8", classes: int = 1000, channels: int = 3
+) -> TfliteNet:
     """MobileNetV1 (Howard et al. 2017) at width multiplier ``alpha``; the TFLite Micro person detector is
     ``alpha=0.25, size=96, channels=1, classes=2``."""
     net = TfliteNet(name, dtype)
@@ -293,8 +317,15 @@ def mobilenet_v2(name: str, alpha: float = 1.0, size: int = 224, dtype: str = "I
     x = net.input("input", (1, size, size, 3))
     x = net.conv(x, max(8, int(32 * alpha)), 3, 2, "RELU6")
     cin = max(8, int(32 * alpha))
-    for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-                       (6, 320, 1, 1)]:
+    for t, c, n, s in [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]:
         cout = max(8, int(c * alpha))
         for i in range(n):
             stride = s if i == 0 else 1
@@ -345,8 +376,9 @@ def resnet_cifar(name: str, stacks: int = 3, blocks: int = 1, width: int = 16, d
     return net
 
 
-def autoencoder(name: str, inputs: int = 640, hidden: int = 128, bottleneck: int = 8, layers: int = 4,
-                dtype: str = "INT8") -> TfliteNet:
+def autoencoder(
+    name: str, inputs: int = 640, hidden: int = 128, bottleneck: int = 8, layers: int = 4, dtype: str = "INT8"
+) -> TfliteNet:
     """The DCASE 2020 fully connected autoencoder (MLPerf Tiny anomaly detection) at other widths."""
     net = TfliteNet(name, dtype)
     x = net.input("input", (1, inputs))
@@ -357,4 +389,3 @@ def autoencoder(name: str, inputs: int = 640, hidden: int = 128, bottleneck: int
         x = net.fully_connected(x, hidden, "RELU")
     net.output(net.fully_connected(x, inputs))
     return net
-
