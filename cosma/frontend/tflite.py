@@ -40,7 +40,7 @@ from types import MappingProxyType
 
 from cosma.errors import ModelError, OptionError
 from cosma.frontend.fuse import fuse_epilogues
-from cosma.graph import Graph, Operator, Tensor
+from cosma.graph import Graph, Operator, Tensor, TensorKind
 
 #: The flatbuffer file identifier of TFLite models, at bytes 4 to 8.
 TFLITE_MAGIC = b"TFL3"
@@ -434,6 +434,7 @@ def _build(name: str, walked: _Walked, source: str, element_bytes: int | None) -
     tensors = []
     for i in indices:
         info = walked.tensors[i]
+        kind: TensorKind
         if i in outputs:
             kind = "output"
         elif i in produced:
@@ -447,7 +448,7 @@ def _build(name: str, walked: _Walked, source: str, element_bytes: int | None) -
                 info.name,
                 _bytes(info, element_bytes, source),
                 kind,
-                info.shape,  # type: ignore[arg-type]
+                info.shape,
                 info.type_name.lower(),
             )
         )
