@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 import cosma
-from cosma.baselines import BASELINES, baseline_order, solve_baseline
 from cosma.budgets import BUDGET_NAMES, graph_budgets
-from cosma.methods import Options
-from cosma.plan import Accelerator
+from cosma.hardware import Accelerator
+from cosma.methods.baselines import BASELINES, baseline_order, solve_baseline
+from cosma.options import Options
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPLAN = ROOT.parent / "shared" / "tools" / "checkplan.py"

@@ -36,7 +36,7 @@ import zoo
 from minpeak_exact_size import nas_like
 
 from cosma.budgets import resolve_budget
-from cosma.check import replay
+from cosma.contract import replay
 from cosma.frontend import load_onnx
 from cosma.graph import Graph
 from cosma.methods import compile

@@ -8,7 +8,7 @@
 Every tensor is 1 byte per element (an int8 accelerator); the budgets are those of
 :func:`cosma.budgets.budgets`: ``M_R``, ``M_H``, ``M_P`` of the graph with weights and of its
 activation-only variant. For each instance it runs the four baselines once
-(:func:`cosma.baselines.best_baseline`, the same min-peak search limit as the exact methods) and
+(:func:`cosma.methods.baselines.best_baseline`, the same min-peak search limit as the exact methods) and
 each requested method through :func:`cosma.compile`, checks every plan with the project's replay,
 and prints one markdown row: the baselines' extra bytes, the method's extra bytes, its reduction
 against the best baseline and against each baseline on average, its lower bound and gap, status and
@@ -31,12 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
 
 import zoo
 
-from cosma.baselines import BASELINES, best_baseline
 from cosma.budgets import budgets
-from cosma.check import replay
+from cosma.contract import replay
 from cosma.frontend import load_onnx
-from cosma.methods import Options, compile
-from cosma.plan import Accelerator
+from cosma.hardware import Accelerator
+from cosma.methods import compile
+from cosma.methods.baselines import BASELINES, best_baseline
+from cosma.options import Options
 
 NAS_MODELS = ("nasnet_a", "pnasnet5", "amoebanet", "darts", "randwire_ws", "randwire_er", "randwire_ba")
 BUDGETS = ("M_R", "M_H", "M_P", "M_R/no-weights", "M_H/no-weights", "M_P/no-weights")
@@ -70,8 +71,8 @@ def run_instance(
     rows = []
     for method in methods:
         started = time.perf_counter()
-        extra = {"segment_ops": segment_ops} if segment_ops and method in ("dc", "auto") else {}
-        plan = compile(graph, scratchpad, method=method, options=replace(options, extra=extra))
+        given = segment_ops if segment_ops and method in ("dc", "auto") else None
+        plan = compile(graph, scratchpad, method=method, options=replace(options, segment_ops=given))
         seconds = time.perf_counter() - started
         replay(plan.to_dict())  # raises if the plan breaks a rule or misstates its cost
         s = plan.summary

@@ -8,15 +8,17 @@ Public API::
     plan.save("plan.json")
 """
 
-from cosma.baselines import best_baseline
 from cosma.budgets import Budgets, resolve_budget
-from cosma.check import PlanInvalid, replay
-from cosma.errors import BudgetError, CosmaError, ModelError, OptionError
+from cosma.contract import Free, Load, Run, Store, replay
+from cosma.errors import BudgetError, CosmaError, ModelError, OptionError, PlanInvalid
 from cosma.execute import execute
 from cosma.frontend import load_model, load_onnx, load_tflite
 from cosma.graph import Graph, Lifetime, Operator, Tensor
-from cosma.methods import METHODS, Options, compile
-from cosma.plan import Accelerator, Free, Load, Plan, Run, Store, Summary
+from cosma.hardware import Accelerator
+from cosma.methods import METHODS, compile
+from cosma.methods.baselines import best_baseline
+from cosma.options import Options
+from cosma.plan import Plan, Summary
 from cosma.schedule import ScheduleResult, min_peak_order
 from cosma.units import parse_size
 

@@ -5,7 +5,7 @@ The protocol (:data:`PROTOCOL_METHODS`, :data:`GROUP_METHODS`, :data:`PROTOCOL_B
 scratchpad and without them, is planned at its budgets ``M_R``, ``M_H`` and ``M_P``
 (:mod:`cosma.budgets`) by every method of the protocol, and by the methods of its group (``dc`` on
 the NAS-generated and randomly wired graphs). One run is one :func:`cosma.compile`; its plan is replayed by
-:func:`cosma.check.replay`, and the run becomes one :class:`BenchRow`: extra bytes, status,
+:func:`cosma.contract.replay`, and the run becomes one :class:`BenchRow`: extra bytes, status,
 bound, gap, solve and total seconds, validity. A run that raises becomes an error row, and a
 method the registry does not have yet becomes a ``missing`` row: nothing is dropped silently.
 
@@ -55,11 +55,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from cosma.baselines import BASELINES
 from cosma.budgets import BUDGET_NAMES, GraphBudgets, budgets_of_schedule
 from cosma.errors import OptionError
+from cosma.fileio import atomic_write_text
 from cosma.graph import Graph
-from cosma.plan import Plan, atomic_write_text
+from cosma.methods.baselines import BASELINES
+from cosma.plan import Plan
 from cosma.schedule import min_peak_order
 
 # --------------------------------------------------------------------------- protocol
@@ -362,7 +363,7 @@ class Outcome:
 
 def solve_options(time_limit: float, seed: int) -> Any:
     """The :class:`cosma.methods.Options` of every protocol run (before :func:`protocol_options`)."""
-    from cosma.methods import Options
+    from cosma.options import Options
 
     return Options(time_limit=time_limit, threads=1, seed=seed, quiet=True)
 
@@ -392,14 +393,14 @@ def protocol_options(task: BenchTask, graph: Graph, accelerator: Any, options: A
 
     The order is the task's (the one whose peak is the variant's ``M_P``, found once per variant, so
     every budget runs the same order), else a fresh search as the ``minpeak`` baselines make it
-    (:func:`cosma.baselines.baseline_order`), whose time then counts in the run's total.
+    (:func:`cosma.methods.baselines.baseline_order`), whose time then counts in the run's total.
     """
     if task.method != "fixed-order":
         return options
-    from cosma.baselines import baseline_order
+    from cosma.methods.baselines import baseline_order
 
     order = task.order or tuple(baseline_order(graph, accelerator, "minpeak", options).order)
-    return dataclasses.replace(options, extra={**options.extra, "order": order})
+    return dataclasses.replace(options, order=order)
 
 
 def run_task(task: BenchTask, planner: Planner | None = None) -> Outcome:
@@ -408,9 +409,10 @@ def run_task(task: BenchTask, planner: Planner | None = None) -> Outcome:
     ``planner`` replaces the registry's method of that name (the regression test substitutes a
     deliberately worse one this way).
     """
-    from cosma.check import PlanInvalid, replay
+    from cosma.contract import replay
+    from cosma.errors import PlanInvalid
+    from cosma.hardware import Accelerator
     from cosma.methods import compile as compile_graph
-    from cosma.plan import Accelerator
 
     started = time.perf_counter()
     try:
@@ -1275,7 +1277,7 @@ def render_markdown(
             "(their rows say `missing`)."
         )
     lines += [
-        "- Every plan is replayed by `cosma.check.replay`; `valid` in the CSV is its verdict. Budgets that coincide "
+        "- Every plan is replayed by `cosma.contract.replay`; `valid` in the CSV is its verdict. Budgets that coincide "
         "in bytes are planned once and reported under each name.",
         f"- Every run, with status, bound, gap and times: [{csv_name}]({csv_name}).",
         "",
@@ -1470,7 +1472,7 @@ def _dc_section(result: BenchResult) -> list[str]:
     lines = [
         DC_HEADING,
         "",
-        "`dc` (divide and conquer, `cosma.driver`) starts from the best of the four baselines, runs the exact "
+        "`dc` (divide and conquer, `cosma.methods.dc`) starts from the best of the four baselines, runs the exact "
         "fixed-order solver on that plan's order, then fixed-order windows of about 200 operators, then joint "
         "windows of about 24-48 consecutive operators (free to reorder), each window from the state the previous "
         "one left, stitches every improvement into the whole plan and replays it; it is never worse than the best "

@@ -29,7 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cosma.errors import OptionError
-from cosma.graph import Graph, Tensor, round_up
+from cosma.graph import Graph
+from cosma.hardware import aligned
 from cosma.schedule import ScheduleResult, min_peak_order
 from cosma.schedule.minpeak import DEFAULT_TIME_LIMIT
 from cosma.units import parse_size
@@ -73,14 +74,6 @@ class Budgets:
         return [(n, self.with_weights.get(n)) for n in BUDGET_NAMES] + [
             (f"{n}/no-weights", self.without_weights.get(n)) for n in BUDGET_NAMES
         ]
-
-
-def aligned(graph: Graph, alignment: int) -> Graph:
-    """``graph`` with every tensor's size rounded up to a multiple of ``alignment``."""
-    if alignment == 1:
-        return graph
-    tensors = (Tensor(t.name, round_up(t.bytes, alignment), t.kind, t.shape, t.dtype) for t in graph.tensors)
-    return Graph.build(graph.name, tensors, graph.ops, graph.metadata)
 
 
 def graph_budgets(graph: Graph, *, alignment: int = 1, time_limit: float = DEFAULT_TIME_LIMIT) -> GraphBudgets:

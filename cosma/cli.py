@@ -338,7 +338,7 @@ def compile_cmd(
     budget = resolve_budget(graph, scratchpad, alignment=alignment, time_limit=time_limit)
     if budget <= 0:
         raise OptionError(f"--scratchpad {scratchpad} is {budget} B; give a positive size such as 512KiB, or M_R")
-    from cosma.formulation.run import parse_solver_params
+    from cosma.backends.base import parse_solver_params
 
     plan = compile_graph(
         graph,
@@ -352,7 +352,7 @@ def compile_cmd(
         quiet=quiet,
         solver=solver,
         solver_params=parse_solver_params(solver_params),
-        extra={"segment_ops": segment_ops} if segment_ops else {},
+        segment_ops=segment_ops or None,
     )
     if output is not None:
         with _writing(output, "the plan", "--output"):
@@ -378,7 +378,8 @@ def check(plans: tuple[Path, ...], as_json: bool) -> ExitCode:
     """Replay plan files against the machine model: exit 0 valid, 1 invalid, 2 unreadable."""
     from dataclasses import asdict
 
-    from cosma.check import PlanInvalid, replay
+    from cosma.contract import replay
+    from cosma.errors import PlanInvalid
 
     worst = ExitCode.DONE
     for path in plans:

@@ -73,3 +73,22 @@ class Undecided(CosmaError):
     """The limit ran out before an answer: nothing found and nothing proven."""
 
     exit_code = ExitCode.UNDECIDED
+
+
+class PlanInvalid(ProvenNegative):
+    """A plan breaks a rule of the contract. ``step`` is the index of the offending step, if any."""
+
+    def __init__(self, message: str, step: int | None = None) -> None:
+        self.rule = message
+        self.step = step
+        super().__init__(message if step is None else f"step {step}: {message}")
+
+
+class SolverError(CosmaError):
+    """A solver failed: it rejected the model, or its process died. Not the user's input: an internal error."""
+
+    exit_code = ExitCode.INTERNAL
+
+
+class GraphError(CosmaError, ValueError):
+    """A graph breaks a rule of the IR (a tensor produced twice, a cycle, an unknown tensor)."""

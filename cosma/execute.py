@@ -1,6 +1,6 @@
 """Executing a plan byte for byte on a simulated accelerator, checked against ONNX Runtime.
 
-The replay (:mod:`cosma.check`) proves the bookkeeping of a plan; this module proves the bytes.
+The replay (:mod:`cosma.contract`) proves the bookkeeping of a plan; this module proves the bytes.
 The machine is two numpy byte arrays: a scratchpad of the plan's size and a DRAM holding one
 region per tensor. Inputs and weights start in DRAM; every other byte of both arrays starts as
 ``0xFF`` (a NaN in every float format), so reading a range nothing wrote shows up as a wrong
@@ -52,8 +52,8 @@ import onnx
 import onnx.inliner
 from onnx import helper, numpy_helper
 
-from cosma.check import PlanInvalid, replay
-from cosma.errors import CosmaError
+from cosma.contract import replay
+from cosma.errors import CosmaError, PlanInvalid
 from cosma.frontend.lower import VIEW_TYPES, _read, _sort_nodes, _stripped_weights, load_onnx, node_names
 from cosma.graph import Graph
 

@@ -33,16 +33,14 @@ from typing import Literal
 
 import networkx as nx
 
+from cosma.errors import GraphError
+
 TensorKind = Literal["input", "weight", "activation", "output"]
 TENSOR_KINDS: tuple[str, ...] = ("input", "weight", "activation", "output")
 #: Kinds that start in DRAM (loading them is compulsory once, free to drop).
 DRAM_KINDS: frozenset[str] = frozenset({"input", "weight"})
 #: Kinds that an operator produces in the scratchpad.
 PRODUCED_KINDS: frozenset[str] = frozenset({"activation", "output"})
-
-
-class GraphError(ValueError):
-    """A graph that breaks an invariant of the IR (names, producers, cycles)."""
 
 
 def round_up(value: int, alignment: int) -> int:

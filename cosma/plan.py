@@ -3,7 +3,7 @@
 The file format and the cost model are the contract in ``shared/docs/plan-format.md``
 (format ``cosma.plan/1``). A plan is built from a :class:`~cosma.graph.Graph`, an
 :class:`Accelerator` and a list of steps; :meth:`Plan.from_steps` replays the steps through
-the project's validator (:mod:`cosma.check`) and fills the summary from the replay, so the
+the contract's replay (:mod:`cosma.contract`) and fills the summary from the replay, so the
 traffic a plan claims is always the traffic it causes.
 """
 
@@ -11,80 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from cosma.errors import OptionError
+from cosma.contract import FORMAT, Run, Step, replay, step_from_dict, step_to_dict
+from cosma.fileio import atomic_write_text
 from cosma.graph import Graph, Operator, Tensor
-
-FORMAT = "cosma.plan/1"
+from cosma.hardware import Accelerator
 
 Status = Literal["optimal", "feasible", "infeasible", "time-limit", "heuristic"]
-
-
-@dataclass(frozen=True)
-class Accelerator:
-    """The machine: one scratchpad of ``scratchpad_bytes`` with placements on ``alignment``."""
-
-    scratchpad_bytes: int
-    alignment: int = 1
-
-    def __post_init__(self) -> None:
-        if self.scratchpad_bytes <= 0:
-            raise OptionError(f"scratchpad must be a positive number of bytes, got {self.scratchpad_bytes}")
-        if self.alignment < 1:
-            raise OptionError(f"alignment must be at least 1 byte, got {self.alignment}")
-
-
-@dataclass(frozen=True)
-class Load:
-    tensor: str
-    offset: int
-
-
-@dataclass(frozen=True)
-class Store:
-    tensor: str
-
-
-@dataclass(frozen=True)
-class Free:
-    tensor: str
-
-
-@dataclass(frozen=True)
-class Run:
-    op: str
-    outputs: tuple[tuple[str, int], ...]  # (tensor, offset) in the operator's output order
-
-
-Step = Load | Store | Free | Run
-
-
-def step_to_dict(step: Step) -> dict[str, Any]:
-    if isinstance(step, Load):
-        return {"action": "load", "tensor": step.tensor, "offset": step.offset}
-    if isinstance(step, Store):
-        return {"action": "store", "tensor": step.tensor}
-    if isinstance(step, Free):
-        return {"action": "free", "tensor": step.tensor}
-    return {"action": "run", "op": step.op, "outputs": dict(step.outputs)}
-
-
-def step_from_dict(d: Mapping[str, Any]) -> Step:
-    action = d["action"]
-    if action == "load":
-        return Load(d["tensor"], d["offset"])
-    if action == "store":
-        return Store(d["tensor"])
-    if action == "free":
-        return Free(d["tensor"])
-    if action == "run":
-        return Run(d["op"], tuple(d["outputs"].items()))
-    raise ValueError(f"unknown action {action!r}")
 
 
 @dataclass(frozen=True)
@@ -174,11 +111,9 @@ class Plan:
     ) -> Plan:
         """Replay ``steps`` through the validator and build the plan with the replayed cost.
 
-        Raises :class:`cosma.check.PlanInvalid` when the steps break a rule of the contract.
+        Raises :class:`cosma.errors.PlanInvalid` when the steps break a rule of the contract.
         A status of ``optimal`` is kept only when the bound matches the replayed cost.
         """
-        from cosma.check import replay
-
         steps = tuple(steps)
         draft = {
             **_header(graph, accelerator),
@@ -219,8 +154,6 @@ class Plan:
         return tuple(s.op for s in self.steps if isinstance(s, Run))
 
     def with_summary(self, **changes: Any) -> Plan:
-        from dataclasses import replace
-
         return replace(self, summary=replace(self.summary, **changes))
 
     # --------------------------------------------------------------------- JSON
@@ -236,7 +169,7 @@ class Plan:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Plan:
-        """Read a plan dict; validate it first with :func:`cosma.check.replay` if it is untrusted."""
+        """Read a plan dict; validate it first with :func:`cosma.contract.replay` if it is untrusted."""
         if d.get("format") != FORMAT:
             raise ValueError(f"format is {d.get('format')!r}, not {FORMAT!r}")
         tensors = [
@@ -254,8 +187,6 @@ class Plan:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Validate, then write the JSON atomically (a reader never sees half a plan)."""
-        from cosma.check import replay
-
         data = self.to_dict()
         replay(data)
         atomic_write_text(Path(path), json.dumps(data, indent=1) + "\n")
@@ -312,27 +243,3 @@ def _topological(ops: list[Operator]) -> list[Operator]:
     if len(out) != len(ops):
         raise ValueError("the plan's operators form a cycle")
     return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically; see :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
-
-    A reader sees the old file or the new one, never half of one, and a failed write leaves
-    no file behind. The file gets the mode ``open(path, "w")`` would give (0o666 less the
-    umask), not the 0o600 of :func:`tempfile.mkstemp`.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

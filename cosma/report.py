@@ -24,7 +24,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from cosma.plan import Free, Load, Plan, Run, Store, atomic_write_text
+from cosma.contract import Free, Load, Run, Store
+from cosma.fileio import atomic_write_text
+from cosma.plan import Plan
 from cosma.units import format_size
 from cosma.viz import figure_bytes, timeline_figure, trace, traffic_by_tensor, traffic_figure
 

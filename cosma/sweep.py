@@ -41,9 +41,14 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from cosma.budgets import resolve_budget
 from cosma.errors import BudgetError, OptionError
+from cosma.fileio import atomic_write_text
+from cosma.frontend import load_onnx
 from cosma.graph import Graph, Operator, Tensor
-from cosma.plan import atomic_write_text
+from cosma.methods import METHODS
+from cosma.methods import compile as compile_graph
+from cosma.viz import _bytes_axis, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -63,8 +68,6 @@ class LoadOptions:
     fuse: bool = True
 
     def load(self, path: str | os.PathLike[str]) -> Graph:
-        from cosma.frontend import load_onnx
-
         return load_onnx(
             path,
             input_shapes=dict(self.input_shapes),
@@ -159,8 +162,6 @@ class SweepResult:
 
     def save_plot(self, path: str | os.PathLike[str]) -> Path:
         """:func:`sweep_figure` written atomically to a .png, .svg or .pdf file."""
-        from cosma.viz import save_figure
-
         return save_figure(sweep_figure(self), path)
 
 
@@ -206,9 +207,6 @@ def sweep(
     uses it needs the usual ``if __name__ == "__main__":`` guard. ``progress`` is called in this
     process as each point finishes. The points come back ordered by model, method and size.
     """
-    from cosma.budgets import resolve_budget
-    from cosma.methods import METHODS
-
     if backend not in BACKENDS:
         raise OptionError(f"unknown sweep backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if not models:
@@ -279,8 +277,6 @@ def run_point(task: SweepTask) -> SweepPoint:
 
 
 def _solve(task: SweepTask, graph: Graph) -> SweepPoint:
-    from cosma.methods import compile as compile_graph
-
     try:
         plan = compile_graph(
             graph,
@@ -455,8 +451,6 @@ def sweep_figure(result: SweepResult) -> Figure:
     """
     # matplotlib is imported here, not at the top, so that sweep workers start without it.
     from matplotlib.figure import Figure
-
-    from cosma.viz import _bytes_axis
 
     models = [r.model for r in result.ranges]
     cols = min(3, len(models))

@@ -44,9 +44,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from cosma.errors import CosmaError
+from cosma.contract import Free, Load, Run, Store, replay
+from cosma.errors import CosmaError, PlanInvalid
+from cosma.fileio import atomic_write_bytes
 from cosma.graph import DRAM_KINDS
-from cosma.plan import Free, Load, Plan, Run, Store, atomic_write_bytes
+from cosma.plan import Plan
 from cosma.units import format_size
 
 TimeAxis = Literal["op", "step"]
@@ -86,7 +88,7 @@ class Transfer:
 
 
 @dataclass(frozen=True)
-class Residency:
+class Placement:
     """``tensor`` held at ``[offset, offset + bytes)`` over the time interval ``[start, end)``.
 
     ``reloaded``: placed by an extra load. ``evicted``: freed while a later residency of the same
@@ -108,7 +110,7 @@ class Residency:
 class PlanTrace:
     """A plan replayed into residencies and transfers on one time axis ``[0, horizon]``."""
 
-    residencies: tuple[Residency, ...]
+    residencies: tuple[Placement, ...]
     transfers: tuple[Transfer, ...]
     step_times: tuple[float, ...]  # time of every step of the plan
     run_times: tuple[tuple[str, float], ...]  # (operator, time) for every run
@@ -138,8 +140,6 @@ class TensorTraffic:
 # --------------------------------------------------------------------------- analysis
 def load_plan(path: str | os.PathLike[str]) -> Plan:
     """Read and validate a plan file; raise :class:`PlanFileError` (one line) when it is unusable."""
-    from cosma.check import PlanInvalid, replay
-
     try:
         data = json.loads(Path(path).read_text())
     except OSError as e:
@@ -206,7 +206,7 @@ def trace(plan: Plan, time_axis: TimeAxis = "op") -> PlanTrace:
         seen[name] = seen.get(name, 0) + 1
         t = graph.tensor(name)
         residencies.append(
-            Residency(name, t.kind, offset, t.bytes, start, end, reloaded, seen[name] < count[name], spills)
+            Placement(name, t.kind, offset, t.bytes, start, end, reloaded, seen[name] < count[name], spills)
         )
     return PlanTrace(
         tuple(residencies),
@@ -433,7 +433,7 @@ def save_timeline(plan: Plan, path: str | os.PathLike[str], **options: Any) -> P
 
 
 # ---------------------------------------------------------------------------- helpers
-def _rect(r: Residency) -> Sequence[tuple[float, float]]:
+def _rect(r: Placement) -> Sequence[tuple[float, float]]:
     return ((r.start, r.offset), (r.end, r.offset), (r.end, r.offset + r.bytes), (r.start, r.offset + r.bytes))
 
 
@@ -494,7 +494,7 @@ def _bytes_axis(axis: Any, nbins: int | Literal["auto"] = "auto") -> None:
     axis.set_major_formatter(FuncFormatter(label))
 
 
-def _label(fig: Figure, ax: Any, shown: Sequence[Residency], lo: float, hi: float, top: float) -> None:
+def _label(fig: Figure, ax: Any, shown: Sequence[Placement], lo: float, hi: float, top: float) -> None:
     """Write each tensor's name inside its rectangle where it fits, largest rectangles first."""
     box = ax.get_position()
     px_w = box.width * fig.get_figwidth() * _DPI / (hi - lo)  # pixels per time unit
@@ -553,7 +553,7 @@ def _traffic_strip(ax: Any, tr: PlanTrace, lo: float, hi: float) -> None:
     ax.set_xlim(lo, hi)
 
 
-def _legend_handles(shown: Sequence[Residency], spills: Sequence[Any], stores: Sequence[Any]) -> list[Any]:
+def _legend_handles(shown: Sequence[Placement], spills: Sequence[Any], stores: Sequence[Any]) -> list[Any]:
     kinds = [k for k in KIND_COLOURS if any(r.kind == k for r in shown)]
     handles: list[Any] = [Patch(facecolor=KIND_COLOURS[k], edgecolor="#333333", label=k) for k in kinds]
     if any(r.reloaded for r in shown):

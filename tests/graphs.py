@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from cosma.contract import Free, Load, Run, Step, Store
 from cosma.graph import Graph, Operator, Tensor
-from cosma.plan import Free, Load, Run, Step, Store
 
 
 @dataclass(frozen=True)

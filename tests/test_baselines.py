@@ -19,13 +19,16 @@ from hypothesis import strategies as st
 from test_schedule import dags
 
 import cosma
-from cosma.baselines import BASELINES, best_baseline, solve_baseline
 from cosma.budgets import BUDGET_NAMES, budgets, graph_budgets, resolve_budget
 from cosma.cli import main
+from cosma.contract import Free, Load, Run, Store
 from cosma.errors import OptionError
 from cosma.graph import Graph, Operator, Tensor
-from cosma.methods import METHODS, Options
-from cosma.plan import Accelerator, Free, Load, Plan, Run, Store
+from cosma.hardware import Accelerator
+from cosma.methods import METHODS
+from cosma.methods.baselines import BASELINES, best_baseline, solve_baseline
+from cosma.options import Options
+from cosma.plan import Plan
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"

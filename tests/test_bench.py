@@ -439,7 +439,7 @@ def test_named_methods_run_exactly_as_named(grouped_zoo, tmp_path):
 
 
 def test_dc_shares_the_run_of_auto_where_auto_resolves_to_dc(grouped_zoo, monkeypatch):
-    from cosma import driver
+    from cosma.methods import dc as driver
 
     monkeypatch.setattr(driver, "DC_THRESHOLD_OPS", 0)  # auto now resolves to dc on tiny_cnn (serial run)
     config = BenchConfig(

@@ -1,4 +1,4 @@
-"""Every rule of the plan validator (cosma.check), each broken by one plan; and agreement with
+"""Every rule of the plan validator (cosma.contract), each broken by one plan; and agreement with
 the independent checker ``../shared/tools/checkplan.py``.
 
 The agreement test (``test_shared_checker_agrees``) imports the shared checker from the folder
@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 from graphs import FIXTURES
 
-from cosma.check import PlanInvalid, ReplayResult, replay
-from cosma.plan import Accelerator, Plan
+from cosma.contract import ReplayResult, replay
+from cosma.errors import PlanInvalid
+from cosma.hardware import Accelerator
+from cosma.plan import Plan
 from cosma.replace.engine import plan_fixed_order
 
 REPO = Path(__file__).resolve().parent.parent
@@ -402,7 +404,7 @@ def engine_plans() -> dict[str, dict[str, Any]]:
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent: cannot compare with the shared checkplan.py")
 def test_shared_checker_agrees() -> None:
-    """checkplan.py and cosma.check give the same verdict on every case above and on engine plans."""
+    """checkplan.py and cosma.contract give the same verdict on every case above and on engine plans."""
     checker = load_shared_checker()
     cases: dict[str, tuple[Any, bool]] = {}
     for name, (mutation, _, _) in INVALID.items():
@@ -420,6 +422,6 @@ def test_shared_checker_agrees() -> None:
             ours = False
         theirs = shared_verdict(checker, plan)
         if not (ours == theirs == expected):
-            disagreements.append(f"{name}: cosma.check {ours}, checkplan {theirs}, expected {expected}")
+            disagreements.append(f"{name}: cosma.contract {ours}, checkplan {theirs}, expected {expected}")
     assert not disagreements, "\n".join(disagreements)
     assert len(cases) > 80

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner, Result
 from onnx import TensorProto, helper, numpy_helper
 
-from cosma.check import replay
 from cosma.cli import main
+from cosma.contract import replay
 from cosma.frontend import load_onnx
 from cosma.methods import DEFAULT_METHOD
 
@@ -284,7 +284,7 @@ b11,4,5,5
 ENTRY_POINTS = {
     "inspect": "cosma.cli._load",  # the model loader, whichever frontend it calls
     "compile": "cosma.methods.compile",
-    "check": "cosma.check.replay",
+    "check": "cosma.contract.replay",
     "methods": "cosma.methods.METHODS",
     "budgets": "cosma.budgets.budgets",
     "show": "cosma.viz.save_timeline",
@@ -562,7 +562,7 @@ def test_compile_interrupted_in_the_search_writes_the_best_plan_and_exits_130(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Ctrl-C as the exact search starts: the search stops with the best baseline, which is written
-    monkeypatch.setattr("cosma.solve.run_cpsat_phases", Raising(KeyboardInterrupt()))
+    monkeypatch.setattr("cosma.methods.exact.run_cpsat_phases", Raising(KeyboardInterrupt()))
     out = tmp_path / "plan.json"
     result = cosma("compile", ROOT / "models" / "tiny_cnn.onnx", "-s", "M_R", "-o", out)
     assert result.exit_code == 130, result.output
@@ -580,9 +580,9 @@ def test_a_closed_output_is_an_interruption_not_a_bug(monkeypatch: pytest.Monkey
 
 def test_a_real_process_exits_70_and_writes_its_crash_log(plan: Path, tmp_path: Path) -> None:
     script = (
-        "import cosma.check, sys\n"
+        "import cosma.contract, sys\n"
         "def boom(data): raise RuntimeError('boom')\n"
-        "cosma.check.replay = boom\n"
+        "cosma.contract.replay = boom\n"
         "from cosma.cli import main\n"
         "sys.argv = ['cosma', 'check', sys.argv[1]]\n"
         "main()\n"

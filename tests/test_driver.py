@@ -1,4 +1,4 @@
-"""Divide and conquer (cosma/driver.py): stitching, window pricing, validity, bounds, never worse.
+"""Divide and conquer (cosma/methods/dc.py): stitching, window pricing, validity, bounds, never worse.
 
 - stitching a window's own part back is the identity, and every window solution stitched into the
   plan replays valid with exactly the traffic the window's objective promised;
@@ -19,17 +19,18 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from oracle import optimum
 
-from cosma import driver
-from cosma.baselines import best_baseline
-from cosma.check import replay
+from cosma.backends.base import SolverParams
+from cosma.contract import replay
 from cosma.errors import OptionError
 from cosma.formulation import cpsat
 from cosma.formulation.residency import residency_of_plan
-from cosma.formulation.run import SolverParams
 from cosma.frontend import load_onnx
 from cosma.graph import Graph, Operator, Tensor
-from cosma.methods import Options, auto_method, compile
-from cosma.plan import Accelerator
+from cosma.hardware import Accelerator
+from cosma.methods import auto_method, compile
+from cosma.methods import dc as driver
+from cosma.methods.baselines import best_baseline
+from cosma.options import Options
 
 ZOO = Path(__file__).resolve().parent.parent / "models"
 
@@ -67,7 +68,7 @@ def dc(graph: Graph, budget: int, segment_ops: int, mode: str = "joint", time_li
         budget,
         method="dc",
         alignment=alignment,
-        options=Options(time_limit=time_limit, extra={"segment_ops": segment_ops, "dc_mode": mode}),
+        options=Options(time_limit=time_limit, segment_ops=segment_ops, dc_mode=mode),
     )
 
 
@@ -254,7 +255,7 @@ def test_bad_options_are_refused() -> None:
 def test_auto_picks_dc_for_large_graphs_or_when_segment_ops_is_given() -> None:
     small = FIXTURES["chain"]().graph
     assert auto_method(small, Options()) == "joint"
-    assert auto_method(small, Options(extra={"segment_ops": 3})) == "dc"
+    assert auto_method(small, Options(segment_ops=3)) == "dc"
     n = driver.DC_THRESHOLD_OPS + 1
     t = [Tensor("t0", 1, "input")] + [Tensor(f"t{i}", 1, "activation") for i in range(1, n)]
     t.append(Tensor(f"t{n}", 1, "output"))

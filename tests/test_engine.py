@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cosma.alloc.online import ALLOCATORS, Arena
-from cosma.check import replay
+from cosma.contract import Free, Load, Run, Store, replay
 from cosma.errors import BudgetError, OptionError
 from cosma.graph import Graph, Operator, Tensor, round_up
-from cosma.plan import Accelerator, Free, Load, Run, Store
-from cosma.replace.engine import POLICIES, check_budget, plan_fixed_order
+from cosma.hardware import Accelerator, check_budget
+from cosma.replace.engine import POLICIES, plan_fixed_order
 
 
 @st.composite

@@ -24,17 +24,18 @@ from hypothesis import strategies as st
 from oracle import min_peak_by_segments, optimum, optimum_by_segments
 from ortools.sat.python import cp_model
 
-from cosma.baselines import best_baseline
+from cosma.backends.base import SolverParams, parse_solver_params, run_interruptibly
 from cosma.errors import OptionError
 from cosma.formulation import bounds, cpsat, milp
 from cosma.formulation.instance import Instance
-from cosma.formulation.place import place
 from cosma.formulation.residency import Residency, residency_of_plan
-from cosma.formulation.run import SolverParams, parse_solver_params, run_interruptibly
 from cosma.graph import Graph, Operator, Tensor
-from cosma.methods import Options, compile
-from cosma.plan import Accelerator
-from cosma.solve import NoEvictionFreePlan, solve_exact
+from cosma.hardware import Accelerator
+from cosma.methods import compile
+from cosma.methods.baselines import best_baseline
+from cosma.methods.exact import NoEvictionFreePlan, solve_exact
+from cosma.methods.place import place
+from cosma.options import Options
 
 ZOO = Path(__file__).resolve().parent.parent / "models"
 
@@ -89,7 +90,7 @@ def solve(graph: Graph, budget: int, mode: str = "joint", solver: str = "cpsat",
     return solve_exact(
         graph,
         Accelerator(budget),
-        Options(time_limit=30, solver=solver, extra=extra),
+        Options(time_limit=30, solver=solver, **extra),
         mode=mode,
         order=graph.default_order if mode == "fixed-order" else None,
     )
@@ -305,7 +306,7 @@ def test_ctrl_c_during_cpsat_returns_its_best_solution() -> None:
 
     graph = load_onnx(zoo_path("transformer"), element_bytes=1, weights=False)
     inst = Instance.build(graph, Accelerator(114688))  # its M_H: far from solved when its first solution comes
-    warm = best_baseline(graph, inst.accelerator, Options(extra={"minpeak_time_limit": 1}))
+    warm = best_baseline(graph, inst.accelerator, Options(minpeak_time_limit=1))
     model = cpsat.build(inst, addresses=False, upper=warm.extra_bytes // inst.cost_unit)
     cpsat.add_hint(model, residency_of_plan(warm))
     progress = _CtrlCOnFirstSolution()

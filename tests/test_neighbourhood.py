@@ -1,4 +1,4 @@
-"""Neighbourhood bounds (cosma/formulation/neighbourhood.py): restrictions, soundness, additivity.
+"""Neighbourhood bounds (cosma/methods/neighbourhood.py): restrictions, soundness, additivity.
 
 The oracle is tests/oracle.py's exhaustive search: a restriction's proven bound, and the sum over
 tensor-disjoint neighbourhoods, must never exceed the whole graph's optimum.
@@ -15,10 +15,11 @@ from test_driver import random_dag
 
 from cosma.formulation import bounds
 from cosma.formulation.instance import Instance
-from cosma.formulation.neighbourhood import neighbourhood_bound, neighbourhoods, restrict, solve_piece
 from cosma.graph import Graph, Operator, Tensor
-from cosma.methods import Options, compile
-from cosma.plan import Accelerator
+from cosma.hardware import Accelerator
+from cosma.methods import compile
+from cosma.methods.neighbourhood import neighbourhood_bound, neighbourhoods, restrict, solve_piece
+from cosma.options import Options
 
 
 def stem(prefix: str = "", x: int = 10, pad: int = 11, out: int = 3) -> tuple[list[Tensor], list[Operator]]:
@@ -87,9 +88,7 @@ def test_restriction_bounds_never_exceed_the_optimum(seed: int, ops: int, data: 
     checks the joint model against exhaustive search, which is too slow at these sizes)."""
     graph = random_dag(seed, ops, max_size=8)
     capacity = graph.min_scratchpad + random.Random(seed).randint(0, 3)
-    exact = compile(
-        graph, capacity, method="joint", options=Options(time_limit=20, extra={"neighbourhood_bound": False})
-    )
+    exact = compile(graph, capacity, method="joint", options=Options(time_limit=20, neighbourhood_bound=False))
     assume(exact.summary.status == "optimal")
     best = exact.extra_bytes
     chosen = data.draw(st.sets(st.sampled_from([o.name for o in graph.ops]), min_size=1))

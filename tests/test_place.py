@@ -1,4 +1,4 @@
-"""Placing a relaxation's segments with the offline allocation engine (cosma.formulation.place).
+"""Placing a relaxation's segments with the offline allocation engine (cosma.methods.place).
 
 On random DAGs at tight budgets (with and without alignment): every residency it returns replays
 valid, and it agrees with the CP-SAT NoOverlap2D allocation on whether the segments fit.
@@ -11,12 +11,12 @@ import random
 import pytest
 from test_formulation import random_graph
 
+from cosma.backends.base import SolverParams
 from cosma.formulation import cpsat
 from cosma.formulation.instance import Instance
-from cosma.formulation.place import buffers_of, place, place_segments
-from cosma.formulation.residency import Residency, Segment
-from cosma.formulation.run import SolverParams
-from cosma.plan import Accelerator
+from cosma.formulation.residency import Residency, Stay
+from cosma.hardware import Accelerator
+from cosma.methods.place import buffers_of, place, place_segments
 
 PARAMS = SolverParams(time_limit=10.0)
 
@@ -59,7 +59,7 @@ def test_too_many_segments_at_once_is_infeasible() -> None:
     inst, residency = relaxed(1, 1)
     last = len(residency.order) - 1
     everything = Residency(
-        residency.order, tuple(Segment(t, 0, last, 0, False) for t in inst.tensors if inst.graph.size(t) > 0)
+        residency.order, tuple(Stay(t, 0, last, 0, False) for t in inst.tensors if inst.graph.size(t) > 0)
     )
     if sum(inst.footprint[s.tensor] for s in everything.segments) <= inst.capacity:
         pytest.skip("the graph fits whole")
@@ -69,15 +69,13 @@ def test_too_many_segments_at_once_is_infeasible() -> None:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_agrees_with_cpsat_on_lengthened_segments(seed: int) -> None:
-    """Segments stretched to overlap more often do not fit: both allocators must say so alike."""
+    """Stays stretched to overlap more often do not fit: both allocators must say so alike."""
     inst, residency = relaxed(seed, 3)
     rng = random.Random(seed)
     last = len(residency.order) - 1
     stretched = Residency(
         residency.order,
-        tuple(
-            Segment(s.tensor, s.first, min(last, s.last + rng.randint(0, 2)), 0, s.created) for s in residency.segments
-        ),
+        tuple(Stay(s.tensor, s.first, min(last, s.last + rng.randint(0, 2)), 0, s.created) for s in residency.segments),
     )
     ours = place(inst, stretched, PARAMS)
     theirs = cpsat.solve(

@@ -10,22 +10,12 @@ from pathlib import Path
 import pytest
 from graphs import FIXTURES, diamond, skip
 
-from cosma.check import PlanInvalid, replay
-from cosma.errors import OptionError
+from cosma.contract import Free, Load, Run, Store, replay, step_from_dict, step_to_dict
+from cosma.errors import OptionError, PlanInvalid
+from cosma.fileio import atomic_write_bytes, atomic_write_text
 from cosma.graph import Graph, Operator, Tensor
-from cosma.plan import (
-    Accelerator,
-    Free,
-    Load,
-    Plan,
-    Run,
-    Store,
-    Summary,
-    atomic_write_bytes,
-    atomic_write_text,
-    step_from_dict,
-    step_to_dict,
-)
+from cosma.hardware import Accelerator
+from cosma.plan import Plan, Summary
 from cosma.replace.engine import plan_fixed_order
 
 

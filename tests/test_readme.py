@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cosma.check import replay
-from cosma.plan import FORMAT
+from cosma.contract import FORMAT, replay
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

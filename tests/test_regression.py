@@ -17,8 +17,9 @@ import pytest
 
 from cosma import bench
 from cosma.bench import BenchConfig, Reference, compare_to_reference, method_available
+from cosma.contract import Free, Load, Run, Store
 from cosma.methods import METHODS
-from cosma.plan import Free, Load, Plan, Run, Store
+from cosma.plan import Plan
 
 #: The subset: small graphs on which the exact methods finish well inside the time limit.
 CI_MODELS: tuple[str, ...] = ("r2plus1d_18", "mobilenet_v2", "resnet50", "densenet121")

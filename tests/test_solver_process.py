@@ -18,13 +18,13 @@ import pytest
 from graphs import FIXTURES
 from test_formulation import random_graph
 
-from cosma.baselines import best_baseline
+from cosma.backends.base import SolverParams
 from cosma.formulation import milp
 from cosma.formulation.instance import Instance
 from cosma.formulation.residency import residency_of_plan
-from cosma.formulation.run import SolverParams
-from cosma.methods import Options
-from cosma.plan import Accelerator
+from cosma.hardware import Accelerator
+from cosma.methods.baselines import best_baseline
+from cosma.options import Options
 
 FALSE_RESULT = {
     "status": "Infeasible",

@@ -15,8 +15,9 @@ from matplotlib.figure import Figure
 
 from cosma.cli import main
 from cosma.graph import Graph, Operator, Tensor
+from cosma.hardware import Accelerator
 from cosma.methods import compile
-from cosma.plan import Accelerator, Plan
+from cosma.plan import Plan
 from cosma.report import OPEN_ROWS, render_report, write_report
 from cosma.viz import (
     PlanFileError,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from cosma.errors import CosmaError
+from cosma.fileio import atomic_write_text
 
 Status = Literal["optimal", "feasible", "infeasible", "unknown"]
 """``optimal``: the height is proven minimal. ``feasible``: the packing fits (the capacity if
@@ -198,6 +199,4 @@ def format_csv(buffers: Iterable[Buffer], offsets: Mapping[str, int]) -> str:
 
 def write_csv(path: Path | str, buffers: Iterable[Buffer], offsets: Mapping[str, int]) -> None:
     """Write the solution CSV atomically (temporary file and rename)."""
-    from cosma.plan import atomic_write_text
-
     atomic_write_text(Path(path), format_csv(buffers, offsets))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
-from cosma.alloc.problem import NO_OFFSET, Instance
+from cosma.alloc.problem import NO_OFFSET, AllocInstance
 
 PREORDER = "WAT"
 
@@ -48,7 +48,7 @@ class CpResult:
     seconds: float
 
 
-def maximal_sections(inst: Instance) -> list[np.ndarray]:
+def maximal_sections(inst: AllocInstance) -> list[np.ndarray]:
     """Live sets of the sections whose set is not contained in a neighbouring section's.
 
     A section's live set is contained in the previous one's unless a buffer starts there, and
@@ -83,7 +83,7 @@ class _OutOfTime(Exception):
 
 
 def build_model(
-    inst: Instance, capacity: int, minimise: bool, hint: np.ndarray | None = None, deadline: float = math.inf
+    inst: AllocInstance, capacity: int, minimise: bool, hint: np.ndarray | None = None, deadline: float = math.inf
 ) -> Model:
     """The model; :class:`_OutOfTime` if ``deadline`` passes first (large instances take seconds)."""
     model = cp_model.CpModel()
@@ -105,7 +105,7 @@ def build_model(
     return Model(model, offsets, height)
 
 
-def add_offsets(model: cp_model.CpModel, inst: Instance, capacity: int) -> list[cp_model.IntVar]:
+def add_offsets(model: cp_model.CpModel, inst: AllocInstance, capacity: int) -> list[cp_model.IntVar]:
     """``offset_i``: a multiple of the alignment in [0, capacity - size], or the pinned value."""
     offsets = []
     for i in range(inst.n):
@@ -125,7 +125,7 @@ def add_offsets(model: cp_model.CpModel, inst: Instance, capacity: int) -> list[
 
 
 def add_no_overlap_per_section(
-    model: cp_model.CpModel, inst: Instance, intervals: list, deadline: float = math.inf
+    model: cp_model.CpModel, inst: AllocInstance, intervals: list, deadline: float = math.inf
 ) -> None:
     """Buffers live in the same time section occupy disjoint address ranges."""
     for k, live in enumerate(maximal_sections(inst)):
@@ -135,7 +135,7 @@ def add_no_overlap_per_section(
             model.add_no_overlap([intervals[i] for i in live])
 
 
-def add_height(model: cp_model.CpModel, inst: Instance, offsets: list, capacity: int) -> cp_model.IntVar:
+def add_height(model: cp_model.CpModel, inst: AllocInstance, offsets: list, capacity: int) -> cp_model.IntVar:
     """Every buffer ends at or below ``height``; the max-load is a valid lower bound on it."""
     height = model.new_int_var(min(inst.max_load, capacity), capacity, "height")
     for i in range(inst.n):
@@ -144,7 +144,7 @@ def add_height(model: cp_model.CpModel, inst: Instance, offsets: list, capacity:
 
 
 def solve_cpsat(
-    inst: Instance,
+    inst: AllocInstance,
     capacity: int,
     time_limit: float,
     minimise: bool = False,

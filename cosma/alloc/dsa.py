@@ -31,7 +31,7 @@ import numpy as np
 from cosma.alloc.buffers import AllocError, Buffer, Packing, Status
 from cosma.alloc.cpsat import solve_cpsat
 from cosma.alloc.greedy import best_greedy, height_of
-from cosma.alloc.problem import NO_OFFSET, Instance, make_instance, split_components, unit_of
+from cosma.alloc.problem import NO_OFFSET, AllocInstance, make_instance, split_components, unit_of
 from cosma.alloc.search import search
 from cosma.alloc.verify import packing_errors
 
@@ -58,7 +58,7 @@ class _Options:
 
 @dataclass
 class _Component:
-    inst: Instance
+    inst: AllocInstance
     offsets: np.ndarray  # best packing so far, in units
     lower: int  # proven lower bound on its height, in units
     method: str
@@ -150,7 +150,7 @@ def _validate(buffers: list[Buffer], capacity: int | None) -> None:
                 )
 
 
-def _start(inst: Instance, deadline: float) -> _Component:
+def _start(inst: AllocInstance, deadline: float) -> _Component:
     pinned_tops = np.where(inst.fixed != NO_OFFSET, inst.fixed + inst.size, 0)
     lower = max(inst.max_load, int(pinned_tops.max(initial=0)))
     return _Component(inst, best_greedy(inst, deadline), lower, "greedy")

@@ -18,13 +18,13 @@ import time
 
 import numpy as np
 
-from cosma.alloc.problem import NO_OFFSET, Instance
+from cosma.alloc.problem import NO_OFFSET, AllocInstance
 
 ORDERS: tuple[str, ...] = ("size", "area", "conflicts", "width", "start")
 POLICIES: tuple[str, ...] = ("first-fit", "best-fit")
 
 
-def order_of(inst: Instance, name: str) -> np.ndarray:
+def order_of(inst: AllocInstance, name: str) -> np.ndarray:
     """Buffer indices in the named order (ties: earlier start, then index)."""
     if name == "size":
         key = -inst.size
@@ -42,7 +42,7 @@ def order_of(inst: Instance, name: str) -> np.ndarray:
 
 
 def place_in_order(
-    inst: Instance, order: np.ndarray, policy: str = "first-fit", deadline: float = math.inf
+    inst: AllocInstance, order: np.ndarray, policy: str = "first-fit", deadline: float = math.inf
 ) -> np.ndarray:
     """Offsets (in units) for every buffer, placing them in ``order`` with ``policy``.
 
@@ -63,7 +63,7 @@ def place_in_order(
     return offsets
 
 
-def _stack_rest(inst: Instance, offsets: np.ndarray) -> None:
+def _stack_rest(inst: AllocInstance, offsets: np.ndarray) -> None:
     """Place every unplaced buffer above all placed ones, one on top of the other."""
     placed = offsets != NO_OFFSET
     top = int((offsets[placed] + inst.size[placed]).max(initial=0))
@@ -93,11 +93,11 @@ def _fit(starts: np.ndarray, ends: np.ndarray, size: int, align: int, policy: st
     return int(-(-max(int(e.max()), 0) // align) * align)
 
 
-def height_of(inst: Instance, offsets: np.ndarray) -> int:
+def height_of(inst: AllocInstance, offsets: np.ndarray) -> int:
     return int((offsets + inst.size).max(initial=0))
 
 
-def best_greedy(inst: Instance, deadline: float = math.inf) -> np.ndarray:
+def best_greedy(inst: AllocInstance, deadline: float = math.inf) -> np.ndarray:
     """The lowest packing over every order and policy (ties: the first tried). Past ``deadline``
     the remaining orders are skipped (the first always yields a packing, see :func:`place_in_order`)."""
     best: np.ndarray | None = None

@@ -7,7 +7,7 @@ lifetime end points the set of live buffers does not change, so buffer ``i`` liv
 sections ``lo[i] <= s < hi[i]`` and two buffers conflict iff their section ranges meet.
 
 Where no buffer crosses a time point the instance falls apart into independent
-:class:`Instance` components (:func:`split_components`); empty buffers take no part.
+:class:`AllocInstance` components (:func:`split_components`); empty buffers take no part.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ NO_OFFSET = -1
 
 
 @dataclass(frozen=True, eq=False)
-class Instance:
+class AllocInstance:
     """One independent component, in units of ``unit`` bytes (arrays indexed by local buffer)."""
 
     buffers: tuple[Buffer, ...]
@@ -130,13 +130,13 @@ def unit_of(buffers: Sequence[Buffer]) -> int:
     return reduce(math.gcd, values, 0) or 1
 
 
-def make_instance(buffers: Sequence[Buffer], unit: int) -> Instance:
-    """An :class:`Instance` of non-empty buffers (sorted by start, longer first on ties)."""
+def make_instance(buffers: Sequence[Buffer], unit: int) -> AllocInstance:
+    """An :class:`AllocInstance` of non-empty buffers (sorted by start, longer first on ties)."""
     buffers = sorted(buffers, key=lambda b: (b.lower, -b.upper))
     times = np.array(sorted({t for b in buffers for t in (b.lower, b.upper)}), dtype=np.int64)
     lo = np.searchsorted(times, [b.lower for b in buffers]).astype(np.int64)
     hi = np.searchsorted(times, [b.upper for b in buffers]).astype(np.int64)
-    return Instance(
+    return AllocInstance(
         buffers=tuple(buffers),
         unit=unit,
         lo=lo,

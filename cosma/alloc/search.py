@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cosma.alloc.problem import NO_OFFSET, Instance
+from cosma.alloc.problem import NO_OFFSET, AllocInstance
 
 STRATEGIES: tuple[tuple[str, bool], ...] = tuple(
     (key, tight) for tight in (False, True) for key in ("WAT", "TAW", "TWA")
@@ -80,7 +80,7 @@ class SearchResult:
 
 @dataclass
 class _Search:
-    inst: Instance
+    inst: AllocInstance
     capacity: int
     deadline: float
     stop: Callable[[], bool] = lambda: False
@@ -281,7 +281,7 @@ class _Search:
 
 
 def search(
-    inst: Instance,
+    inst: AllocInstance,
     capacity: int,
     deadline: float,
     node_limit: int | None = None,

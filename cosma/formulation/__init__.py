@@ -6,7 +6,7 @@
 - :mod:`~cosma.formulation.bounds`: cheap lower bounds;
 - :mod:`~cosma.formulation.residency`: the solver-neutral solution and its plan steps.
 
-:mod:`cosma.solve` drives them. OR-Tools is imported first on purpose: it bundles a HiGHS library under
+:mod:`cosma.methods.exact` drives them. OR-Tools is imported first on purpose: it bundles a HiGHS library under
 the same shared-object name as highspy's, and whichever loads second cannot link; PuLP imports highspy
 when it can, so PuLP must come after OR-Tools. HiGHS itself runs in a process of its own
 (:mod:`~cosma.formulation.highs_worker`).

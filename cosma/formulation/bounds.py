@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from ortools.algorithms.python import knapsack_solver
 
 from cosma.formulation.instance import Instance
+from cosma.schedule import graph_lower_bound
 
 #: Covering knapsacks with more spanners than this take their LP bound (rounded up), not the exact optimum:
 #: branch and bound is fast on a few items but blew up on RandWire's dozens of equal ones (seconds per operator).
@@ -129,8 +130,6 @@ def eviction_bound(instance: Instance) -> int:
 
 def peak_bound(instance: Instance) -> int:
     """Lower bound on the extra traffic (cost units): ``P - C`` rounded up, ``P`` a floor on any order's peak."""
-    from cosma.schedule import graph_lower_bound
-
     graph = instance.graph
     floor = graph.peak(instance.order) if instance.mode == "fixed-order" else graph_lower_bound(graph)
     excess = floor - instance.accelerator.scratchpad_bytes

@@ -33,10 +33,10 @@ from typing import Any
 from ortools.sat import sat_parameters_pb2
 from ortools.sat.python import cp_model
 
+from cosma.backends.base import NoProgress, Progress, SolveResult, SolverParams, SolveStatus, run_interruptibly, typed
 from cosma.errors import OptionError
 from cosma.formulation.instance import Instance
-from cosma.formulation.residency import Residency, Segment
-from cosma.formulation.run import NoProgress, Outcome, OutcomeStatus, Progress, SolverParams, run_interruptibly, typed
+from cosma.formulation.residency import Residency, Stay
 
 Succession = tuple[str, str, str]  # (tensor, use, next use)
 
@@ -320,7 +320,7 @@ def add_hint(m: CpSatModel, residency: Residency) -> None:
             model.add_hint(a, seg.offset // inst.unit)
 
 
-def _segment_at(residency: Residency) -> dict[tuple[str, int], Segment]:
+def _segment_at(residency: Residency) -> dict[tuple[str, int], Stay]:
     out = {}
     for seg in residency.segments:
         for s in range(seg.first, seg.last + 1):
@@ -358,7 +358,7 @@ def decode(m: CpSatModel, value: Callable[[Any], int]) -> Residency:
             first = group[0]
             offset = val(m.addr[t, first]) * inst.unit if m.addresses else 0
             created = inst.produced(t) and first == inst.uses[t][0]
-            segments.append(Segment(t, step[first], step[group[-1]], offset, created))
+            segments.append(Stay(t, step[first], step[group[-1]], offset, created))
             group = [v] if v is not None else []
     return Residency(order, tuple(segments))
 
@@ -381,7 +381,7 @@ def allocate(instance: Instance, residency: Residency) -> CpSatModel:
 def placed(m: CpSatModel, residency: Residency, value: Callable[[Any], int]) -> Residency:
     """``residency`` with the offsets an :func:`allocate` solution chose."""
     segs = tuple(
-        Segment(seg.tensor, seg.first, seg.last, int(value(m.addr[seg.tensor, str(i)])) * m.instance.unit, seg.created)
+        Stay(seg.tensor, seg.first, seg.last, int(value(m.addr[seg.tensor, str(i)])) * m.instance.unit, seg.created)
         for i, seg in enumerate(residency.segments)
     )
     return Residency(residency.order, segs)
@@ -413,7 +413,7 @@ def configure(solver: cp_model.CpSolver, params: SolverParams) -> None:
             raise OptionError(f"--solver-param {name}={value}: {e}") from None
 
 
-_STATUS: dict[cp_model.CpSolverStatus, OutcomeStatus] = {
+_STATUS: dict[cp_model.CpSolverStatus, SolveStatus] = {
     cp_model.OPTIMAL: "optimal",
     cp_model.FEASIBLE: "feasible",
     cp_model.INFEASIBLE: "infeasible",
@@ -427,7 +427,7 @@ def solve(
     params: SolverParams,
     progress: Progress | None = None,
     decoder: Callable[[CpSatModel, Callable[[Any], int]], Residency] = decode,
-) -> Outcome:
+) -> SolveResult:
     """Solve a built model; the outcome carries the best residency found (None if none)."""
     progress = progress or NoProgress()
     solver = cp_model.CpSolver()
@@ -449,7 +449,7 @@ def solve(
     elif has_solution or kind in ("unknown", "time-limit"):
         bound = math.ceil(solver.best_objective_bound - 1e-6)
     residency = decoder(m, solver.value) if has_solution else None
-    return Outcome(
+    return SolveResult(
         status=kind,
         objective=objective,
         bound=bound,

@@ -31,7 +31,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from cosma.graph import DRAM_KINDS, Graph
-from cosma.plan import Accelerator
+from cosma.hardware import Accelerator
 
 Mode = Literal["joint", "fixed-order", "min-peak"]
 MODES: tuple[str, ...] = ("joint", "fixed-order", "min-peak")

@@ -42,10 +42,10 @@ from typing import Any
 import numpy as np
 import pulp
 
+from cosma.backends.base import NoProgress, Progress, SolveResult, SolverParams, SolveStatus, run_interruptibly
 from cosma.errors import OptionError
 from cosma.formulation.instance import Instance
-from cosma.formulation.residency import Residency, Segment
-from cosma.formulation.run import NoProgress, Outcome, OutcomeStatus, Progress, SolverParams, run_interruptibly
+from cosma.formulation.residency import Residency, Stay
 
 Expr = Any  # a PuLP expression, variable or number
 
@@ -310,7 +310,7 @@ def hint_values(m: MilpModel, residency: Residency) -> dict[str, float]:
     """Values of every variable for a solution (a baseline plan's residency), by variable name."""
     inst = m.instance
     step = {o: s for s, o in enumerate(residency.order)}
-    at: dict[tuple[str, int], Segment] = {}
+    at: dict[tuple[str, int], Stay] = {}
     for seg in residency.segments:
         for s in range(seg.first, seg.last + 1):
             at[seg.tensor, s] = seg
@@ -360,20 +360,20 @@ def decode(m: MilpModel, value: Callable[[Expr], float]) -> Residency:
         if val(v) == 1:
             step[o] = s
     order = tuple(sorted(inst.order, key=lambda o: step.get(o, inst.earliest[o])))
-    segments: list[Segment] = []
+    segments: list[Stay] = []
     for t in inst.tensors:
         open_: tuple[int, int, bool] | None = None
         for s in m.steps(t):
             resident = val(m.R(t, s)) >= 1
             preserved = (t, s) in m.P and val(m.P[t, s]) == 1
             if open_ is not None and not (resident and preserved):
-                segments.append(Segment(t, open_[0], s - 1, open_[1], open_[2]))
+                segments.append(Stay(t, open_[0], s - 1, open_[1], open_[2]))
                 open_ = None
             if resident and open_ is None:
                 created = (t, s) in m.C and val(m.C[t, s]) == 1
                 open_ = (s, val(m.a[t, s]) * inst.unit, created)
         if open_ is not None:
-            segments.append(Segment(t, open_[0], m.steps(t)[-1], open_[1], open_[2]))
+            segments.append(Stay(t, open_[0], m.steps(t)[-1], open_[1], open_[2]))
     return Residency(order, tuple(segments))
 
 
@@ -384,7 +384,7 @@ def solve(
     backend: str = "highs",
     progress: Progress | None = None,
     hint: Residency | None = None,
-) -> Outcome:
+) -> SolveResult:
     """Solve with ``backend`` (``highs`` or ``cbc``), warm-started from ``hint`` when given."""
     if backend == "highs":
         return _solve_highs(m, params, progress or NoProgress(), hint)
@@ -403,7 +403,7 @@ def _matrix(lp: pulp.LpProblem) -> tuple[list[pulp.LpVariable], dict[str, int]]:
     return variables, {v.name: i for i, v in enumerate(variables)}
 
 
-def _solve_highs(m: MilpModel, params: SolverParams, progress: Progress, hint: Residency | None) -> Outcome:
+def _solve_highs(m: MilpModel, params: SolverParams, progress: Progress, hint: Residency | None) -> SolveResult:
     """HiGHS in its own process (see :mod:`cosma.formulation.highs_worker` for why), fed the PuLP model's arrays."""
     payload, column = highs_payload(m, params, hint)
     variables = m.lp.variables()
@@ -412,7 +412,7 @@ def _solve_highs(m: MilpModel, params: SolverParams, progress: Progress, hint: R
     seconds = time.perf_counter() - started
     if "error" in result:
         raise OptionError(f"--solver-param: {result['error']}")
-    statuses: dict[str, OutcomeStatus] = {"Optimal": "optimal", "Infeasible": "infeasible",
+    statuses: dict[str, SolveStatus] = {"Optimal": "optimal", "Infeasible": "infeasible",
                                           "Time limit reached": "time-limit", "Interrupted by user": "feasible"}
     kind = statuses.get(result["status"], "unknown")
     objective = round(result["objective"]) if result["has_solution"] else None
@@ -422,7 +422,7 @@ def _solve_highs(m: MilpModel, params: SolverParams, progress: Progress, hint: R
     if result["has_solution"]:
         col = result["col_value"]
         residency = decode(m, lambda v: col[column[v.name]])
-    return Outcome(kind, objective, bound, seconds, residency, interrupted or result["interrupted"],
+    return SolveResult(kind, objective, bound, seconds, residency, interrupted or result["interrupted"],
                    details={"nodes": result["nodes"], "rows": len(payload["starts"]), "columns": len(variables)})
 
 
@@ -557,7 +557,7 @@ def cbc_bound(log: str, offset: float) -> int | None:
     return math.ceil(float(found[-1]) + offset - 1e-6) if found else None
 
 
-def _solve_cbc(m: MilpModel, params: SolverParams, hint: Residency | None) -> Outcome:
+def _solve_cbc(m: MilpModel, params: SolverParams, hint: Residency | None) -> SolveResult:
     lp = m.lp
     if hint is not None:
         hinted = hint_values(m, hint)
@@ -585,7 +585,7 @@ def _solve_cbc(m: MilpModel, params: SolverParams, hint: Residency | None) -> Ou
     sol_status = lp.sol_status if not interrupted else pulp.LpSolutionNoSolutionFound
     has_solution = sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
     if interrupted:
-        kind: OutcomeStatus = "feasible"
+        kind: SolveStatus = "feasible"
     elif status == pulp.LpStatusInfeasible:
         # not trusted: CBC's preprocessing declares feasible big-M models of the zoo infeasible
         # ("Cut generators found to be infeasible"); without a proof we only know nothing was found
@@ -601,4 +601,4 @@ def _solve_cbc(m: MilpModel, params: SolverParams, hint: Residency | None) -> Ou
     if bound is None:
         bound = cbc_bound(text, lp.objective.constant)
     residency = decode(m, lambda v: v.varValue or 0.0) if has_solution else None
-    return Outcome(kind, objective, bound, seconds, residency, interrupted)
+    return SolveResult(kind, objective, bound, seconds, residency, interrupted)

@@ -5,7 +5,7 @@ plan's load / run / store / free steps, which :meth:`cosma.plan.Plan.from_steps`
 baseline plan is read back into a Residency (:func:`residency_of_plan`) to give a solver its
 warm start.
 
-A :class:`Segment` is one stay of a tensor in the scratchpad: resident at one ``offset`` (bytes)
+A :class:`Stay` is one stay of a tensor in the scratchpad: resident at one ``offset`` (bytes)
 during the runs of steps ``first .. last`` (inclusive). It begins with the tensor's production
 (``created``) or with a load just before step ``first``, and ends with a free just after step
 ``last``. Between steps ``s`` and ``s + 1`` the steps are, in this order: stores (outputs, and
@@ -20,12 +20,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from cosma.contract import Free, Load, Run, Step, Store
 from cosma.graph import Graph
-from cosma.plan import Accelerator, Free, Load, Plan, Run, Step, Store
+from cosma.hardware import Accelerator
+from cosma.plan import Plan
 
 
 @dataclass(frozen=True)
-class Segment:
+class Stay:
     tensor: str
     first: int
     last: int
@@ -42,12 +44,12 @@ class Residency:
     """
 
     order: tuple[str, ...]
-    segments: tuple[Segment, ...]
+    segments: tuple[Stay, ...]
 
     def steps(self, graph: Graph) -> list[Step]:
         """The plan's steps (see the module docstring for their order between runs)."""
-        starting: dict[int, list[Segment]] = defaultdict(list)
-        ending: dict[int, list[Segment]] = defaultdict(list)
+        starting: dict[int, list[Stay]] = defaultdict(list)
+        ending: dict[int, list[Stay]] = defaultdict(list)
         for seg in self.segments:
             starting[seg.first].append(seg)
             ending[seg.last].append(seg)
@@ -84,14 +86,14 @@ def residency_of_plan(plan: Plan) -> Residency:
     A tensor loaded and freed again between two runs never serves a run and gives no segment.
     """
     open_: dict[str, tuple[int, int, bool]] = {}  # tensor -> (first step, offset, created)
-    segments: list[Segment] = []
+    segments: list[Stay] = []
     step = 0
     graph = plan.graph
 
     def close(t: str) -> None:
         first, offset, created = open_.pop(t)
         if first <= step - 1 and graph.size(t) > 0:
-            segments.append(Segment(t, first, step - 1, offset, created))
+            segments.append(Stay(t, first, step - 1, offset, created))
 
     for st in plan.steps:
         if isinstance(st, Load):
@@ -105,7 +107,7 @@ def residency_of_plan(plan: Plan) -> Residency:
     for t in list(open_):
         first, offset, created = open_[t]
         if graph.size(t) > 0 and _last_use(plan, t) >= first:
-            segments.append(Segment(t, first, _last_use(plan, t), offset, created))
+            segments.append(Stay(t, first, _last_use(plan, t), offset, created))
         open_.pop(t)
     return Residency(plan.order, tuple(segments))
 

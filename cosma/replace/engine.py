@@ -35,9 +35,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cosma.alloc.online import ALLOCATORS, Arena
-from cosma.errors import BudgetError, OptionError
+from cosma.contract import Free, Load, Run, Step, Store
+from cosma.errors import OptionError
 from cosma.graph import DRAM_KINDS, Graph, round_up
-from cosma.plan import Accelerator, Free, Load, Plan, Run, Step, Store
+from cosma.hardware import Accelerator, check_budget
+from cosma.plan import Plan
 
 POLICIES: tuple[str, ...] = ("belady", "greedy")
 
@@ -227,13 +229,3 @@ def _place_working_set(
             state.arena.remove(t)
         raise
     return placed
-
-
-def check_budget(graph: Graph, accelerator: Accelerator) -> None:
-    """Raise :class:`BudgetError` when the largest aligned working set exceeds the scratchpad."""
-    if not graph.ops:
-        return
-    op = graph.largest_op(accelerator.alignment)
-    need = graph.working_set(op.name, accelerator.alignment)
-    if need > accelerator.scratchpad_bytes:
-        raise BudgetError(op.name, need, accelerator.scratchpad_bytes)

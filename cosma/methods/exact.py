@@ -6,7 +6,7 @@ Each is a short driver of named phases (docs/formulation.md, "Solving"):
    plan without eviction on a minimum-peak order, when one fits;
 2. instance: scale, index and window the graph (:class:`~cosma.formulation.instance.Instance`);
 3. bound: the cheap cover and peak bounds (:mod:`cosma.formulation.bounds`), in joint mode also the
-   neighbourhood bound (:mod:`cosma.formulation.neighbourhood`); a warm start that meets
+   neighbourhood bound (:mod:`cosma.methods.neighbourhood`); a warm start that meets
    them is optimal and no solver runs;
 4. solve, with the warm start as hint, the best bound as floor and the best plan as ceiling:
 
@@ -24,25 +24,24 @@ the bound, the gap and the times; ``details`` lists the phases with their own st
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cosma.check import PlanInvalid
-from cosma.errors import CosmaError, OptionError, ProvenNegative, Undecided
+from cosma.backends.base import Clock, SolveResult, SolverParams
+from cosma.contract import Load, Run
+from cosma.errors import CosmaError, OptionError, PlanInvalid, ProvenNegative, Undecided
 from cosma.formulation import bounds, cpsat, milp
 from cosma.formulation.instance import Instance, Mode
-from cosma.formulation.neighbourhood import neighbourhood_bound
-from cosma.formulation.place import place
-from cosma.formulation.progress import progress_line
 from cosma.formulation.residency import Residency, residency_of_plan
-from cosma.formulation.run import Clock, Outcome, SolverParams
 from cosma.graph import Graph
-from cosma.plan import Accelerator, Load, Plan, Run
-from cosma.replace.engine import check_budget, plan_fixed_order
-
-if TYPE_CHECKING:
-    from cosma.methods import Options
+from cosma.hardware import Accelerator, check_budget
+from cosma.methods.baselines import baseline_order, best_baseline
+from cosma.methods.place import place
+from cosma.options import Options
+from cosma.plan import Plan
+from cosma.progress import progress_line
+from cosma.replace.engine import plan_fixed_order
 
 #: Backends, the default first (docs/formulation.md, "Which formulation" gives the measurements).
 SOLVERS: tuple[str, ...] = ("cpsat", "highs", "cbc")
@@ -53,6 +52,10 @@ PHASE_SHARE = 0.3
 NEIGHBOURHOOD_SHARE = 0.1
 #: Share of the time left for the fixed-order problem on the warm start's order (joint mode, CP-SAT).
 FIXED_ORDER_SHARE = 0.2
+
+
+#: A lower bound on the extra bytes of every plan: ``(graph, accelerator, options, seconds) -> (bytes, details)``.
+ExtraBound = Callable[[Graph, Accelerator, Options, float], tuple[int, dict[str, Any]]]
 
 
 class NoEvictionFreePlan(CosmaError):
@@ -68,15 +71,10 @@ class NoEvictionFreePlanFound(NoEvictionFreePlan, Undecided):
 
 
 # ----------------------------------------------------------------------- methods
-def solve_joint(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
-    """Order, addresses and evictions together, minimising extra off-chip traffic."""
-    return solve_exact(graph, accelerator, options, mode="joint")
-
-
 def solve_fixed_order(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
     """COSMA's FS mode: addresses and evictions for a given order.
 
-    ``options.extra["order"]``: ``"minpeak"`` (default: a minimum-peak order), ``"default"`` (the ONNX
+    ``options.order``: ``"minpeak"`` (default: a minimum-peak order), ``"default"`` (the ONNX
     order) or a sequence of operator names.
     """
     return solve_exact(graph, accelerator, options, mode="fixed-order", order=fixed_order(graph, accelerator, options))
@@ -88,12 +86,10 @@ def solve_min_peak(graph: Graph, accelerator: Accelerator, options: Options) -> 
 
 
 def fixed_order(graph: Graph, accelerator: Accelerator, options: Options) -> tuple[str, ...]:
-    choice = options.extra.get("order", "minpeak")
+    choice = options.order
     if choice == "default":
         return graph.default_order
     if choice == "minpeak":
-        from cosma.baselines import baseline_order
-
         return baseline_order(graph, accelerator, "minpeak", options).order
     if isinstance(choice, str):
         raise OptionError(f"unknown order {choice!r} for fixed-order; use minpeak, default or a list of operators")
@@ -105,7 +101,7 @@ def fixed_order(graph: Graph, accelerator: Accelerator, options: Options) -> tup
 
 # ------------------------------------------------------------------------ search
 @dataclass
-class Search:
+class ExactSearch:
     """The state the phases share: the best plan, the best proven bound (model units), what happened."""
 
     instance: Instance
@@ -158,7 +154,9 @@ class Search:
             self.lower = bound
             self.progress.update(bound=bound)
 
-    def record(self, name: str, outcome: Outcome, *, objective: bool = True, expect: int | None = None) -> Plan | None:
+    def record(
+        self, name: str, outcome: SolveResult, *, objective: bool = True, expect: int | None = None
+    ) -> Plan | None:
         """Log a phase; decode, validate and offer its plan; keep its bound if the replay agrees with it.
 
         ``objective``: the outcome's objective and bound are the problem's (not an allocation's feasibility);
@@ -197,8 +195,13 @@ def solve_exact(
     *,
     mode: Mode,
     order: Sequence[str] | None = None,
+    extra_bound: ExtraBound | None = None,
 ) -> Plan:
-    """The exact method in ``mode``; see the module docstring for the phases."""
+    """The exact method in ``mode``; see the module docstring for the phases.
+
+    ``extra_bound``: a further lower bound on the extra bytes of every plan, computed after the cover and
+    peak bounds (the joint method passes the neighbourhood bound, which itself solves exact models).
+    """
     clock = Clock(options.time_limit)
     solver = DEFAULT_SOLVER if options.solver in ("auto", "", None) else options.solver
     if solver not in SOLVERS:
@@ -208,7 +211,7 @@ def solve_exact(
     warm = warm_start(graph, accelerator, options, mode, order)
     warm_seconds = clock.elapsed()
     instance = Instance.build(graph, accelerator, mode, order)
-    search = Search(instance, solver, clock, warm)
+    search = ExactSearch(instance, solver, clock, warm)
     search.lower = bounds.extent_bound(instance) if mode == "min-peak" else bounds.lower_bound(instance)
     search.phases.append(
         {
@@ -224,9 +227,9 @@ def solve_exact(
             "seconds": round(clock.elapsed() - warm_seconds, 3),
         }
     )
-    if mode == "joint" and options.extra.get("neighbourhood_bound", True) and not search.finished():
+    if extra_bound is not None and options.neighbourhood_bound and not search.finished():
         started = clock.elapsed()
-        found, details = neighbourhood_bound(graph, accelerator, options, NEIGHBOURHOOD_SHARE * clock.left())
+        found, details = extra_bound(graph, accelerator, options, NEIGHBOURHOOD_SHARE * clock.left())
         search.lower = max(search.lower, -(-found // search.scale))  # traffic is a multiple of the cost unit
         search.phases.append(
             {"phase": "neighbourhood bound", "bound": found, **details, "seconds": round(clock.elapsed() - started, 3)}
@@ -237,7 +240,7 @@ def solve_exact(
         progress.update(incumbent=search.upper, bound=search.lower)
         try:
             if not search.finished():
-                if solver == "cpsat" and not options.extra.get("single_phase"):
+                if solver == "cpsat" and not options.single_phase:
                     run_cpsat_phases(search, options)
                 else:
                     run_single_model(search, options)
@@ -246,7 +249,7 @@ def solve_exact(
     return finish(search, options, warm)
 
 
-def run_cpsat_phases(search: Search, options: Options) -> None:
+def run_cpsat_phases(search: ExactSearch, options: Options) -> None:
     """Relaxation, allocation, full model; each starts from the best plan and bound of the ones before.
 
     In joint mode the fixed-order problem on the warm start's order comes first (:func:`improve_order`).
@@ -297,7 +300,7 @@ class _IncumbentsOnly:
             self.progress.update(incumbent=incumbent)
 
 
-def improve_order(search: Search, options: Options) -> None:
+def improve_order(search: ExactSearch, options: Options) -> None:
     """(Joint.) Solve the fixed-order problem on the warm start's order first, within a share of the time.
 
     Its optimum is a joint plan, often far better than the baseline that ordered the operators the same way,
@@ -309,7 +312,7 @@ def improve_order(search: Search, options: Options) -> None:
     inst = search.instance
     fixed = Instance.build(inst.graph, inst.accelerator, "fixed-order", search.best.order)
     share = Clock(min(search.clock.left(), max(1.0, FIXED_ORDER_SHARE * search.clock.left())))
-    sub = Search(fixed, "cpsat", share, search.best, progress=_IncumbentsOnly(search.progress))
+    sub = ExactSearch(fixed, "cpsat", share, search.best, progress=_IncumbentsOnly(search.progress))
     sub.lower = bounds.lower_bound(fixed)
     if not sub.finished():
         run_cpsat_phases(sub, options)
@@ -319,7 +322,7 @@ def improve_order(search: Search, options: Options) -> None:
     search.progress.set_phase(search.solver, search.scale)
 
 
-def run_single_model(search: Search, options: Options) -> None:
+def run_single_model(search: ExactSearch, options: Options) -> None:
     """One model with one backend: CP-SAT without phases, or the MILP with HiGHS or CBC."""
     inst, hint = search.instance, residency_of_plan(search.best) if search.best is not None else None
     if search.solver == "cpsat":
@@ -359,7 +362,7 @@ def decode(instance: Instance, residency: Residency, solver: str) -> Plan | None
         return None
 
 
-def finish(search: Search, options: Options, warm: Plan | None) -> Plan:
+def finish(search: ExactSearch, options: Options, warm: Plan | None) -> Plan:
     """The best plan with the best bound, its status and the story of the solve."""
     inst, plan = search.instance, search.best
     if plan is None:
@@ -399,7 +402,7 @@ def finish(search: Search, options: Options, warm: Plan | None) -> Plan:
     )
 
 
-def _no_plan(search: Search, options: Options) -> Plan:
+def _no_plan(search: ExactSearch, options: Options) -> Plan:
     inst = search.instance
     name, size = inst.graph.name, inst.accelerator.scratchpad_bytes
     if search.interrupted:  # Ctrl-C with nothing to return: the caller sees the interrupt, not "no plan"
@@ -423,8 +426,6 @@ def warm_start(
 ) -> Plan | None:
     """The best baseline (joint), the better policy on the order (fixed-order), or a plan without eviction
     on a minimum-peak order (min-peak; None when that plan needs eviction)."""
-    from cosma.baselines import baseline_order, best_baseline
-
     if mode == "joint":
         return best_baseline(graph, accelerator, options)
     if mode == "fixed-order":

@@ -3,11 +3,11 @@
 docs/formulation.md, "Divide and conquer", gives the design and the measurements. In short, the
 driver is a large-neighbourhood search over a complete, valid plan, in named phases:
 
-1. start: the best baseline (:func:`cosma.baselines.best_baseline`'s four plans); its residency
+1. start: the best baseline (:func:`cosma.methods.baselines.best_baseline`'s four plans); its residency
    (order, and every tensor's stays in the scratchpad) is the incumbent, so the result is never
    worse than any baseline;
 2. bound: a lower bound for the whole graph (:func:`global_bound`, and the sum of proven bounds of
-   tensor-disjoint neighbourhoods, :mod:`cosma.formulation.neighbourhood`), so the gap is known;
+   tensor-disjoint neighbourhoods, :mod:`cosma.methods.neighbourhood`), so the gap is known;
 3. passes (after the exact fixed-order method on the whole order, and fixed-order windows of
    ``FIXED_ORDER_SCALE * segment_ops`` operators): cut the incumbent's order into consecutive
    windows of at most ``segment_ops`` operators, at steps few tensors cross (:func:`choose_cuts`);
@@ -37,23 +37,22 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import reduce
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
-from cosma.baselines import best_baseline_and_orders
+from cosma.backends.base import Clock, NoProgress, Progress, SolverParams
 from cosma.errors import OptionError
 from cosma.formulation import bounds, cpsat
 from cosma.formulation.instance import Instance, Mode
-from cosma.formulation.neighbourhood import neighbourhood_bound
-from cosma.formulation.progress import progress_line
-from cosma.formulation.residency import Residency, Segment, residency_of_plan
-from cosma.formulation.run import Clock, NoProgress, Progress, SolverParams
+from cosma.formulation.residency import Residency, Stay, residency_of_plan
 from cosma.graph import DRAM_KINDS, Graph, Operator, Tensor
-from cosma.plan import Accelerator, Plan
-from cosma.replace.engine import check_budget
+from cosma.hardware import Accelerator, check_budget
+from cosma.methods.baselines import best_baseline_and_orders
+from cosma.methods.exact import solve_exact
+from cosma.methods.neighbourhood import neighbourhood_bound
+from cosma.options import Options
+from cosma.plan import Plan
+from cosma.progress import progress_line
 from cosma.schedule import ScheduleResult
-
-if TYPE_CHECKING:
-    from cosma.methods import Options
 
 #: Operators per joint window unless ``--segment-ops`` says otherwise (docs/formulation.md gives the measurement).
 DEFAULT_SEGMENT_OPS = 24
@@ -77,11 +76,11 @@ def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
     """Divide and conquer (see the module docstring): never worse than the best baseline."""
     clock = Clock(options.time_limit)
     check_budget(graph, accelerator)
-    given = options.extra.get("segment_ops")
+    given = options.segment_ops
     segment_ops = DEFAULT_SEGMENT_OPS if given is None else int(given)
     if segment_ops < 1:
         raise OptionError(f"--segment-ops {segment_ops}: give at least 1 operator per segment")
-    schedule = stages(segment_ops, options.extra.get("dc_mode"))
+    schedule = stages(segment_ops, options.dc_mode)
     phases: list[dict[str, Any]] = []
 
     warm, schedules = best_baseline_and_orders(graph, accelerator, options)
@@ -102,7 +101,7 @@ def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
     phases.append({"phase": "bound", "bound": lower, **bound_details, "seconds": round(clock.elapsed(), 3)})
 
     start = residency_of_plan(warm)
-    search = Search(
+    search = DcSearch(
         graph, accelerator, options, start, start.to_plan(graph, accelerator, method="dc").extra_bytes, clock
     )
     search.improved = search.extra_bytes < warm.extra_bytes
@@ -192,7 +191,7 @@ def stages(segment_ops: int, mode: str | None = None) -> tuple[Stage, ...]:
 
 
 @dataclass
-class Search:
+class DcSearch:
     """The incumbent residency and the passes of window solves that improve it."""
 
     graph: Graph
@@ -281,9 +280,7 @@ class Search:
                 size, previous, quiet = min(largest, size + size // 2 + 1), (), 0
 
     def _whole_order(self, time_limit: float) -> None:
-        """The exact fixed-order method on the incumbent's whole order (:func:`cosma.solve.solve_exact`)."""
-        from cosma.solve import solve_exact
-
+        """The exact fixed-order method on the incumbent's whole order (:func:`cosma.methods.exact.solve_exact`)."""
         if time_limit < 0.1:
             return
         started = self.clock.elapsed()
@@ -350,8 +347,8 @@ def reload_steps(graph: Graph, residency: Residency) -> list[int]:
 
 
 # ------------------------------------------------------------------------ windows
-def boundary_state(residency: Residency, step: int) -> dict[str, Segment]:
-    """Segments resident across the boundary before run ``step``: during run ``step - 1`` and run ``step``."""
+def boundary_state(residency: Residency, step: int) -> dict[str, Stay]:
+    """Stays resident across the boundary before run ``step``: during run ``step - 1`` and run ``step``."""
     return {s.tensor: s for s in residency.segments if s.first <= step - 1 and s.last >= step}
 
 
@@ -383,7 +380,7 @@ class Window:
         touched = dict.fromkeys(t for o in ops for t in (*graph.op(o).inputs, *graph.op(o).outputs))
         produced_here = {t for o in ops for t in graph.op(o).outputs}
         # the incumbent's part as local stays (the hint), and the activations the rest of the plan reloads
-        local: list[Segment] = []
+        local: list[Stay] = []
         reloaded_outside: set[str] = set()
         for s in residency.segments:
             if not s.created and not start <= s.first < end:
@@ -392,7 +389,7 @@ class Window:
                 continue
             lo = 0 if s.first < start else s.first - start + 1
             hi = n + 1 if s.last >= end else s.last - start + 1
-            local.append(Segment(s.tensor, lo, hi, s.offset, s.first < start or s.created))
+            local.append(Stay(s.tensor, lo, hi, s.offset, s.first < start or s.created))
 
         def kind(t: str) -> str:
             k = graph.tensor(t).kind
@@ -467,9 +464,9 @@ def stitch(residency: Residency, window: Window, local: Residency) -> Residency:
     a, b = window.start, window.end
     n = b - a
     order = (*residency.order[:a], *(o for o in local.order if o not in (ENTER, EXIT)), *residency.order[b:])
-    kept: list[Segment] = []
-    pre: dict[str, Segment] = {}
-    post: dict[str, Segment] = {}
+    kept: list[Stay] = []
+    pre: dict[str, Stay] = {}
+    post: dict[str, Stay] = {}
     for s in residency.segments:
         if s.last < a or s.first >= b:
             kept.append(s)
@@ -491,21 +488,21 @@ def stitch(residency: Residency, window: Window, local: Residency) -> Residency:
             if ls.last == n + 1:
                 q = post[t]
                 joined_post.add(t)
-                out.append(Segment(t, p.first, q.last, p.offset, p.created))
+                out.append(Stay(t, p.first, q.last, p.offset, p.created))
             elif ls.last >= 1:
-                out.append(Segment(t, p.first, last, p.offset, p.created))
+                out.append(Stay(t, p.first, last, p.offset, p.created))
             else:
-                out.append(Segment(t, p.first, a - 1, p.offset, p.created))
+                out.append(Stay(t, p.first, a - 1, p.offset, p.created))
             continue
         if ls.last == n + 1:  # reaches into the stay resident at the end
             q = post[t]
             joined_post.add(t)
             if ls.first == n + 1:
-                out.append(Segment(t, b, q.last, q.offset, False))
+                out.append(Stay(t, b, q.last, q.offset, False))
             else:
-                out.append(Segment(t, first, q.last, q.offset, ls.created))
+                out.append(Stay(t, first, q.last, q.offset, ls.created))
             continue
-        out.append(Segment(t, first, last, ls.offset, ls.created))
+        out.append(Stay(t, first, last, ls.offset, ls.created))
     missing = (set(pre) - joined_pre) | (set(post) - joined_post)
     if missing:
         raise AssertionError(f"window [{a}, {b}) lost the boundary stays of {sorted(missing)}")

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 from cosma.errors import OptionError
 from cosma.formulation.residency import Residency
 
-OutcomeStatus = Literal["optimal", "feasible", "infeasible", "time-limit", "unknown"]
+SolveStatus = Literal["optimal", "feasible", "infeasible", "time-limit", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,10 @@ class SolverParams:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class SolveResult:
     """One solver run: ``objective`` and ``bound`` in the model's units (cost units, or extent units)."""
 
-    status: OutcomeStatus
+    status: SolveStatus
     objective: int | None
     bound: int | None
     seconds: float

@@ -20,9 +20,9 @@ from __future__ import annotations
 import time
 
 from cosma.alloc import Buffer, solve
+from cosma.backends.base import SolveResult, SolverParams
 from cosma.formulation.instance import Instance
-from cosma.formulation.residency import Residency, Segment
-from cosma.formulation.run import Outcome, SolverParams
+from cosma.formulation.residency import Residency, Stay
 
 
 def buffers_of(instance: Instance, residency: Residency) -> list[Buffer]:
@@ -33,7 +33,7 @@ def buffers_of(instance: Instance, residency: Residency) -> list[Buffer]:
     ]
 
 
-def place(instance: Instance, residency: Residency, params: SolverParams) -> Outcome:
+def place(instance: Instance, residency: Residency, params: SolverParams) -> SolveResult:
     """Place ``residency``'s segments within the scratchpad: ``feasible`` with the placed residency,
     ``infeasible`` when proven that none fits, else ``unknown`` (out of time, no residency)."""
     start = time.monotonic()
@@ -45,14 +45,16 @@ def place(instance: Instance, residency: Residency, params: SolverParams) -> Out
     )
     details = {"engine": "dsa", "method": packing.method, "nodes": packing.nodes}
     if packing.status == "infeasible":
-        return Outcome("infeasible", None, None, time.monotonic() - start, details=details)
+        return SolveResult("infeasible", None, None, time.monotonic() - start, details=details)
     if not packing.fits:
-        return Outcome("unknown", None, None, time.monotonic() - start, details=details)
+        return SolveResult("unknown", None, None, time.monotonic() - start, details=details)
     segs = tuple(
-        Segment(seg.tensor, seg.first, seg.last, packing.offsets[str(i)], seg.created)
+        Stay(seg.tensor, seg.first, seg.last, packing.offsets[str(i)], seg.created)
         for i, seg in enumerate(residency.segments)
     )
-    return Outcome("feasible", None, None, time.monotonic() - start, Residency(residency.order, segs), details=details)
+    return SolveResult(
+        "feasible", None, None, time.monotonic() - start, Residency(residency.order, segs), details=details
+    )
 
 
 def place_segments(instance: Instance, residency: Residency, time_limit: float, seed: int = 0) -> Residency | None:

@@ -1,7 +1,7 @@
 """The live progress line: incumbent, bound, gap and elapsed time, on a terminal only.
 
 :func:`progress_line` returns a context manager that is also a
-:class:`~cosma.formulation.run.Progress`: a transient rich live line when standard output is a
+:class:`~cosma.backends.base.Progress`: a transient rich live line when standard output is a
 terminal and the run is not quiet, nothing otherwise (so pipes and logs stay clean). Values arrive
 in model units and are shown in bytes.
 """

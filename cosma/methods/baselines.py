@@ -33,32 +33,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from cosma.budgets import aligned
 from cosma.errors import OptionError
 from cosma.graph import Graph
-from cosma.plan import Accelerator, Plan
-from cosma.replace.engine import POLICIES, check_budget, plan_fixed_order
+from cosma.hardware import Accelerator, aligned, check_budget
+from cosma.options import Options
+from cosma.plan import Plan
+from cosma.replace.engine import POLICIES, plan_fixed_order
 from cosma.schedule import ORDERS, ScheduleResult, default_schedule, min_peak_order
-from cosma.schedule.minpeak import DEFAULT_TIME_LIMIT
-
-if TYPE_CHECKING:
-    from cosma.methods import Options
 
 #: The four baselines, in the order :func:`best_baseline` prefers them on ties.
 BASELINES: tuple[str, ...] = ("default+belady", "minpeak+belady", "default+greedy", "minpeak+greedy")
 
 
 def minpeak_time_limit(options: Options) -> float:
-    """The min-peak search's share of a run: ``options.extra["minpeak_time_limit"]`` seconds (default
-    :data:`~cosma.schedule.minpeak.DEFAULT_TIME_LIMIT`), at most the time limit.
+    """The min-peak search's share of a run: ``options.minpeak_time_limit`` seconds (default
+    :data:`~cosma.options.MINPEAK_TIME_LIMIT`), at most the time limit.
 
     The search's state budget follows from it, so the order is a function of the options alone, and
     the same for every time limit above the cap: the budgets' ``M_P``, the baselines, the exact methods'
     warm start and the driver all run the same order.
     """
-    cap = float(options.extra.get("minpeak_time_limit", DEFAULT_TIME_LIMIT))
+    cap = options.minpeak_time_limit
     return min(cap, options.time_limit)
 
 

@@ -8,30 +8,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from cosma import baselines, driver, solve
 from cosma.errors import OptionError
 from cosma.graph import Graph
-from cosma.plan import Accelerator, Plan
-from cosma.replace.engine import check_budget
-
-
-@dataclass(frozen=True)
-class Options:
-    """Solver options, kept apart from the hardware (:class:`~cosma.plan.Accelerator`)."""
-
-    allocator: str = "first-fit"
-    time_limit: float = 60.0
-    threads: int = 1
-    seed: int = 0
-    solver: str = "auto"
-    quiet: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: backend parameters by name (``--solver-param NAME=VALUE``), typed by the backend
-    solver_params: dict[str, str] = field(default_factory=dict)
-
+from cosma.hardware import Accelerator, check_budget
+from cosma.methods import baselines, dc, exact, neighbourhood
+from cosma.options import Options
+from cosma.plan import Plan
 
 Method = Callable[[Graph, Accelerator, Options], Plan]
 
@@ -41,19 +26,19 @@ METHODS: dict[str, Method] = {
     "minpeak+belady": baselines.minpeak_belady,
     "default+greedy": baselines.default_greedy,
     "minpeak+greedy": baselines.minpeak_greedy,
-    "joint": solve.solve_joint,
-    "fixed-order": solve.solve_fixed_order,
-    "min-peak": solve.solve_min_peak,
-    "dc": driver.solve_dc,
+    "joint": neighbourhood.solve_joint,
+    "fixed-order": exact.solve_fixed_order,
+    "min-peak": exact.solve_min_peak,
+    "dc": dc.solve_dc,
 }
 #: ``auto``: the exact joint solver, warm-started from (and never worse than) the best baseline; for graphs
-#: of more than :data:`cosma.driver.DC_THRESHOLD_OPS` operators (or with ``segment_ops`` set), ``dc``.
+#: of more than :data:`cosma.dc.DC_THRESHOLD_OPS` operators (or with ``segment_ops`` set), ``dc``.
 DEFAULT_METHOD = "joint"
 
 
 def auto_method(graph: Graph, options: Options) -> str:
     """The method ``auto`` stands for: ``dc`` above the measured size threshold or when ``segment_ops`` is set."""
-    if options.extra.get("segment_ops") or len(graph.ops) > driver.DC_THRESHOLD_OPS:
+    if options.segment_ops or len(graph.ops) > dc.DC_THRESHOLD_OPS:
         return "dc"
     return DEFAULT_METHOD
 

@@ -30,18 +30,58 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from cosma.plan import FORMAT
+from cosma.errors import PlanInvalid
 
+FORMAT = "cosma.plan/1"
 _KINDS = ("input", "weight", "activation", "output")
 
 
-class PlanInvalid(Exception):
-    """A plan breaks a rule of the contract. ``step`` is the index of the offending step, if any."""
+@dataclass(frozen=True)
+class Load:
+    tensor: str
+    offset: int
 
-    def __init__(self, message: str, step: int | None = None) -> None:
-        self.rule = message
-        self.step = step
-        super().__init__(message if step is None else f"step {step}: {message}")
+
+@dataclass(frozen=True)
+class Store:
+    tensor: str
+
+
+@dataclass(frozen=True)
+class Free:
+    tensor: str
+
+
+@dataclass(frozen=True)
+class Run:
+    op: str
+    outputs: tuple[tuple[str, int], ...]  # (tensor, offset) in the operator's output order
+
+
+Step = Load | Store | Free | Run
+
+
+def step_to_dict(step: Step) -> dict[str, Any]:
+    if isinstance(step, Load):
+        return {"action": "load", "tensor": step.tensor, "offset": step.offset}
+    if isinstance(step, Store):
+        return {"action": "store", "tensor": step.tensor}
+    if isinstance(step, Free):
+        return {"action": "free", "tensor": step.tensor}
+    return {"action": "run", "op": step.op, "outputs": dict(step.outputs)}
+
+
+def step_from_dict(d: Mapping[str, Any]) -> Step:
+    action = d["action"]
+    if action == "load":
+        return Load(d["tensor"], d["offset"])
+    if action == "store":
+        return Store(d["tensor"])
+    if action == "free":
+        return Free(d["tensor"])
+    if action == "run":
+        return Run(d["op"], tuple(d["outputs"].items()))
+    raise ValueError(f"unknown action {action!r}")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ and the bounds of restrictions that touch no common tensor add up (their traffic
 tensors). The neighbourhoods tried are the ones that make NAS cells expensive: a large tensor, its
 producer, its readers and their readers (on NASNet-A's stem a 15-operator restriction proves 10.4 MB
 in about a second, where the cover and peak bounds give 1.2 MB). Each restriction is solved by the
-exact joint method (:func:`cosma.solve.solve_exact`) under a small time limit; its bound counts
+exact joint method (:func:`cosma.methods.exact.solve_exact`) under a small time limit; its bound counts
 whether or not it is proven optimal.
 """
 
@@ -25,13 +25,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cosma.graph import Graph, Tensor
-from cosma.plan import Accelerator
-
-if TYPE_CHECKING:
-    from cosma.methods import Options
+from cosma.hardware import Accelerator
+from cosma.methods.exact import solve_exact
+from cosma.options import Options
+from cosma.plan import Plan
 
 #: Neighbourhoods larger than this are not solved (their joint models stop proving quickly).
 MAX_OPS = 40
@@ -92,12 +92,9 @@ def solve_piece(
     graph: Graph, accelerator: Accelerator, ops: frozenset[str], options: Options, time_limit: float
 ) -> Piece:
     """The exact joint method on the restriction to ``ops``; its bound holds for ``graph``."""
-    from cosma.solve import solve_exact
-
     sub = restrict(graph, ops)
     # the restriction's own neighbourhoods are not searched: they are restrictions of the graph too
-    extra = {k: v for k, v in options.extra.items() if k == "minpeak_time_limit"} | {"neighbourhood_bound": False}
-    quick = replace(options, time_limit=time_limit, quiet=True, extra=extra)
+    quick = replace(options, time_limit=time_limit, quiet=True, neighbourhood_bound=False)
     plan = solve_exact(sub, accelerator, quick, mode="joint")
     tensors = frozenset(t.name for t in sub.tensors)
     bound = plan.summary.bound or 0
@@ -155,3 +152,9 @@ def _merge(
         # the group's bound is paid on its members' tensors, which no other group touches
         out.append(replace(best, tensors=frozenset(t for p in members for t in p.tensors)))
     return out
+
+
+def solve_joint(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
+    """Order, addresses and evictions together, minimising extra off-chip traffic; the neighbourhood
+    bound joins the cover and peak bounds."""
+    return solve_exact(graph, accelerator, options, mode="joint", extra_bound=neighbourhood_bound)
