@@ -471,6 +471,25 @@ def methods() -> None:
         click.echo(name)
 
 
+@main.command(name="reproduce")
+@click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--model",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The model file (default: the file name PLAN records, beside PLAN).",
+)
+def reproduce_command(plan: Path, model: Path | None) -> None:
+    """Plan again from PLAN's provenance; exit 1 when the new plan differs (a time-limited solve may)."""
+    from cosma.reproduce import reproduce
+
+    result = reproduce(plan, model)
+    difference = result.first_difference
+    if difference is not None:
+        _exit(ExitCode.NEGATIVE, f"{plan}: not reproduced: {difference}")
+    click.echo(f"{plan}: reproduced, {len(result.again.steps)} steps, extra {result.again.summary.extra_bytes} B")
+
+
 def _parse_window(text: str | None) -> tuple[float, float] | None:
     if text is None:
         return None
@@ -667,7 +686,14 @@ def sweep_cmd(
         stop=stop,
         points=points,
         methods=methods,
-        load=LoadOptions(tuple(_parse_input_shapes(input_shapes).items()), element_bytes, weights, fuse),
+        load=LoadOptions(
+            tuple(_parse_input_shapes(input_shapes).items()),
+            element_bytes,
+            weights,
+            fuse,
+            fold_batchnorm=not click.get_current_context().meta.get("cosma.no_fold_bn", False),
+            fold_if=not click.get_current_context().meta.get("cosma.no_fold_if", False),
+        ),
         alignment=alignment,
         allocator=allocator,
         time_limit=time_limit,

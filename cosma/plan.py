@@ -94,6 +94,9 @@ class Plan:
     accelerator: Accelerator
     steps: tuple[Step, ...]
     summary: Summary
+    #: where the plan came from (:mod:`cosma.provenance`): the file's top-level ``provenance`` object;
+    #: set by :func:`cosma.compile`, empty for a plan built from steps alone
+    provenance: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @classmethod
     def from_steps(
@@ -162,6 +165,7 @@ class Plan:
             **_header(self.graph, self.accelerator),
             "steps": [step_to_dict(s) for s in self.steps],
             "summary": self.summary.to_dict(),
+            **({"provenance": dict(self.provenance)} if self.provenance else {}),
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -183,7 +187,8 @@ class Plan:
         summary = dict(d.get("summary", {}))
         graph = Graph.build(summary.get("model", ""), tensors, _topological(ops), d.get("metadata"))
         accelerator = Accelerator(d["scratchpad_bytes"], d.get("alignment", 1))
-        return cls(graph, accelerator, tuple(step_from_dict(s) for s in d["steps"]), Summary.from_dict(summary))
+        steps = tuple(step_from_dict(s) for s in d["steps"])
+        return cls(graph, accelerator, steps, Summary.from_dict(summary), dict(d.get("provenance", {})))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Validate, then write the JSON atomically (a reader never sees half a plan)."""

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from cosma.budgets import resolve_budget
 from cosma.errors import BudgetError, OptionError
 from cosma.fileio import atomic_write_text
-from cosma.frontend import load_onnx
+from cosma.frontend import load_model
 from cosma.graph import Graph, Operator, Tensor
 from cosma.methods import METHODS
 from cosma.methods import compile as compile_graph
@@ -60,20 +60,24 @@ BELOW_M_R = "below-M_R"
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """How an ONNX file is lowered: the options of ``cosma compile`` that shape the graph."""
+    """How a model file is lowered: the options of ``cosma compile`` that shape the graph."""
 
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     element_bytes: int | None = None
     weights: bool = True
     fuse: bool = True
+    fold_batchnorm: bool = True
+    fold_if: bool = True
 
     def load(self, path: str | os.PathLike[str]) -> Graph:
-        return load_onnx(
+        return load_model(
             path,
             input_shapes=dict(self.input_shapes),
             element_bytes=self.element_bytes,
             weights=self.weights,
             fuse=self.fuse,
+            fold_batchnorm=self.fold_batchnorm,
+            fold_if=self.fold_if,
         )
 
 

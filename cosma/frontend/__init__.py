@@ -6,18 +6,52 @@ identifier (or the ``.tflite`` suffix) goes to :func:`load_tflite`, anything els
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import onnx
+
+from cosma.frontend import lower as onnx_front
+from cosma.frontend import tflite as tflite_front
 from cosma.frontend.fuse import EPILOGUE_TYPES, fuse_epilogues
-from cosma.frontend.lower import STRIPPED_WEIGHTS_KEY, VIEW_TYPES, load_onnx
-from cosma.frontend.tflite import TFLITE_VIEW_TYPES, is_tflite, load_tflite
+from cosma.frontend.lower import STRIPPED_WEIGHTS_KEY, VIEW_TYPES
+from cosma.frontend.tflite import TFLITE_VIEW_TYPES, is_tflite
 from cosma.graph import Graph
+from cosma.provenance import file_sha256, stamp_source
 
 #: Options of :func:`load_onnx` that :func:`load_tflite` shares; the rest (ONNX folding switches)
 #: have nothing to act on in a TFLite file, whose converter already folded constants and BatchNorm.
 _TFLITE_OPTIONS = frozenset({"input_shapes", "element_bytes", "weights", "fuse", "name"})
+
+
+def _defaults(loader: Callable[..., Graph]) -> dict[str, Any]:
+    return {p.name: p.default for p in inspect.signature(loader).parameters.values() if p.kind is p.KEYWORD_ONLY}
+
+
+def _stamped(graph: Graph, model: Any, model_format: str, loader: Callable[..., Graph], options: Mapping) -> Graph:
+    """``graph`` with its source and every load option (defaults included) in its metadata, for provenance."""
+    recorded = {**_defaults(loader), **options}
+    if recorded.get("name") is None:
+        recorded.pop("name", None)
+    if isinstance(model, onnx.ModelProto):
+        sha256, file_name = hashlib.sha256(model.SerializeToString()).hexdigest(), None
+    else:
+        sha256, file_name = file_sha256(model), Path(model).name
+    return stamp_source(graph, file_name=file_name, sha256=sha256, model_format=model_format, load_options=recorded)
+
+
+def load_onnx(model: str | os.PathLike[str] | onnx.ModelProto, **options: Any) -> Graph:
+    """:func:`cosma.frontend.lower.load_onnx` (same options), the graph stamped with its source for provenance."""
+    return _stamped(onnx_front.load_onnx(model, **options), model, "onnx", onnx_front.load_onnx, options)
+
+
+def load_tflite(model: str | os.PathLike[str], **options: Any) -> Graph:
+    """:func:`cosma.frontend.tflite.load_tflite` (same options), stamped with its source for provenance."""
+    return _stamped(tflite_front.load_tflite(model, **options), model, "tflite", tflite_front.load_tflite, options)
 
 
 def load_model(model: Any, **options: Any) -> Graph:

@@ -17,6 +17,7 @@ from cosma.hardware import Accelerator, check_budget
 from cosma.methods import baselines, dc, exact, neighbourhood
 from cosma.options import Options
 from cosma.plan import Plan
+from cosma.provenance import plan_provenance
 
 Method = Callable[[Graph, Accelerator, Options], Plan]
 
@@ -69,4 +70,5 @@ def compile(
         raise OptionError(f"unknown method {method!r}; choose one of: auto, {', '.join(METHODS)}")
     started = time.perf_counter()
     plan = METHODS[name](graph, accelerator, options)
-    return plan.with_summary(total_seconds=time.perf_counter() - started)
+    plan = plan.with_summary(total_seconds=time.perf_counter() - started)
+    return replace(plan, provenance=plan_provenance(graph, accelerator, method, name, options))
