@@ -77,8 +77,9 @@ def solve(payload: dict[str, Any], send: Callable[[dict[str, Any]], None], inter
         h.changeColsIntegrality(len(ints), ints, np.ones(len(ints), dtype=np.uint8))
     row_lo = np.where(np.isfinite(payload["row_lower"]), payload["row_lower"], -inf)
     row_hi = np.where(np.isfinite(payload["row_upper"]), payload["row_upper"], inf)
-    h.addRows(len(row_lo), row_lo, row_hi, len(payload["index"]), payload["starts"], payload["index"],
-              payload["values"])
+    h.addRows(
+        len(row_lo), row_lo, row_hi, len(payload["index"]), payload["starts"], payload["index"], payload["values"]
+    )
     for name, value in payload["options"].items():
         status = h.setOptionValue(name, value)
         if status != highspy.HighsStatus.kOk:
@@ -123,8 +124,15 @@ def solve(payload: dict[str, Any], send: Callable[[dict[str, Any]], None], inter
 
 
 def _nothing_found(status: str, *, interrupted: bool) -> dict[str, Any]:
-    return {"status": status, "has_solution": False, "objective": None, "bound": None, "nodes": 0,
-            "interrupted": interrupted, "col_value": None}
+    return {
+        "status": status,
+        "has_solution": False,
+        "objective": None,
+        "bound": None,
+        "nodes": 0,
+        "interrupted": interrupted,
+        "col_value": None,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -263,7 +263,7 @@ def coexisting_pairs(m: MilpModel) -> Iterator[tuple[str, str, int]]:
             by_step.setdefault(s, []).append(t)
     for s, ts in sorted(by_step.items()):
         for i, t in enumerate(ts):
-            for u in ts[i + 1:]:
+            for u in ts[i + 1 :]:
                 if inst.may_coexist(t, u):
                     yield t, u, s
 
@@ -338,8 +338,10 @@ def hint_values(m: MilpModel, residency: Residency) -> dict[str, float]:
         st, su = at.get((t, s)), at.get((u, s))
         put(z, float(st is not None and su is not None and st.offset < su.offset))
     if m.extent is not None:
-        put(m.extent, max((seg.offset // inst.unit + inst.footprint[seg.tensor] for seg in residency.segments),
-                          default=0))
+        put(
+            m.extent,
+            max((seg.offset // inst.unit + inst.footprint[seg.tensor] for seg in residency.segments), default=0),
+        )
     return values
 
 
@@ -412,18 +414,30 @@ def _solve_highs(m: MilpModel, params: SolverParams, progress: Progress, hint: R
     seconds = time.perf_counter() - started
     if "error" in result:
         raise OptionError(f"--solver-param: {result['error']}")
-    statuses: dict[str, SolveStatus] = {"Optimal": "optimal", "Infeasible": "infeasible",
-                                          "Time limit reached": "time-limit", "Interrupted by user": "feasible"}
+    statuses: dict[str, SolveStatus] = {
+        "Optimal": "optimal",
+        "Infeasible": "infeasible",
+        "Time limit reached": "time-limit",
+        "Interrupted by user": "feasible",
+    }
     kind = statuses.get(result["status"], "unknown")
     objective = round(result["objective"]) if result["has_solution"] else None
-    bound = objective if kind == "optimal" else (
-        math.ceil(result["bound"] - 1e-6) if result["bound"] is not None else None)
+    bound = (
+        objective if kind == "optimal" else (math.ceil(result["bound"] - 1e-6) if result["bound"] is not None else None)
+    )
     residency = None
     if result["has_solution"]:
         col = result["col_value"]
         residency = decode(m, lambda v: col[column[v.name]])
-    return SolveResult(kind, objective, bound, seconds, residency, interrupted or result["interrupted"],
-                   details={"nodes": result["nodes"], "rows": len(payload["starts"]), "columns": len(variables)})
+    return SolveResult(
+        kind,
+        objective,
+        bound,
+        seconds,
+        residency,
+        interrupted or result["interrupted"],
+        details={"nodes": result["nodes"], "rows": len(payload["starts"]), "columns": len(variables)},
+    )
 
 
 def highs_payload(m: MilpModel, params: SolverParams, hint: Residency | None) -> tuple[dict[str, Any], dict[str, int]]:
@@ -499,7 +513,11 @@ def _run_worker(payload: dict[str, Any], progress: Progress, log: Path | None = 
         with log.open("wb") as sink:
             proc = subprocess.Popen(
                 [sys.executable, str(worker), "--payload-fd", str(payload_r), "--channel-fd", str(channel_w)],
-                stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, pass_fds=(payload_r, channel_w))
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                pass_fds=(payload_r, channel_w),
+            )
     except BaseException:
         os.close(payload_w)
         os.close(channel_r)
@@ -537,14 +555,23 @@ def _run_worker(payload: dict[str, Any], progress: Progress, log: Path | None = 
         # the last lines that start a message (a traceback's exception line, not a wrapped array)
         lines = [line for line in log.read_text(errors="replace").splitlines() if line[:1].strip()]
         tail = " | ".join(lines[-3:])[-600:] or "(its log is empty)"
-        raise RuntimeError(f"the HiGHS worker ended without a result (exit status {proc.returncode}): {tail}; "
-                           f"its output is kept in {log}")
+        raise RuntimeError(
+            f"the HiGHS worker ended without a result (exit status {proc.returncode}): {tail}; "
+            f"its output is kept in {log}"
+        )
     if not keep:
         log.unlink(missing_ok=True)
     if result is None:
         # Ctrl-C reached the worker before it could catch it (while Python started): nothing was found
-        result = {"status": "Interrupted by user", "has_solution": False, "objective": None, "bound": None,
-                  "nodes": 0, "interrupted": True, "col_value": None}
+        result = {
+            "status": "Interrupted by user",
+            "has_solution": False,
+            "objective": None,
+            "bound": None,
+            "nodes": 0,
+            "interrupted": True,
+            "col_value": None,
+        }
     return result, interrupted
 
 
@@ -564,13 +591,23 @@ def _solve_cbc(m: MilpModel, params: SolverParams, hint: Residency | None) -> So
         for v in lp.variables():
             if v.name in hinted:
                 v.setInitialValue(hinted[v.name])
-    options = [f"randomCbcSeed {max(params.seed, 1)}", f"integerTolerance {integrality_tolerance(m)}",
-               "timeMode elapsed"]  # the time limit is wall-clock, like the other backends'
+    options = [
+        f"randomCbcSeed {max(params.seed, 1)}",
+        f"integerTolerance {integrality_tolerance(m)}",
+        "timeMode elapsed",
+    ]  # the time limit is wall-clock, like the other backends'
     options += [f"{k} {v}" for k, v in params.extra.items()]
     with tempfile.TemporaryDirectory(prefix="cosma-cbc-") as tmp:
         log = Path(tmp) / "cbc.log"
-        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(params.time_limit, 1), threads=params.threads,
-                                   warmStart=hint is not None, options=options, logPath=str(log), keepFiles=False)
+        solver = pulp.PULP_CBC_CMD(
+            msg=False,
+            timeLimit=max(params.time_limit, 1),
+            threads=params.threads,
+            warmStart=hint is not None,
+            options=options,
+            logPath=str(log),
+            keepFiles=False,
+        )
         started = time.perf_counter()
         interrupted = False
         try:
