@@ -13,11 +13,17 @@ graph
     tensor names unique with a known kind and non-negative integer bytes; operator names
     unique; operators reference known tensors, list no output twice, do not read what they
     write, produce only activations and outputs, and every activation/output has exactly one
-    producer.
+    producer. An operator's optional ``inplace`` maps some of its outputs each to one of its
+    inputs of the same bytes.
 steps
     ``load``: known tensor, not resident, has a DRAM copy, aligned, in bounds, free range.
     ``store``/``free``: the tensor is resident. ``run``: known operator, not run before, all
     inputs resident, outputs given exactly once each, aligned, in bounds, free and disjoint.
+    In-place: an output placed at exactly the offset where its declared input is resident
+    overwrites that input, which stops being resident (no ``free``; the ranges may coincide);
+    one input is overwritten by at most one output of a run. A later reader of the overwritten
+    input must load it again, which needs a DRAM copy. An output placed elsewhere follows the
+    ordinary rule.
 end
     every operator ran; every output has a DRAM copy; the summary's ``offchip_bytes``,
     ``compulsory_bytes`` and ``extra_bytes`` equal the replay's.
@@ -173,6 +179,7 @@ def _replay(plan: Mapping[str, Any], check_summary: bool) -> ReplayResult:
         kind[name] = t["kind"]
 
     op_io: dict[str, tuple[list[str], list[str]]] = {}
+    overwrites: dict[str, dict[str, str]] = {}  # operator -> its in-place declarations, output -> input
     producer: dict[str, str] = {}
     read: set[str] = set()
     for o in plan.get("ops", []):
@@ -190,6 +197,16 @@ def _replay(plan: Mapping[str, Any], check_summary: bool) -> ReplayResult:
             producer[t] = name
         read.update(inputs)
         op_io[name] = (inputs, outputs)
+        declared = o.get("inplace", {})
+        _require(isinstance(declared, Mapping), f"operator {name}: inplace must map an output to an input")
+        for out, inp in declared.items():
+            _require(out in outputs, f"operator {name}: inplace output {out!r} is not one of its outputs")
+            _require(inp in inputs, f"operator {name}: inplace input {inp!r} is not one of its inputs")
+            _require(
+                size[out] == size[inp], f"operator {name}: inplace {out} ({size[out]} B) over {inp} ({size[inp]} B)"
+            )
+        if declared:
+            overwrites[name] = dict(declared)
     for t, k in kind.items():
         _require(k not in ("activation", "output") or t in producer, f"{k} tensor {t} has no producer")
 
@@ -236,6 +253,17 @@ def _replay(plan: Mapping[str, Any], check_summary: bool) -> ReplayResult:
                     set(placed) == set(outputs),
                     f"operator {o}: outputs {sorted(placed)} given, {sorted(outputs)} expected",
                 )
+                overwritten: dict[str, str] = {}  # input -> the output written over it
+                for t, inp in overwrites.get(o, {}).items():
+                    if placed[t] == resident[inp]:
+                        _require(
+                            inp not in overwritten,
+                            f"operator {o}: {overwritten.get(inp)} and {t} both overwrite {inp} in place",
+                        )
+                        overwritten[inp] = t
+                for inp in overwritten:  # it stops being resident; its DRAM copy, if any, stays valid
+                    space.release(inp, resident.pop(inp), size[inp])
+                    live -= size[inp]
                 for t in outputs:
                     space.claim(t, placed[t], size[t], alignment)
                     resident[t] = placed[t]

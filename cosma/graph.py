@@ -15,6 +15,20 @@ Analyses, for an operator order ``order`` (a topological order of the operators)
 - peak of an order: ``max_i sum(bytes(t) for t live at step i)``: the scratchpad that the order
   needs with no eviction at all.
 
+In-place pairs. An operator may declare ``inplace`` pairs ``(OUT, IN)``: its output ``OUT`` (of
+``IN``'s bytes) may be written over its input ``IN`` (plan-format.md, "In-place operators"). The
+memory analyses honour them:
+
+- a working set counts each declared ``IN`` once for itself and its ``OUT``: ``IN`` can always be
+  overwritten (stored first when a later reader needs it, then reloaded), so ``M_R`` drops;
+- the live bytes of an order (no eviction, so nothing is ever reloaded) save ``bytes(IN)`` at the
+  step of ``o`` only when ``o`` is the last operator of the order to touch ``IN``: ``IN`` then ends
+  where ``OUT`` begins.
+
+One input is overwritten by at most one output, so an ``IN`` declared by two outputs saves once.
+A graph without pairs (``load_onnx(..., inplace=False)``) gives the figures of a runtime that never
+writes in place.
+
 Example:
     >>> g = Graph.build("chain", [Tensor("x", 4, "input"), Tensor("y", 8, "activation"),
     ...                           Tensor("z", 2, "output")],
@@ -26,7 +40,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import MappingProxyType
 from typing import Literal
@@ -74,6 +88,14 @@ class Operator:
     outputs: tuple[str, ...]
     fused: tuple[str, ...] = ()
     nodes: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    #: ``(OUT, IN)`` pairs: output ``OUT`` may overwrite input ``IN`` (equal bytes; one ``IN`` per ``OUT``).
+    #: Left out of the repr so that graphs print as before; it takes part in equality and hashing.
+    inplace: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    @property
+    def overwritable(self) -> tuple[str, ...]:
+        """The distinct inputs some output of this operator may overwrite, in declaration order."""
+        return tuple(dict.fromkeys(i for _, i in self.inplace))
 
 
 @dataclass(frozen=True)
@@ -178,9 +200,11 @@ class Graph:
 
     # ---------------------------------------------------------------- budgets
     def working_set(self, op: str, alignment: int = 1) -> int:
-        """Bytes operator ``op`` needs resident at once: its inputs and outputs."""
+        """Bytes operator ``op`` needs resident at once: its inputs and outputs, an in-place output
+        sharing the bytes of the input it overwrites."""
         o = self.op_by_name[op]
-        return sum(round_up(self.size(t), alignment) for t in set(o.inputs) | set(o.outputs))
+        total = sum(round_up(self.size(t), alignment) for t in set(o.inputs) | set(o.outputs))
+        return total - sum(round_up(self.size(t), alignment) for t in o.overwritable)
 
     def largest_op(self, alignment: int = 1) -> Operator:
         """The operator with the largest working set (first in default order on ties)."""
@@ -219,9 +243,15 @@ class Graph:
         """Resident bytes at each step of ``order`` when nothing is ever evicted."""
         order = self.default_order if order is None else tuple(order)
         delta = [0] * (len(order) + 1)
-        for t, life in self.lifetimes(order).items():
+        lifetimes = self.lifetimes(order)
+        for t, life in lifetimes.items():
             delta[life.first] += self.size(t)
             delta[life.last + 1] -= self.size(t)
+        for step, name in enumerate(order):
+            for t in self.op_by_name[name].overwritable:
+                if lifetimes[t].last == step:  # read by no later operator: its output takes its bytes
+                    delta[step] -= self.size(t)
+                    delta[step + 1] += self.size(t)
         out, running = [], 0
         for d in delta[:-1]:
             running += d
@@ -256,7 +286,15 @@ class Graph:
         """The activation-only graph: weights leave ``tensors`` and every operator's inputs."""
         weights = {t.name for t in self.tensors if t.kind == "weight"}
         ops = [
-            Operator(o.name, o.op_type, tuple(t for t in o.inputs if t not in weights), o.outputs, o.fused, o.nodes)
+            Operator(
+                o.name,
+                o.op_type,
+                tuple(t for t in o.inputs if t not in weights),
+                o.outputs,
+                o.fused,
+                o.nodes,
+                tuple(p for p in o.inplace if p[1] not in weights),
+            )
             for o in self.ops
         ]
         return Graph.build(self.name, (t for t in self.tensors if t.name not in weights), ops, self.metadata)
@@ -270,9 +308,36 @@ class Graph:
                 elements *= d
             return Tensor(t.name, elements * element_bytes, t.kind, t.shape, t.dtype)
 
-        return Graph.build(self.name, map(resized, self.tensors), self.ops, self.metadata)
+        sizes = {t.name: resized(t).bytes for t in self.tensors}
+        # a pair whose tensors differ in element size no longer has equal bytes: it is dropped
+        ops = [
+            o
+            if all(sizes[a] == sizes[b] for a, b in o.inplace)
+            else replace(o, inplace=tuple(p for p in o.inplace if sizes[p[0]] == sizes[p[1]]))
+            for o in self.ops
+        ]
+        return Graph.build(self.name, map(resized, self.tensors), ops, self.metadata)
+
+    def without_inplace(self) -> Graph:
+        """The graph with no in-place pairs: the figures of a runtime that never writes in place."""
+        if not any(o.inplace for o in self.ops):
+            return self
+        return Graph.build(self.name, self.tensors, (replace(o, inplace=()) for o in self.ops), self.metadata)
 
     # ------------------------------------------------------------------ checks
+    def _check_inplace(self, o: Operator) -> None:
+        outs: set[str] = set()
+        for out, inp in o.inplace:
+            if out not in o.outputs or inp not in o.inputs:
+                raise GraphError(
+                    f"operator {o.name!r} declares in-place pair ({out!r}, {inp!r}) outside its outputs/inputs"
+                )
+            if out in outs:
+                raise GraphError(f"operator {o.name!r} declares output {out!r} in place over two inputs")
+            outs.add(out)
+            if self.tensor_by_name[out].bytes != self.tensor_by_name[inp].bytes:
+                raise GraphError(f"operator {o.name!r} declares {out!r} in place over {inp!r}, of other bytes")
+
     def _check(self) -> None:
         seen: set[str] = set()
         for t in self.tensors:
@@ -296,6 +361,7 @@ class Graph:
                 raise GraphError(f"operator {o.name!r} reads and writes the same tensor")
             if len(set(o.inputs)) != len(o.inputs) or len(set(o.outputs)) != len(o.outputs):
                 raise GraphError(f"operator {o.name!r} lists a tensor twice")
+            self._check_inplace(o)
             for name in o.inputs:
                 kind = self.tensor_by_name[name].kind
                 if kind in PRODUCED_KINDS and name not in producer:

