@@ -4,7 +4,7 @@ A sweep plans every model at ``points`` scratchpad sizes evenly spaced from ``st
 (sizes or budget names such as ``M_R`` and ``M_P``, resolved per model by
 :func:`cosma.budgets.resolve_budget`), once per method. Each point is one
 :func:`cosma.methods.compile`; the points are independent, so they run in parallel on one of
-three backends that give the same answers in the same order:
+three backends of :mod:`cosma.runner` that give the same answers in the same order:
 
 - ``serial``: in this process, one after another;
 - ``process``: a local process pool. A task carries the model's path and load options, never
@@ -31,15 +31,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import multiprocessing
 import os
 import pickle
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from cosma.budgets import resolve_budget
 from cosma.errors import BudgetError, OptionError
@@ -48,13 +46,12 @@ from cosma.frontend import load_model
 from cosma.graph import Graph, Operator, Tensor
 from cosma.methods import METHODS
 from cosma.methods import compile as compile_graph
+from cosma.runner import BACKENDS, Backend, ray_session, run_tasks
 from cosma.viz import _bytes_axis, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-Backend = Literal["serial", "process", "ray"]
-BACKENDS: tuple[str, ...] = ("serial", "process", "ray")
 BELOW_M_R = "below-M_R"
 
 
@@ -241,13 +238,8 @@ def sweep(
                 tasks.append(
                     SweepTask(len(tasks), source, method, size, alignment, allocator, time_limit, threads, seed)
                 )
-    if backend == "ray":
-        results = _run_ray(tasks, {s.key: g for s, g in zip(sources, graphs)}, jobs, ray_address, progress)
-    elif backend == "process" and jobs > 1 and len(tasks) > 1:
-        results = _run_pool(tasks, jobs, progress)
-    else:
-        results = _run_serial(tasks, progress)
-    return SweepResult(tuple(results[t.index] for t in tasks), tuple(ranges), tuple(methods), backend)
+    results = _run(tasks, {s.key: g for s, g in zip(sources, graphs)}, backend, jobs, ray_address, progress)
+    return SweepResult(tuple(results), tuple(ranges), tuple(methods), backend)
 
 
 def _labels(models: Sequence[str | os.PathLike[str] | Graph]) -> list[str]:
@@ -370,74 +362,45 @@ def _fields(obj: Any) -> list[Any]:
 
 
 # ----------------------------------------------------------------------------- backends
-def _run_serial(tasks: Iterable[SweepTask], progress: Callable[[SweepPoint], None] | None) -> dict[int, SweepPoint]:
-    results = {}
-    for task in tasks:
-        results[task.index] = run_point(task)
-        if progress:
-            progress(results[task.index])
-    return results
-
-
-def _run_pool(
-    tasks: Sequence[SweepTask], jobs: int, progress: Callable[[SweepPoint], None] | None
-) -> dict[int, SweepPoint]:
-    # forkserver: workers start from a clean process, not a fork of one that may run solver threads.
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    results = {}
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context(method)) as pool:
-        futures = {pool.submit(run_point, task): task.index for task in tasks}
-        for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            if progress:
-                progress(results[futures[future]])
-    return results
-
-
-def _run_ray(
+def _run(
     tasks: Sequence[SweepTask],
     graphs: dict[str, Graph],
+    backend: str,
     jobs: int,
-    address: str | None,
+    ray_address: str | None,
     progress: Callable[[SweepPoint], None] | None,
-) -> dict[int, SweepPoint]:
-    try:
-        import ray
-    except ImportError:
-        raise OptionError("--ray needs Ray: pip install 'cosma[ray]'") from None
-    started = not ray.is_initialized()
-    if started:
-        if address and address != "local":
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
-    try:
+) -> list[SweepPoint]:
+    """The points of ``tasks`` in task order, on ``backend`` (see :mod:`cosma.runner`)."""
+
+    def on_result(_task: object, point: SweepPoint) -> None:
+        if progress is not None:
+            progress(point)
+
+    if backend != "ray":
+        return run_tasks(run_point, tasks, backend=backend, jobs=jobs, on_result=on_result)
+    with ray_session(jobs, ray_address) as ray:
         # One copy of each lowered graph in the object store. A task gets its reference inside a
         # list, so Ray does not fetch it eagerly: a worker that has the graph cached never does.
         refs: dict[str, Any] = {}
         for task in tasks:
             if task.source.key not in refs:
                 refs[task.source.key] = ray.put(_pack(graphs[task.source.key]))
-        remote = ray.remote(num_cpus=max(t.threads for t in tasks))(_ray_point)
         # The graph travels through the object store only, not again inside every task.
-        pending = {
-            remote.remote(replace(t, source=replace(t.source, data=None)), [refs[t.source.key]]): t.index for t in tasks
-        }
-        results: dict[int, SweepPoint] = {}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                index = pending.pop(ref)
-                results[index] = ray.get(ref)
-                if progress:
-                    progress(results[index])
-        return results
-    finally:
-        if started:
-            ray.shutdown()
+        remote_tasks = [(replace(t, source=replace(t.source, data=None)), [refs[t.source.key]]) for t in tasks]
+        return run_tasks(
+            _ray_point,
+            remote_tasks,
+            backend="ray",
+            jobs=jobs,
+            ray_address=ray_address,
+            cpus_per_task=max(t.threads for t in tasks),
+            on_result=on_result,
+        )
 
 
-def _ray_point(task: SweepTask, graph_ref: list[Any]) -> SweepPoint:
+def _ray_point(task_and_ref: tuple[SweepTask, list[Any]]) -> SweepPoint:
+    task, graph_ref = task_and_ref
+
     def fetch() -> Graph:
         import ray
 

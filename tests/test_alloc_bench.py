@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from cosma.alloc.bench import HEADING, markdown_section, read_rows, run_minimalloc_suite, to_csv, write_section
+from minimalloc import HEADING, markdown_section, read_rows, run_minimalloc_suite, to_csv, write_section
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "input.12.csv"
 

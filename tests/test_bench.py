@@ -1,17 +1,19 @@
-"""cosma bench: rows, the headline arithmetic, the reference guard and merge, the report files, the CLI."""
+"""The benchmark harness (benchmarks/): rows, the headline arithmetic, the reference guard and merge, the report
+files, the script and where it writes."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
+from pathlib import Path
 
+import bench as script
+import harness as bench
 import pytest
-from click.testing import CliRunner
-
-from cosma import bench
-from cosma.bench import (
+from harness import (
     ERROR,
     INVALID,
     MISSING,
@@ -24,7 +26,7 @@ from cosma.bench import (
     reduction,
     reductions,
 )
-from cosma.cli import main
+
 from cosma.errors import OptionError
 from cosma.methods import METHODS
 
@@ -309,11 +311,17 @@ def test_write_outputs_makes_report_csv_and_plots(zoo, tmp_path):
     assert (tmp_path / "img/bench_weights.png").read_bytes()[:4] == b"\x89PNG"
 
 
-# ------------------------------------------------------------------------------ CLI
-def test_cli_bench_writes_updates_and_checks_the_reference(tmp_path):
+# ---------------------------------------------------------------------------- script
+def run_script(capsys, *args) -> tuple[int, str]:
+    """``python benchmarks/bench.py ARGS``, in this process: the exit status and everything it printed."""
+    status = script.main([str(a) for a in args])
+    printed = capsys.readouterr()
+    return status, printed.out + printed.err
+
+
+def test_script_writes_updates_and_checks_the_reference(tmp_path, capsys):
     ref = tmp_path / "reference.json"
     args = [
-        "bench",
         "--models",
         "tiny_cnn",
         "--methods",
@@ -322,30 +330,30 @@ def test_cli_bench_writes_updates_and_checks_the_reference(tmp_path):
         "M_R",
         "--weights",
         "without",
-        "--out-dir",
-        str(tmp_path / "docs"),
+        "--out",
+        tmp_path / "out",
         "--reference",
-        str(ref),
+        ref,
         "-q",
     ]
-    first = CliRunner().invoke(main, [*args, "--update-reference", "--check"])
-    assert first.exit_code == 0, first.output
-    assert "reference: 1 change(s)" in first.output and (tmp_path / "docs" / "BENCHMARKS.md").exists()
+    status, output = run_script(capsys, *args, "--update-reference", "--check")
+    assert status == 0, output
+    assert "reference: 1 change(s)" in output and (tmp_path / "out" / "BENCHMARKS.md").exists()
     data = json.loads(ref.read_text())
     key = "tiny_cnn/M_R/no-weights"
     # pretend the reference knows a better plan for this method: the run now violates it
     data["instances"][key]["methods"][BASELINE] -= 1
     ref.write_text(json.dumps(data))
-    second = CliRunner().invoke(main, [*args, "--check"])
-    assert second.exit_code == 1 and "1 violation(s)" in second.output and "worse" in second.output
+    status, output = run_script(capsys, *args, "--check")
+    assert status == 1 and "1 violation(s)" in output and "worse" in output
     # an update does not give the better value away; --force does
-    CliRunner().invoke(main, [*args, "--update-reference"])
+    run_script(capsys, *args, "--update-reference")
     assert (
         json.loads(ref.read_text())["instances"][key]["methods"][BASELINE]
         == data["instances"][key]["methods"][BASELINE]
     )
-    CliRunner().invoke(main, [*args, "--update-reference", "--force"])
-    assert CliRunner().invoke(main, [*args, "--check"]).exit_code == 0
+    run_script(capsys, *args, "--update-reference", "--force")
+    assert run_script(capsys, *args, "--check")[0] == 0
 
 
 @pytest.mark.parametrize(
@@ -357,10 +365,61 @@ def test_cli_bench_writes_updates_and_checks_the_reference(tmp_path):
         (["--methods", "nope"], "unknown method"),
     ],
 )
-def test_cli_bench_bad_input_is_one_line_exit_2(extra, message, tmp_path):
-    result = CliRunner().invoke(main, ["bench", "--out-dir", str(tmp_path), *extra])
-    assert result.exit_code == 2
-    assert message in result.output and result.output.count("\n") == 1
+def test_script_bad_input_is_one_line_exit_2(extra, message, tmp_path, capsys):
+    status, output = run_script(capsys, "--out", tmp_path, *extra)
+    assert status == 2
+    assert message in output and output.count("\n") == 1
+
+
+def _digests(folder: Path) -> dict[str, tuple[int, str]]:
+    """Every file under ``folder``: modification time and content hash, by relative path."""
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_script_writes_only_into_its_out_folder(tmp_path, capsys, monkeypatch):
+    """Unless asked (--update-docs, --update-reference), a run leaves docs/, solvers/ and models/ as they are,
+    and writes nothing into the folder it runs from but what --out names."""
+    watched = {name: _digests(bench.SOURCE_ROOT / name) for name in ("docs", "solvers", "models")}
+    monkeypatch.chdir(tmp_path)
+    status, output = run_script(
+        capsys, "--models", "tiny_cnn", "--methods", BASELINE, "--budgets", "M_R", "--out", "here", "-q"
+    )
+    assert status == 0, output
+    assert {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()} == {
+        "here/BENCHMARKS.md",
+        "here/benchmarks.csv",
+        "here/img/bench_weights.png",
+        "here/img/bench_no_weights.png",
+    }
+    assert {name: _digests(bench.SOURCE_ROOT / name) for name in watched} == watched
+    # without --out: ./bench-out, still not the source tree
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    status, output = run_script(capsys, "--models", "tiny_cnn", "--methods", BASELINE, "--budgets", "M_R", "-q")
+    assert status == 0 and (tmp_path / "elsewhere" / "bench-out" / "BENCHMARKS.md").exists(), output
+    assert {name: _digests(bench.SOURCE_ROOT / name) for name in watched} == watched
+
+
+def test_update_docs_writes_the_docs_folder_too(tmp_path):
+    status = script.bench_command(
+        out_dir=tmp_path / "out",
+        docs_dir=tmp_path / "docs",
+        update_docs=True,
+        models=("tiny_cnn",),
+        methods=(BASELINE,),
+        budgets=("M_R",),
+        weights="without",
+        reference_path=tmp_path / "ref.json",
+        echo=lambda line: None,
+    )
+    assert status == 0
+    for folder in ("out", "docs"):
+        assert (tmp_path / folder / "BENCHMARKS.md").read_text().startswith("# Benchmarks")
+    assert not (tmp_path / "ref.json").exists()  # read, never written without --update-reference
 
 
 # ------------------------------------------------------------------- group methods
@@ -412,9 +471,8 @@ def test_the_protocol_adds_dc_for_nas_and_random_models_only(grouped_zoo):
     assert "| dc |" not in human.split("\n\n")[1] and f"| {BASELINE} | dc | bound |" in nas
 
 
-def test_named_methods_run_exactly_as_named(grouped_zoo, tmp_path):
+def test_named_methods_run_exactly_as_named(grouped_zoo, tmp_path, capsys):
     args = [
-        "bench",
         "--zoo-dir",
         str(grouped_zoo),
         "--models",
@@ -425,14 +483,14 @@ def test_named_methods_run_exactly_as_named(grouped_zoo, tmp_path):
         "M_R",
         "--weights",
         "without",
-        "--out-dir",
+        "--out",
         str(tmp_path),
         "--reference",
         str(tmp_path / "ref.json"),
         "-q",
     ]
-    out = CliRunner().invoke(main, args)
-    assert out.exit_code == 0, out.output
+    status, output = run_script(capsys, *args)
+    assert status == 0, output
     table = list(csv.DictReader(io.StringIO((tmp_path / "benchmarks.csv").read_text())))
     assert [(r["model"], r["method"]) for r in table] == [("small_human", BASELINE), ("small_nas", BASELINE)]
     assert bench.DC_HEADING not in (tmp_path / "BENCHMARKS.md").read_text()

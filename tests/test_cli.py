@@ -263,7 +263,7 @@ def test_inspect_bad_input_is_one_line(tmp_path: Path) -> None:
 # One status per outcome, the same for every command (cosma.errors.ExitCode): 0 done, 1 a proven
 # negative answer, 2 bad input, 3 undecided, 70 internal error (with a crash log), 130 interrupted.
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("inspect", "compile", "check", "methods", "budgets", "show", "report", "sweep", "bench", "alloc")
+COMMANDS = ("inspect", "compile", "check", "methods", "budgets", "show", "report", "sweep", "alloc")
 # capacity 11 = the most bytes live at once: no proof either way without searching, so a zero time
 # limit leaves it undecided (the first greedy packing is 12 B high)
 UNDECIDED_BUFFERS = """id,lower,upper,size
@@ -290,7 +290,6 @@ ENTRY_POINTS = {
     "show": "cosma.viz.save_timeline",
     "report": "cosma.report.write_report",
     "sweep": "cosma.sweep.sweep",
-    "bench": "cosma.bench.bench_command",
     "alloc": "cosma.alloc.command.alloc_command",
 }
 
@@ -320,26 +319,6 @@ def buffers(tmp_path: Path) -> Path:
     return path
 
 
-def bench_args(tmp_path: Path, *extra: str) -> list[str | Path]:
-    return [
-        "bench",
-        "--models",
-        "tiny_cnn",
-        "--methods",
-        "default+belady",
-        "--budgets",
-        "M_R",
-        "--weights",
-        "without",
-        "--out-dir",
-        tmp_path / "docs",
-        "--reference",
-        tmp_path / "reference.json",
-        "-q",
-        *extra,
-    ]
-
-
 def done_args(command: str, model: Path, plan: Path, buffers: Path, tmp_path: Path) -> list[str | Path]:
     """A command line of ``command`` that succeeds."""
     return {
@@ -363,7 +342,6 @@ def done_args(command: str, model: Path, plan: Path, buffers: Path, tmp_path: Pa
             tmp_path / "sweep.csv",
             "-q",
         ],
-        "bench": bench_args(tmp_path),
         "alloc": ["alloc", buffers, "-c", "12", "-o", tmp_path / "packed.csv"],
     }[command]
 
@@ -403,16 +381,6 @@ def test_exit_1_when_compile_proves_no_plan_without_eviction(model: Path, tmp_pa
     assert not (tmp_path / "out.json").exists()
 
 
-def test_exit_1_when_bench_violates_the_reference(tmp_path: Path) -> None:
-    assert cosma(*bench_args(tmp_path, "--update-reference")).exit_code == 0
-    reference = tmp_path / "reference.json"
-    data = json.loads(reference.read_text())
-    data["instances"]["tiny_cnn/M_R/no-weights"]["methods"]["default+belady"] -= 1  # a better plan is on record
-    reference.write_text(json.dumps(data))
-    result = cosma(*bench_args(tmp_path, "--check"))
-    assert result.exit_code == 1 and "1 violation(s)" in result.output
-
-
 @pytest.mark.parametrize("command", COMMANDS)
 def test_exit_2_on_bad_input(command: str, model: Path, plan: Path, tmp_path: Path) -> None:
     junk = tmp_path / "junk.json"
@@ -428,7 +396,6 @@ def test_exit_2_on_bad_input(command: str, model: Path, plan: Path, tmp_path: Pa
         "show": ["show", junk],
         "report": ["report", tmp_path / "nope.json"],
         "sweep": ["sweep", "-o", tmp_path / "sweep.csv"],
-        "bench": ["bench", "--methods", "magic", "--out-dir", tmp_path / "docs"],
         "alloc": ["alloc", bad_csv],
     }[command]
     before = files(tmp_path)

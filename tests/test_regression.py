@@ -6,17 +6,17 @@ and fails when a plan is invalid, a run fails, or a plan's extra traffic is abov
 for its method (equal where the reference is proven optimal). The tests of the test substitute a
 deliberately worse method and a lying one and check that the comparison catches both.
 
-Refresh the reference after a deliberate improvement with ``cosma bench --update-reference``.
+Refresh the reference after a deliberate improvement with ``python benchmarks/bench.py --update-reference``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import harness as bench
 import pytest
+from harness import BenchConfig, Reference, compare_to_reference, method_available
 
-from cosma import bench
-from cosma.bench import BenchConfig, Reference, compare_to_reference, method_available
 from cosma.contract import Free, Load, Run, Store
 from cosma.methods import METHODS
 from cosma.plan import Plan
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def reference() -> Reference:
     path = bench.repo_root() / "solvers" / "reference.json"
-    assert path.exists(), f"{path} is missing; make it with cosma bench --update-reference"
+    assert path.exists(), f"{path} is missing; make it with python benchmarks/bench.py --update-reference"
     return Reference.load(path)
 
 

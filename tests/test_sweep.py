@@ -18,6 +18,7 @@ from cosma.cli import main
 from cosma.errors import OptionError
 from cosma.frontend import load_onnx
 from cosma.methods import compile
+from cosma.runner import run_tasks
 from cosma.sweep import BELOW_M_R, LoadOptions, SweepPoint, budget_points, sweep, sweep_figure
 
 METHODS = ("default+belady", "default+greedy")
@@ -195,3 +196,19 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(cosma.sweep)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ------------------------------------------------------------------------------- runner
+@pytest.mark.parametrize("backend", ["serial", "process"])
+def test_runner_answers_in_task_order_and_reports_each_result(backend):
+    seen: list[tuple[int, int]] = []
+    tasks = [-5, 3, -1, 0, 7]
+    assert run_tasks(abs, tasks, backend=backend, jobs=2, on_result=lambda t, r: seen.append((t, r))) == [5, 3, 1, 0, 7]
+    assert sorted(seen) == sorted(zip(tasks, [5, 3, 1, 0, 7]))
+
+
+def test_runner_refuses_an_unknown_backend_and_no_jobs():
+    with pytest.raises(OptionError, match="unknown backend"):
+        run_tasks(abs, [1], backend="threads")
+    with pytest.raises(OptionError, match="at least 1"):
+        run_tasks(abs, [1], jobs=0)
