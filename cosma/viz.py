@@ -190,6 +190,12 @@ def trace(plan: Plan, time_axis: TimeAxis = "op") -> PlanTrace:
             closed.append((step.tensor, offset, start, now, reloaded, tuple(stores)))
         elif isinstance(step, Run):
             run_times.append((step.op, now))
+            declared = dict(graph.op(step.op).inplace)
+            for name, offset in step.outputs:
+                over = declared.get(name)
+                if over in open_ and open_[over][0] == offset:  # written in place: the input ends here
+                    at, start, reloaded, stores = open_.pop(over)
+                    closed.append((over, at, start, now, reloaded, tuple(stores)))
             for name, offset in step.outputs:
                 open_[name] = (offset, now, False, [])
             runs += 1
