@@ -202,6 +202,13 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
             callback=_remember_fold,
             help="Keep If nodes with a constant condition (then refused as control flow).",
         ),
+        click.option(
+            "--no-inplace",
+            is_flag=True,
+            expose_value=False,
+            callback=_remember_fold,
+            help="Let no operator write its output over an input (COSMA's figures, before in-place operators).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -220,6 +227,7 @@ def _load(model: Path, input_shapes: tuple[str, ...], element_bytes: int | None,
         fuse=fuse,
         fold_batchnorm=not meta.get("cosma.no_fold_bn", False),
         fold_if=not meta.get("cosma.no_fold_if", False),
+        inplace=not meta.get("cosma.no_inplace", False),
     )
 
 
@@ -693,6 +701,7 @@ def sweep_cmd(
             fuse,
             fold_batchnorm=not click.get_current_context().meta.get("cosma.no_fold_bn", False),
             fold_if=not click.get_current_context().meta.get("cosma.no_fold_if", False),
+            inplace=not click.get_current_context().meta.get("cosma.no_inplace", False),
         ),
         alignment=alignment,
         allocator=allocator,

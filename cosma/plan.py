@@ -181,7 +181,14 @@ class Plan:
             for t in d["tensors"]
         ]
         ops = [
-            Operator(o["name"], o.get("type", ""), tuple(o["inputs"]), tuple(o["outputs"]), tuple(o.get("fused", ())))
+            Operator(
+                o["name"],
+                o.get("type", ""),
+                tuple(o["inputs"]),
+                tuple(o["outputs"]),
+                tuple(o.get("fused", ())),
+                inplace=tuple(o.get("inplace", {}).items()),
+            )
             for o in d["ops"]
         ]
         summary = dict(d.get("summary", {}))
@@ -218,6 +225,7 @@ def _header(graph: Graph, accelerator: Accelerator) -> dict[str, Any]:
                 "inputs": list(o.inputs),
                 "outputs": list(o.outputs),
                 **({"fused": list(o.fused)} if o.fused else {}),
+                **({"inplace": dict(o.inplace)} if o.inplace else {}),
             }
             for o in graph.ops
         ],

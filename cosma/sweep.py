@@ -65,6 +65,7 @@ class LoadOptions:
     fuse: bool = True
     fold_batchnorm: bool = True
     fold_if: bool = True
+    inplace: bool = True
 
     def load(self, path: str | os.PathLike[str]) -> Graph:
         return load_model(
@@ -75,6 +76,7 @@ class LoadOptions:
             fuse=self.fuse,
             fold_batchnorm=self.fold_batchnorm,
             fold_if=self.fold_if,
+            inplace=self.inplace,
         )
 
 

@@ -18,6 +18,7 @@ import onnx
 from cosma.frontend import lower as onnx_front
 from cosma.frontend import tflite as tflite_front
 from cosma.frontend.fuse import EPILOGUE_TYPES, fuse_epilogues
+from cosma.frontend.inplace import ELEMENTWISE_TYPES, declare_inplace
 from cosma.frontend.lower import STRIPPED_WEIGHTS_KEY, VIEW_TYPES
 from cosma.frontend.tflite import TFLITE_VIEW_TYPES, is_tflite
 from cosma.graph import Graph
@@ -25,7 +26,7 @@ from cosma.provenance import file_sha256, stamp_source
 
 #: Options of :func:`load_onnx` that :func:`load_tflite` shares; the rest (ONNX folding switches)
 #: have nothing to act on in a TFLite file, whose converter already folded constants and BatchNorm.
-_TFLITE_OPTIONS = frozenset({"input_shapes", "element_bytes", "weights", "fuse", "name"})
+_TFLITE_OPTIONS = frozenset({"input_shapes", "element_bytes", "weights", "fuse", "name", "inplace"})
 
 
 def _defaults(loader: Callable[..., Graph]) -> dict[str, Any]:
@@ -65,10 +66,12 @@ def load_model(model: Any, **options: Any) -> Graph:
 
 
 __all__ = [
+    "ELEMENTWISE_TYPES",
     "EPILOGUE_TYPES",
     "STRIPPED_WEIGHTS_KEY",
     "TFLITE_VIEW_TYPES",
     "VIEW_TYPES",
+    "declare_inplace",
     "fuse_epilogues",
     "is_tflite",
     "load_model",
