@@ -10,6 +10,9 @@
 Each is taken of a graph variant: with weights in the scratchpad, or activation-only
 (:meth:`Graph.without_weights <cosma.graph.Graph.without_weights>`); :func:`budgets` gives all six.
 With an alignment above 1 every tensor is counted at its aligned size, as the allocators place it.
+In-place pairs (:mod:`cosma.graph`) count as the graph's analyses count them: ``M_R`` shares an
+overwritten input's bytes with its output, ``M_P`` saves them where the order reads the input last.
+A graph loaded with ``inplace=False`` (``--no-inplace``) gives COSMA's figures.
 
 Example:
     >>> from cosma.graph import Graph, Operator, Tensor
