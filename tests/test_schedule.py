@@ -217,14 +217,20 @@ def test_same_inputs_give_the_same_order() -> None:
     assert min_peak_order(g).order == min_peak_order(g).order
 
 
-@pytest.mark.parametrize("total_states", [0, 40, 400, 4_000])
-def test_searches_stop_on_their_state_budget_not_the_clock(total_states: int) -> None:
+#: Work of generating one state of ``two_branches(16)`` plus a search's set-up, over-estimated: each state
+#: looks at fewer than 40 ready operators and evaluates fewer than 40 steps of at most 17 tensors each.
+ONE_STATE_WORK = 2_000
+
+
+@pytest.mark.parametrize("total_work", [0, 400, 4_000, 40_000])
+def test_searches_stop_on_their_work_budget_not_the_clock(total_work: int) -> None:
     g = two_branches(14)  # too wide to finish exactly on these budgets
-    runs = [min_peak_order(g, time_limit=limit, total_states=total_states) for limit in (30.0, 300.0)]
+    runs = [min_peak_order(g, time_limit=limit, total_work=total_work) for limit in (30.0, 300.0)]
     assert runs[0].order == runs[1].order and runs[0].peak == runs[1].peak
     for r in runs:
         assert not r.details["time_limit_hit"]
-        assert r.details["states"] <= total_states  # exactly within: the budget is checked per state
+        # the budget is checked per generated state: a search overruns it by at most one state's work
+        assert r.details["work"] < total_work + ONE_STATE_WORK
         assert g.is_topological(r.order) and r.bound <= r.peak <= g.peak()
 
 
@@ -241,19 +247,55 @@ def test_beam_and_exact_search_generate_at_most_their_budget(max_states: int) ->
     assert again.order == beam.order  # the state count, not the clock, decides where it stops
 
 
-def test_total_state_budget_is_never_exceeded_on_a_wide_graph() -> None:
+@pytest.mark.parametrize("max_work", [0, 100, 1_000, 10_000])
+def test_beam_and_exact_search_stop_on_their_work_budget(max_work: int) -> None:
+    seg = max(segments(two_branches(12)), key=lambda s: len(s.ops))
+    far = time.perf_counter() + 3600
+    beam = beam_search(seg, 8, far, max_work=max_work)
+    assert beam.work < max_work + ONE_STATE_WORK
+    assert sorted(beam.order) == list(range(len(seg.ops))) and beam.peak == seg.peak(beam.order)
+    exact = exact_search(seg, seg.peak(beam.order), beam.order, max_states=10**6, max_work=max_work, deadline=far)
+    assert exact.work < max_work + ONE_STATE_WORK and exact.bound <= exact.peak
+    assert beam_search(seg, 8, far, max_work=max_work) == beam  # the work count decides where it stops
+
+
+def test_a_state_of_a_wider_segment_costs_more_work() -> None:
+    """Work scales with the ready operators a state touches, so a budget maps to similar time on any graph."""
+    far = time.perf_counter() + 3600
+    per_state = []
+    for branches in (3, 30):
+        seg = max(segments(two_branches(branches)), key=lambda s: len(s.ops))
+        beam = beam_search(seg, 8, far, max_states=200)
+        per_state.append(beam.work / beam.states)
+    assert per_state[1] > 3 * per_state[0]
+
+
+def test_window_improvement_stops_on_its_work_budget() -> None:
+    g = two_branches(12)
+    far = time.perf_counter() + 3600
+    runs = [
+        improve(g, g.default_order, floor=0, width=8, max_states=5_000, deadline=far, total_work=w)
+        for w in (0, 300, 3_000)
+    ]
+    assert runs[0].order == g.default_order and runs[0].work == 0
+    for w, r in zip((300, 3_000), runs[1:]):
+        assert r.work < w + ONE_STATE_WORK + len(g.ops)
+        assert g.is_topological(r.order) and g.peak(r.order) == r.peak <= g.peak()
+
+
+def test_total_work_budget_is_never_exceeded_by_more_than_a_state_on_a_wide_graph() -> None:
     g = two_branches(16)
-    for budget in (1, 100, 2_500):
-        r = min_peak_order(g, time_limit=3600.0, total_states=budget)
-        assert r.details["states"] <= budget and not r.details["time_limit_hit"]
+    for budget in (1, 1_000, 25_000):
+        r = min_peak_order(g, time_limit=3600.0, total_work=budget)
+        assert r.details["work"] < budget + ONE_STATE_WORK and not r.details["time_limit_hit"]
         assert g.is_topological(r.order) and g.peak(r.order) == r.peak
 
 
-def test_default_state_budget_follows_the_time_limit() -> None:
-    from cosma.schedule.minpeak import STATES_PER_SECOND
+def test_default_work_budget_follows_the_time_limit() -> None:
+    from cosma.schedule.minpeak import WORK_PER_SECOND
 
     result = min_peak_order(two_branches(14), time_limit=0.01)
-    assert result.details["state_budget"] == int(0.01 * STATES_PER_SECOND)
+    assert result.details["work_budget"] == int(0.01 * WORK_PER_SECOND)
 
 
 # ------------------------------------------------------------------------------ zoo

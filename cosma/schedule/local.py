@@ -7,8 +7,9 @@ was. :func:`improve` therefore lowers the peak one window at a time: it takes a 
 peak, lets :func:`~cosma.schedule.search.exact_search` look for an order of a window around it
 whose largest step is below the peak, and splices it in. It stops when the peak reaches
 ``floor`` (a proven lower bound), when no window around any peak step helps, when the searches
-have expanded ``total_states`` states together (the deterministic limit), or at the deadline (a
-safety net).
+have spent ``total_work`` work units together (the deterministic limit; building a window and
+splicing one in charge one unit per operator of the order, the searches their own work), or at the
+deadline (a safety net).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class LocalResult:
     windows: int  # windows searched
     improvements: int  # windows spliced in
     states: int = 0  # states the window searches expanded
+    work: int = 0  # work units spent (see :class:`~cosma.schedule.search.Work`)
 
 
 def improve(
@@ -39,7 +41,7 @@ def improve(
     width: int,
     max_states: int,
     deadline: float,
-    total_states: int | None = None,
+    total_work: int | None = None,
 ) -> LocalResult:
     """``order`` with its peak lowered window by window; see the module docstring."""
     current = list(order)
@@ -48,9 +50,9 @@ def improve(
     peak = max(live, default=0)
     order_spans = spans(graph, current)
     stuck: set[int] = set()  # peak steps no window could lower, at the current peak
-    windows = improvements = spent = 0
+    windows = improvements = spent = generated = 0
     while peak > floor and time.perf_counter() < deadline:
-        if total_states is not None and spent >= total_states:
+        if total_work is not None and spent >= total_work:
             break
         target = next((i for i, v in enumerate(live) if v == peak and i not in stuck), None)
         if target is None:
@@ -59,29 +61,37 @@ def improve(
         starts = (target - width // 2, target - width + 1, target)  # centred, ending at, starting at the peak
         for start in dict.fromkeys(max(0, min(s, n - width)) for s in starts):
             end = min(n, start + width)
-            seg = window(graph, current, start, end, order_spans)
-            left = max_states if total_states is None else min(max_states, total_states - spent)
-            if left <= 0:
+            left = None if total_work is None else total_work - spent - n
+            if left is not None and left <= 0:
                 break  # the budget is spent: the remaining windows around this step are not tried
+            seg = window(graph, current, start, end, order_spans)
+            spent += n  # building the window scans the whole order's tensors
             result = exact_search(
-                seg, peak - seg.background, tuple(range(end - start)), max_states=left, deadline=deadline
+                seg,
+                peak - seg.background,
+                tuple(range(end - start)),
+                max_states=max_states,
+                max_work=left,
+                deadline=deadline,
             )
             windows += 1
-            spent += result.states
+            spent += result.work
+            generated += result.states
             if result.peak + seg.background < peak:
                 current[start:end] = [seg.ops[i] for i in result.order]
                 spliced = True
                 break
         if not spliced:
-            if total_states is not None and spent >= total_states:
+            if total_work is not None and spent >= total_work:
                 break
             stuck.add(target)
             continue
         improvements += 1
+        spent += 2 * n  # the new order's live bytes and spans
         live = graph.live_bytes(current)
         lowered = max(live)
         if lowered < peak:
             stuck.clear()
         peak = lowered
         order_spans = spans(graph, current)
-    return LocalResult(tuple(current), peak, windows, improvements, spent)
+    return LocalResult(tuple(current), peak, windows, improvements, generated, spent)

@@ -8,7 +8,7 @@ order needs when nothing is ever evicted:
 2. give every segment an incumbent: the better of its default order and a beam search;
 3. in decreasing order of their contribution, run the exact best-first search
    (:func:`~cosma.schedule.search.exact_search`) on the segments that can still lower the peak,
-   each under a state limit and all under one budget of states;
+   each under a state limit and all under one budget of work (:class:`~cosma.schedule.search.Work`);
 4. keep the best order found; it is never worse than the default order (step 2 compares the
    two segment by segment, and the peak separates over segments).
 
@@ -51,13 +51,15 @@ DEFAULT_MAX_STATES = 200_000
 DEFAULT_BEAM_WIDTH = 8
 DEFAULT_WINDOW_WIDTH = 32
 DEFAULT_WINDOW_STATES = 20_000
-#: States the whole call may generate per second of its time limit. The searches stop on this count,
-#: not on the clock, so an order depends on the time limit but not on the machine's speed or load;
-#: it is under half the rate measured on RandWire-BA's 300-operator segments (about 50,000 states/s),
-#: so the clock, a safety net, should not strike first even on a loaded machine.
-STATES_PER_SECOND = 20_000
-#: Share of the state budget the incumbents and exact searches may use; the rest is the windows'.
-EXACT_SHARE = 0.5
+#: Work units (:class:`~cosma.schedule.search.Work`) the whole call may spend per second of its time limit.
+#: The searches stop on this count, not on the clock, so an order depends on the time limit but not on the
+#: machine's speed or load. A unit costs 270-470 ns here whatever the segment's width (a state of a
+#: 1,000-operator RandWire segment costs ten times one of a narrow segment, and is charged so), so the
+#: budget takes about a third of the time limit on an idle machine and the clock, a safety net, should
+#: not strike first even with both cores busy with other work.
+WORK_PER_SECOND = 1_000_000
+#: Share of the work budget the incumbents and exact searches may use; the rest is the windows'.
+EXACT_SHARE = 0.75
 
 ORDERS: tuple[str, ...] = ("default", "minpeak")
 
@@ -102,6 +104,7 @@ class _SegmentState:
     source: str  # which search gave the order: default, beam or exact
     complete: bool  # the exact search ran to the end (or was not needed)
     states: int = 0
+    work: int = 0
 
     @property
     def total(self) -> int:
@@ -120,23 +123,25 @@ def min_peak_order(
     beam_width: int = DEFAULT_BEAM_WIDTH,
     window_width: int = DEFAULT_WINDOW_WIDTH,
     window_states: int = DEFAULT_WINDOW_STATES,
-    total_states: int | None = None,
+    total_work: int | None = None,
 ) -> ScheduleResult:
     """An order of ``graph`` minimising the peak with no eviction; see the module docstring.
 
-    ``total_states`` caps the states all searches expand together (default
-    ``STATES_PER_SECOND * time_limit``) and ``max_states`` those of each segment's exact search:
-    these limits make the result deterministic. ``time_limit`` also caps the call in seconds, as a
-    safety net: should the clock strike first, the result depends on the machine's speed
-    (``details["time_limit_hit"]`` says so).
+    ``total_work`` caps the work units all searches spend together (default
+    ``WORK_PER_SECOND * time_limit``; a search stops generating states once it is spent, so it is
+    exceeded by at most one state's work), ``max_states`` the states of each segment's exact search
+    and ``window_states`` those of each window's: these limits make the result deterministic.
+    ``time_limit`` also caps the call in seconds, as a safety net: should the clock strike first,
+    the result depends on the machine's speed (``details["time_limit_hit"]`` says so).
     """
     started = time.perf_counter()
     deadline = started + time_limit
-    budget = int(STATES_PER_SECOND * time_limit) if total_states is None else total_states
+    budget = int(WORK_PER_SECOND * time_limit) if total_work is None else total_work
     states: list[_SegmentState] = []
     for seg in segments(graph):
-        states.append(_incumbent(seg, beam_width, deadline, max(0, budget - sum(st.states for st in states))))
-    spent = sum(st.states for st in states)
+        states.append(_incumbent(seg, beam_width, deadline, max(0, budget - sum(st.work for st in states))))
+    spent = sum(st.work for st in states)
+    generated = sum(st.states for st in states)
     floor = max((s.total_bound for s in states), default=0)
     for st in sorted(states, key=lambda s: -s.total):
         if st.total <= floor or st.complete:
@@ -149,9 +154,10 @@ def min_peak_order(
         if spent >= exact_budget:
             break
         result = exact_search(
-            st.seg, st.peak, st.order, max_states=min(max_states, exact_budget - spent), deadline=deadline
+            st.seg, st.peak, st.order, max_states=max_states, max_work=exact_budget - spent, deadline=deadline
         )
-        spent += result.states
+        spent += result.work
+        generated += result.states
         _improve(st, result)
         floor = max(floor, st.total_bound)
 
@@ -170,10 +176,11 @@ def min_peak_order(
             width=window_width,
             max_states=window_states,
             deadline=deadline,
-            total_states=budget - spent,
+            total_work=budget - spent,
         )
         order, peak = local.order, local.peak
-        spent += local.states
+        spent += local.work
+        generated += local.states
     default_peak = graph.peak()
     if default_peak < peak:  # cannot happen (segments start from their default order); kept as a guarantee
         order, peak = graph.default_order, default_peak
@@ -183,8 +190,9 @@ def min_peak_order(
     details = {
         "segments": len(states),
         "largest_segment": max((len(st.seg.ops) for st in states), default=0),
-        "states": spent,
-        "state_budget": budget,
+        "states": generated,
+        "work": spent,
+        "work_budget": budget,
         "default_peak": default_peak,
         "orders_from": {s: sources.count(s) for s in ("default", "beam", "exact") if s in sources},
         "windows": local.windows if local else 0,
@@ -202,7 +210,7 @@ def min_peak_order(
     )
 
 
-def _incumbent(seg: Segment, beam_width: int, deadline: float, max_states: int) -> _SegmentState:
+def _incumbent(seg: Segment, beam_width: int, deadline: float, max_work: int) -> _SegmentState:
     """The better of the segment's default order and the beam's, with the segment's floor as bound."""
     default_order = tuple(range(len(seg.ops)))
     default = _SegmentState(seg, default_order, seg.peak(default_order), seg.lower_bound, "default", False)
@@ -210,12 +218,14 @@ def _incumbent(seg: Segment, beam_width: int, deadline: float, max_states: int) 
         default.complete = True
         default.bound = default.peak
         return default
-    beam = beam_search(seg, beam_width, deadline, max_states)
+    if max_work <= 0:  # the budget is spent: even the beam's set-up would overrun it
+        return default
+    beam = beam_search(seg, beam_width, deadline, max_work=max_work)
     state = default
     if beam.peak < default.peak:
-        state = _SegmentState(seg, beam.order, beam.peak, seg.lower_bound, "beam", False, beam.states)
+        state = _SegmentState(seg, beam.order, beam.peak, seg.lower_bound, "beam", False, beam.states, beam.work)
     else:
-        state.states = beam.states
+        state.states, state.work = beam.states, beam.work
     if state.peak <= seg.lower_bound:
         state.complete = True
         state.bound = state.peak
@@ -224,6 +234,7 @@ def _incumbent(seg: Segment, beam_width: int, deadline: float, max_states: int) 
 
 def _improve(st: _SegmentState, result: SearchResult) -> None:
     st.states += result.states
+    st.work += result.work
     if result.peak < st.peak:
         st.order, st.peak, st.source = result.order, result.peak, "exact"
     st.bound = max(st.bound, result.bound)
