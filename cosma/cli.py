@@ -267,6 +267,27 @@ def inspect(model: Path, input_shapes, element_bytes, weights, fuse, top: int) -
         _console.print(ops)
 
 
+class _MethodChoice(click.Choice):
+    """``--method``'s choices: ``auto`` and the registered methods, read from the registry when parsed or
+    shown (importing it at start-up is slow, and a method registered at run time is a choice too)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from cosma.methods import method_names
+
+        return method_names()
+
+    @choices.setter
+    def choices(self, _: object) -> None:
+        pass  # Choice.__init__ stores its argument; the registry is the one source instead
+
+    def get_invalid_choice_message(self, value: Any, ctx: click.Context | None) -> str:
+        return f"unknown method {value!r}; choose one of: {', '.join(self.choices)}"
+
+
 @main.command(name="compile")
 @model_options
 @click.option(
@@ -283,7 +304,9 @@ def inspect(model: Path, input_shapes, element_bytes, weights, fuse, top: int) -
     default=None,
     help="Where to write the plan JSON (written atomically, after validation).",
 )
-@click.option("--method", default="auto", show_default=True, help="Planning method (see `cosma methods`).")
+@click.option(
+    "--method", type=_MethodChoice(), default="auto", show_default=True, help="Planning method (see `cosma methods`)."
+)
 @click.option("--allocator", type=click.Choice(["first-fit", "best-fit"]), default="first-fit", show_default=True)
 @click.option(
     "--alignment",
@@ -472,11 +495,13 @@ def budgets_cmd(
 
 @main.command()
 def methods() -> None:
-    """List the planning methods."""
-    from cosma.methods import METHODS
+    """List the planning methods that --method accepts, each with what it does."""
+    from cosma.methods import AUTO, AUTO_DESCRIPTION, METHODS, method_spec
 
-    for name in METHODS:
-        click.echo(name)
+    rows = [(AUTO, AUTO_DESCRIPTION)] + [(name, method_spec(name).description) for name in METHODS]
+    width = max(len(name) for name, _ in rows)
+    for name, description in rows:
+        click.echo(f"{name:<{width}}  {description}")
 
 
 @main.command(name="reproduce")
@@ -607,6 +632,7 @@ def _load_options_only(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--method",
     "methods",
+    type=_MethodChoice(),
     multiple=True,
     default=("auto",),
     show_default=True,

@@ -18,7 +18,8 @@ from cosma.contract import Free, Load, Run, Store, replay
 from cosma.errors import BudgetError, OptionError
 from cosma.graph import Graph, Operator, Tensor, round_up
 from cosma.hardware import Accelerator, check_budget
-from cosma.replace.engine import POLICIES, plan_fixed_order
+from cosma.replace.engine import plan_fixed_order
+from cosma.replace.registry import policy_names
 
 
 @st.composite
@@ -71,7 +72,7 @@ def cases(draw: st.DrawFn) -> tuple[Graph, tuple[str, ...], Accelerator, str, st
         order,
         Accelerator(capacity, alignment),
         draw(st.sampled_from(ALLOCATORS)),
-        draw(st.sampled_from(POLICIES)),
+        draw(st.sampled_from(policy_names())),
     )
 
 
@@ -111,7 +112,7 @@ def fx(request: pytest.FixtureRequest) -> Fixture:
     return FIXTURES[request.param]()
 
 
-@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("policy", policy_names())
 @pytest.mark.parametrize("allocator", ALLOCATORS)
 def test_fixtures_never_beat_the_hand_derived_optimum(fx: Fixture, allocator: str, policy: str) -> None:
     for budget, optimum in fx.optimal_extra.items():

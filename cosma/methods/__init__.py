@@ -1,40 +1,93 @@
 """Every planning method behind one name-keyed registry, and :func:`compile`, the one entry point.
 
 A method has the shape ``solve(graph, accelerator, options) -> Plan`` so that the CLI, the
-benchmark and the tests need no special cases.
+benchmark and the tests need no special cases. Each is registered once, with a name and a one-line
+description, in :mod:`cosma.methods.registry`; the modules of this package are found with
+:mod:`pkgutil`, so a new method is one new file. :data:`METHODS` reads the registry at each use.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
 from cosma.errors import OptionError
 from cosma.graph import Graph
 from cosma.hardware import Accelerator, check_budget
-from cosma.methods import baselines, dc, exact, neighbourhood
+from cosma.methods import dc, exact, neighbourhood
+from cosma.methods.registry import AUTO, Method, MethodSpec, add_method, methods, register_method, unregister_method
 from cosma.options import Options
 from cosma.plan import Plan
 from cosma.provenance import plan_provenance
 
-Method = Callable[[Graph, Accelerator, Options], Plan]
+# The exact family's registrations, kept here until their modules (exact, neighbourhood, dc) carry
+# them as @register_method; each is still registered once.
+add_method(
+    MethodSpec(
+        "joint",
+        "order, addresses and evictions together, proven optimal or with a gap; never worse than a baseline",
+        neighbourhood.solve_joint,
+    )
+)
+add_method(
+    MethodSpec(
+        "fixed-order",
+        "addresses and evictions for a fixed order (minimum-peak by default; COSMA's FS mode)",
+        exact.solve_fixed_order,
+    )
+)
+add_method(
+    MethodSpec(
+        "min-peak", "no eviction at all: an order and addresses of least extent, or exit 1/3", exact.solve_min_peak
+    )
+)
+add_method(
+    MethodSpec(
+        "dc",
+        "divide and conquer: exact windows over a long order, with a global bound; for large graphs",
+        dc.solve_dc,
+    )
+)
 
-
-METHODS: dict[str, Method] = {
-    "default+belady": baselines.default_belady,
-    "minpeak+belady": baselines.minpeak_belady,
-    "default+greedy": baselines.default_greedy,
-    "minpeak+greedy": baselines.minpeak_greedy,
-    "joint": neighbourhood.solve_joint,
-    "fixed-order": exact.solve_fixed_order,
-    "min-peak": exact.solve_min_peak,
-    "dc": dc.solve_dc,
-}
-#: ``auto``: the exact joint solver, warm-started from (and never worse than) the best baseline; for graphs
-#: of more than :data:`cosma.dc.DC_THRESHOLD_OPS` operators (or with ``segment_ops`` set), ``dc``.
+#: The method ``auto`` stands for on small graphs (see :func:`auto_method`).
 DEFAULT_METHOD = "joint"
+#: ``auto``: the exact joint solver, warm-started from (and never worse than) the best baseline; for graphs
+#: of more than :data:`cosma.methods.dc.DC_THRESHOLD_OPS` operators (or with ``segment_ops`` set), ``dc``.
+AUTO_DESCRIPTION = f"the default: {DEFAULT_METHOD}, or dc above {dc.DC_THRESHOLD_OPS} operators or with --segment-ops"
+
+
+class MethodTable(Mapping[str, Method]):
+    """The registered methods by name, read from the registry at each use (so one registered later is in)."""
+
+    def __getitem__(self, name: str) -> Method:
+        return methods()[name].solve
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(methods())
+
+    def __len__(self) -> int:
+        return len(methods())
+
+    def __repr__(self) -> str:
+        return f"MethodTable({list(self)})"
+
+
+METHODS: Mapping[str, Method] = MethodTable()
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The registered method ``name`` (not ``auto``); an unknown name is bad input, named with the choices."""
+    found = methods()
+    if name not in found:
+        raise OptionError(f"unknown method {name!r}; choose one of: {AUTO}, {', '.join(found)}")
+    return found[name]
+
+
+def method_names() -> tuple[str, ...]:
+    """What ``--method`` accepts: ``auto`` and every registered method."""
+    return (AUTO, *methods())
 
 
 def auto_method(graph: Graph, options: Options) -> str:
@@ -48,7 +101,7 @@ def compile(
     graph: Graph,
     scratchpad_bytes: int,
     *,
-    method: str = "auto",
+    method: str = AUTO,
     alignment: int = 1,
     options: Options | None = None,
     **option_changes: Any,
@@ -65,10 +118,28 @@ def compile(
     options = replace(options or Options(), **option_changes)
     accelerator = Accelerator(scratchpad_bytes, alignment)
     check_budget(graph, accelerator)
-    name = auto_method(graph, options) if method == "auto" else method
-    if name not in METHODS:
-        raise OptionError(f"unknown method {method!r}; choose one of: auto, {', '.join(METHODS)}")
+    name = auto_method(graph, options) if method == AUTO else method
+    solve = method_spec(name).solve
     started = time.perf_counter()
-    plan = METHODS[name](graph, accelerator, options)
+    plan = solve(graph, accelerator, options)
     plan = plan.with_summary(total_seconds=time.perf_counter() - started)
     return replace(plan, provenance=plan_provenance(graph, accelerator, method, name, options))
+
+
+__all__ = [
+    "AUTO",
+    "AUTO_DESCRIPTION",
+    "DEFAULT_METHOD",
+    "METHODS",
+    "Method",
+    "MethodSpec",
+    "MethodTable",
+    "add_method",
+    "auto_method",
+    "compile",
+    "method_names",
+    "method_spec",
+    "methods",
+    "register_method",
+    "unregister_method",
+]

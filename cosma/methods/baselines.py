@@ -1,7 +1,9 @@
 """The baselines the COSMA paper compares against, as planning methods of cosma.
 
 A baseline fixes the operator order first and then walks it once with an online allocator and
-a replacement policy (:func:`cosma.replace.engine.plan_fixed_order`):
+a replacement policy (:func:`cosma.replace.engine.plan_fixed_order`). The baselines are every
+operator order of :data:`ORDERS` with every replacement policy registered in
+:mod:`cosma.replace.registry`, generated at each look-up; the shipped ones:
 
 ==================  =====================================  ==========================================
 method              order (:mod:`cosma.schedule`)           replacement when no free range fits
@@ -12,15 +14,16 @@ method              order (:mod:`cosma.schedule`)           replacement when no 
 ``minpeak+greedy``  an order of minimum peak               cheapest contiguous window
 ==================  =====================================  ==========================================
 
+A new policy (one file in ``cosma/replace/policies/``) adds ``default+NAME`` and ``minpeak+NAME``.
 The allocator (``first-fit`` by default, or ``best-fit``) comes from
-:class:`~cosma.methods.Options`, the alignment from the :class:`~cosma.plan.Accelerator`.
-:func:`best_baseline` runs all four and keeps the plan with the least extra traffic: the exact
-solver's warm start and its "never worse than a baseline" guarantee. ``docs/baselines.md`` says
-what each one mirrors.
+:class:`~cosma.options.Options`, the alignment from the :class:`~cosma.hardware.Accelerator`.
+:func:`best_baseline` runs them all and keeps the plan with the least extra traffic: the exact
+methods' and dc's warm start and their "never worse than a baseline" guarantee. ``docs/baselines.md``
+says what each one mirrors.
 
 Example:
     >>> from cosma.graph import Graph, Operator, Tensor
-    >>> from cosma.methods import Options
+    >>> from cosma.options import Options
     >>> g = Graph.build("g", [Tensor("x", 4, "input"), Tensor("h", 8, "activation"),
     ...                       Tensor("y", 4, "output")],
     ...                 [Operator("a", "Relu", ("x",), ("h",)), Operator("b", "Relu", ("h",), ("y",))])
@@ -31,19 +34,35 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable
 
 from cosma.errors import OptionError
 from cosma.graph import Graph
 from cosma.hardware import Accelerator, aligned, check_budget
+from cosma.methods.registry import Method, MethodSpec, register_family
 from cosma.options import Options
 from cosma.plan import Plan
-from cosma.replace.engine import POLICIES, plan_fixed_order
-from cosma.schedule import ORDERS, ScheduleResult, default_schedule, min_peak_order
+from cosma.replace.engine import plan_fixed_order
+from cosma.replace.registry import get_policy, policies
+from cosma.schedule import ScheduleResult, default_schedule, min_peak_order
 
-#: The four baselines, in the order :func:`best_baseline` prefers them on ties.
-BASELINES: tuple[str, ...] = ("default+belady", "minpeak+belady", "default+greedy", "minpeak+greedy")
+#: The operator orders a baseline may run (:func:`baseline_order`), each with what it is.
+ORDERS: dict[str, str] = {
+    "default": "the ONNX node order",
+    "minpeak": "an order of minimum peak",
+}
+
+
+def baseline_names() -> tuple[str, ...]:
+    """``ORDER+POLICY`` for every registered policy (by rank) and every order: the order
+    :func:`best_baseline` prefers them in on ties."""
+    return tuple(f"{order}+{policy.name}" for policy in policies() for order in ORDERS)
+
+
+#: The baselines of the policies shipped as files, as at import (today's four); :func:`baseline_names`
+#: also has the policies registered at run time.
+BASELINES: tuple[str, ...] = baseline_names()
 
 
 def minpeak_time_limit(options: Options) -> float:
@@ -81,8 +100,7 @@ def solve_baseline(
     schedule: ScheduleResult | None = None,
 ) -> Plan:
     """Plan ``graph`` with the ``order`` + ``policy`` baseline (``schedule``: a precomputed order)."""
-    if policy not in POLICIES:
-        raise OptionError(f"unknown replacement policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    get_policy(policy)  # an unknown policy is bad input before the order's search runs
     started = time.perf_counter()
     check_budget(graph, accelerator)
     schedule = schedule or baseline_order(graph, accelerator, order, options)
@@ -100,7 +118,8 @@ def solve_baseline(
     return plan.with_summary(solve_seconds=time.perf_counter() - started, details=details)
 
 
-def _method(order: str, policy: str) -> Callable[[Graph, Accelerator, Options], Plan]:
+@functools.cache
+def _method(order: str, policy: str) -> Method:
     def solve(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
         return solve_baseline(graph, accelerator, options, order=order, policy=policy)
 
@@ -109,17 +128,27 @@ def _method(order: str, policy: str) -> Callable[[Graph, Accelerator, Options], 
     return solve
 
 
-default_belady = _method("default", "belady")
-minpeak_belady = _method("minpeak", "belady")
-default_greedy = _method("default", "greedy")
-minpeak_greedy = _method("minpeak", "greedy")
+def baseline_specs() -> list[MethodSpec]:
+    """The baselines as planning methods, for the method registry."""
+    return [
+        MethodSpec(
+            f"{order}+{policy.name}",
+            f"baseline: {ORDERS[order]}, then {policy.description}",
+            _method(order, policy.name),
+        )
+        for policy in policies()
+        for order in ORDERS
+    ]
+
+
+register_family("baselines", baseline_specs)
 
 
 def best_baseline(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
-    """The plan with the least extra bytes among the four baselines (ties: the earlier in :data:`BASELINES`).
+    """The plan with the least extra bytes among the baselines (ties: the earlier in :func:`baseline_names`).
 
-    Each order is computed once and shared by its two policies. The plan's summary lists every
-    baseline's extra bytes under ``details["baselines"]``.
+    Every registered policy runs on each order; each order is computed once and shared by the policies.
+    The plan's summary lists every baseline's extra bytes under ``details["baselines"]``.
     """
     return best_baseline_and_orders(graph, accelerator, options)[0]
 
@@ -127,13 +156,14 @@ def best_baseline(graph: Graph, accelerator: Accelerator, options: Options) -> P
 def best_baseline_and_orders(
     graph: Graph, accelerator: Accelerator, options: Options
 ) -> tuple[Plan, dict[str, ScheduleResult]]:
-    """:func:`best_baseline`, and the two orders the baselines ran (callers reuse the min-peak search's bound)."""
+    """:func:`best_baseline`, and the orders the baselines ran (callers reuse the min-peak search's bound)."""
     check_budget(graph, accelerator)
     schedules = {order: baseline_order(graph, accelerator, order, options) for order in ORDERS}
+    names = baseline_names()
     plans = []
-    for name in BASELINES:
-        order, policy = name.split("+")
+    for name in names:
+        order, _, policy = name.partition("+")
         plans.append(solve_baseline(graph, accelerator, options, order=order, policy=policy, schedule=schedules[order]))
     best = min(range(len(plans)), key=lambda i: (plans[i].extra_bytes, i))
-    details = {**plans[best].summary.details, "baselines": {n: p.extra_bytes for n, p in zip(BASELINES, plans)}}
+    details = {**plans[best].summary.details, "baselines": {n: p.extra_bytes for n, p in zip(names, plans)}}
     return plans[best].with_summary(details=details), schedules

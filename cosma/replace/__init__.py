@@ -1,6 +1,27 @@
-"""Replacement (eviction) policies and the fixed-order planning engine."""
+"""Replacement (eviction) policies, their registry, and the fixed-order planning engine."""
 
 from cosma.hardware import check_budget
-from cosma.replace.engine import POLICIES, plan_fixed_order
+from cosma.replace.engine import plan_fixed_order
+from cosma.replace.registry import (
+    Policy,
+    get_policy,
+    policies,
+    policy_names,
+    register_policy,
+    replacement_policy,
+    unregister_policy,
+)
+from cosma.replace.state import WalkState
 
-__all__ = ["POLICIES", "check_budget", "plan_fixed_order"]
+__all__ = [
+    "Policy",
+    "WalkState",
+    "check_budget",
+    "get_policy",
+    "plan_fixed_order",
+    "policies",
+    "policy_names",
+    "register_policy",
+    "replacement_policy",
+    "unregister_policy",
+]

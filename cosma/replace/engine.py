@@ -12,13 +12,9 @@ When no free range fits, the policy names resident tensors to evict; an evicted 
 with a later use and no DRAM copy is stored first (one extra store), and every later use of
 an evicted tensor reloads it (extra loads). Tensors of the running operator are pinned.
 
-Policies (``--method X+belady`` / ``X+greedy``):
-
-- ``belady``: evict the unpinned resident tensor whose next use is furthest away (ties: the one
-  that is cheaper to evict, then the larger), repeating until a range fits. Belady's MIN rule.
-- ``greedy``: evict the set of unpinned resident tensors overlapping the contiguous window of
-  the needed size that costs least to clear: the locally optimal choice (COSMA's "ILP-based
-  greedy" baseline solves exactly this window problem per eviction).
+The policy is looked up by name in :mod:`cosma.replace.registry`; the shipped ones are one module
+each in :mod:`cosma.replace.policies` (``belady``: furthest next use first; ``greedy``: the cheapest
+contiguous window), and ``--method ORDER+POLICY`` runs one.
 
 Should pinned tensors fragment the scratchpad so that even an empty rest cannot hold the next
 tensor, the operator's resident inputs are evicted too (stored first when they have no DRAM
@@ -29,81 +25,17 @@ from offset 0; it fits whenever the scratchpad holds the aligned working set.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from cosma.alloc.online import ALLOCATORS, Arena
-from cosma.contract import Free, Load, Run, Step, Store
+from cosma.contract import Free, Load, Run, Store
 from cosma.errors import OptionError
 from cosma.graph import DRAM_KINDS, Graph, round_up
 from cosma.hardware import Accelerator, check_budget
 from cosma.plan import Plan
-
-POLICIES: tuple[str, ...] = ("belady", "greedy")
-
-
-@dataclass
-class _State:
-    """What the engine knows at one point of the walk."""
-
-    graph: Graph
-    arena: Arena
-    uses: dict[str, list[int]]  # tensor -> sorted positions in the order that read it
-    has_copy: set[str]
-    steps: list[Step] = field(default_factory=list)
-    now: int = 0
-
-    def next_use(self, tensor: str) -> float:
-        positions = self.uses.get(tensor, [])
-        i = bisect.bisect_right(positions, self.now - 1)  # a use at the current step counts
-        return positions[i] if i < len(positions) else math.inf
-
-    def eviction_cost(self, tensor: str) -> int:
-        """Extra bytes evicting ``tensor`` now causes: a spill store if needed, one reload if used again."""
-        size = self.graph.size(tensor)
-        if self.next_use(tensor) == math.inf:
-            return 0
-        return size + (0 if tensor in self.has_copy else size)
-
-    def evict(self, tensor: str) -> None:
-        if self.next_use(tensor) != math.inf and tensor not in self.has_copy:
-            self.steps.append(Store(tensor))
-            self.has_copy.add(tensor)
-        self.steps.append(Free(tensor))
-        self.arena.remove(tensor)
-
-
-def _belady(state: _State, size: int, pinned: set[str]) -> list[str]:
-    candidates = [name for _, _, name in state.arena.occupants() if name not in pinned]
-    if not candidates:
-        return []
-    return [max(candidates, key=lambda t: (state.next_use(t), -state.eviction_cost(t), state.graph.size(t)))]
-
-
-def _greedy(state: _State, size: int, pinned: set[str]) -> list[str]:
-    """Cheapest set of unpinned residents whose removal frees an aligned window of ``size`` bytes."""
-    arena = state.arena
-    occupants = list(arena.occupants())
-    starts = {0} | {e + (-e) % arena.alignment for _, e, _ in occupants}
-    best: tuple[tuple[float, ...], list[str]] | None = None
-    for a in sorted(starts):
-        b = a + size
-        if b > arena.capacity:
-            continue
-        inside = [name for s, e, name in occupants if s < b and a < e]
-        if any(name in pinned for name in inside):
-            continue
-        cost = sum(state.eviction_cost(t) for t in inside)
-        soonest = min((state.next_use(t) for t in inside), default=math.inf)
-        key = (cost, -soonest, a)
-        if best is None or key < best[0]:
-            best = (key, inside)
-    return best[1] if best else []
-
-
-_POLICY_FUNCS = {"belady": _belady, "greedy": _greedy}
+from cosma.replace.registry import ChooseVictims, get_policy
+from cosma.replace.state import WalkState
 
 
 class _Repack(Exception):
@@ -122,14 +54,14 @@ def _room_without_unpinned(arena: Arena, size: int, pinned: set[str]) -> bool:
     return arena.capacity - round_up(cursor, arena.alignment) >= size
 
 
-def _make_room(state: _State, size: int, pinned: set[str], allocator: str, policy: str) -> int:
+def _make_room(state: WalkState, size: int, pinned: set[str], allocator: str, choose: ChooseVictims) -> int:
     while True:
         offset = state.arena.find(size, allocator)
         if offset is not None:
             return offset
         if not _room_without_unpinned(state.arena, size, pinned):
             raise _Repack  # no eviction the policy may make can help: do not make useless ones
-        victims = _POLICY_FUNCS[policy](state, size, pinned)
+        victims = choose(state, size, pinned)
         if not victims:
             raise _Repack
         for t in victims:
@@ -148,8 +80,7 @@ def plan_fixed_order(
     """Plan ``order`` (default: the ONNX order) with on-demand eviction; see the module docstring."""
     if allocator not in ALLOCATORS:
         raise OptionError(f"unknown allocator {allocator!r}; choose one of {', '.join(ALLOCATORS)}")
-    if policy not in POLICIES:
-        raise OptionError(f"unknown replacement policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    choose = get_policy(policy).choose
     order = graph.default_order if order is None else tuple(order)
     if not graph.is_topological(order):
         raise ValueError("the order is not a topological order of the graph's operators")
@@ -159,7 +90,7 @@ def plan_fixed_order(
     for position, name in enumerate(order):
         for t in graph.op(name).inputs:
             uses.setdefault(t, []).append(position)
-    state = _State(
+    state = WalkState(
         graph=graph,
         arena=Arena(accelerator.scratchpad_bytes, accelerator.alignment),
         uses=uses,
@@ -170,20 +101,20 @@ def plan_fixed_order(
         op = graph.op(name)
         pinned = set(op.inputs) | set(op.outputs)
         try:
-            placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, policy)
+            placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, choose)
         except _Repack:
             # the operator's own inputs block every range: move them (evict, reload) and let the
             # policy make room again, now free to choose among every other resident tensor
             for t in [t for t in op.inputs if t in state.arena]:
                 state.evict(t)
             try:
-                placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, policy)
+                placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, choose)
             except _Repack:  # the reloaded inputs fragment it again: start from an empty scratchpad
                 for t in [t for t in op.inputs if t in state.arena]:
                     state.evict(t)
                 for _, _, other in list(state.arena.occupants()):
                     state.evict(other)
-                placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, policy)
+                placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, choose)
         state.steps.append(Run(name, tuple(placed)))
         for t in op.outputs:
             if graph.tensor(t).kind == "output":
@@ -206,22 +137,22 @@ def plan_fixed_order(
 
 
 def _place_working_set(
-    state: _State,
+    state: WalkState,
     inputs: Sequence[str],
     outputs: Sequence[str],
     pinned: set[str],
     allocator: str,
-    policy: str,
+    choose: ChooseVictims,
 ) -> list[tuple[str, int]]:
     for t in inputs:
         if t not in state.arena:
-            offset = _make_room(state, state.graph.size(t), pinned, allocator, policy)
+            offset = _make_room(state, state.graph.size(t), pinned, allocator, choose)
             state.arena.place(t, offset, state.graph.size(t))
             state.steps.append(Load(t, offset))
     placed: list[tuple[str, int]] = []
     try:
         for t in outputs:
-            offset = _make_room(state, state.graph.size(t), pinned, allocator, policy)
+            offset = _make_room(state, state.graph.size(t), pinned, allocator, choose)
             state.arena.place(t, offset, state.graph.size(t))
             placed.append((t, offset))
     except _Repack:
