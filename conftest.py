@@ -2,4 +2,4 @@
 
 # A script the HiGHS backend runs in a process of its own: importing it would install its SIGINT handler
 # in the test process, and it must never share a process with OR-Tools (see its module docstring).
-collect_ignore = ["cosma/formulation/highs_worker.py"]
+collect_ignore = ["cosma/backends/highs_worker.py"]

@@ -21,6 +21,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from cosma.backends import DEFAULT_BACKEND, backend_names, get_backend
 from cosma.errors import CosmaError, ExitCode, OptionError
 from cosma.units import format_size
 
@@ -38,6 +39,22 @@ def _exit(code: ExitCode, line: str) -> NoReturn:
 
 def _fail(message: str) -> NoReturn:
     _exit(ExitCode.BAD_INPUT, f"error: {message}")
+
+
+class _BackendChoice(click.Choice):
+    """``auto`` and the registered solver backends, read from the registry whenever asked (so a backend
+    registered after this module loaded is a choice too)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return ("auto", *backend_names())
+
+    @choices.setter
+    def choices(self, value: object) -> None:
+        pass  # click.Choice.__init__ assigns it; the registry is the one list
 
 
 def _crash_log(error: BaseException) -> Path:
@@ -320,10 +337,12 @@ class _MethodChoice(click.Choice):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--solver",
-    type=click.Choice(["auto", "cpsat", "highs", "cbc"]),
+    type=_BackendChoice(),
     default="auto",
     show_default=True,
-    help="Backend of the exact methods: CP-SAT (auto) or the COSMA MILP with HiGHS or CBC.",
+    help="Backend of the exact methods: "
+    + "; ".join([f"auto = {DEFAULT_BACKEND}", *(f"{n}: {get_backend(n).summary}" for n in backend_names())])
+    + ".",
 )
 @click.option(
     "--solver-param",
@@ -338,6 +357,13 @@ class _MethodChoice(click.Choice):
     default=None,
     metavar="N",
     help="Divide and conquer with windows of N operators (implies --method dc when the method is auto).",
+)
+@click.option(
+    "--dump-model",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Also write every solver model built to DIR, in its backend's format (CP-SAT .pb.txt, MILP .mps).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def compile_cmd(
@@ -357,6 +383,7 @@ def compile_cmd(
     solver: str,
     solver_params: tuple[str, ...],
     segment_ops: int | None,
+    dump_model: Path | None,
     quiet: bool,
 ) -> ExitCode:
     """Plan MODEL for a scratchpad of SIZE and write the plan JSON."""
@@ -365,6 +392,11 @@ def compile_cmd(
 
     if output is not None:
         _check_writable(output, "the plan", "--output")
+    if dump_model is not None:
+        try:
+            dump_model.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OptionError(f"--dump-model {dump_model}: {e.strerror}; give a folder that can be written") from None
     graph = _load(model, input_shapes, element_bytes, weights, fuse)
     budget = resolve_budget(graph, scratchpad, alignment=alignment, time_limit=time_limit)
     if budget <= 0:
@@ -384,6 +416,7 @@ def compile_cmd(
         solver=solver,
         solver_params=parse_solver_params(solver_params),
         segment_ops=segment_ops or None,
+        dump_model=None if dump_model is None else str(dump_model),
     )
     if output is not None:
         with _writing(output, "the plan", "--output"):

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from oracle import optimum
 
 from cosma.backends.base import SolverParams
+from cosma.backends.cpsat import solve as solve_cpsat
 from cosma.contract import replay
 from cosma.errors import OptionError
 from cosma.formulation import cpsat
@@ -119,8 +120,9 @@ def test_a_window_solution_stitches_into_a_valid_plan_with_the_promised_traffic(
     upper = window.cost(window.hint)
     m = cpsat.build(window.instance, symmetry_breaking=False)
     window.fix_boundary(m)
-    cpsat.add_hint(m, window.hint)
-    outcome = cpsat.solve(m, SolverParams(time_limit=600, extra={"max_deterministic_time": "10"}))  # work, not speed
+    outcome = solve_cpsat(
+        m, SolverParams(time_limit=600, extra={"max_deterministic_time": "10"}), hint=window.hint
+    )  # work, not speed
     assert outcome.status == "optimal" and outcome.objective <= upper
     stitched = driver.stitch(residency, window, outcome.residency).to_plan(graph, accelerator, method="x")
     assert stitched.extra_bytes == plan.extra_bytes - (upper - outcome.objective) * window.instance.cost_unit

@@ -24,7 +24,9 @@ from hypothesis import strategies as st
 from oracle import min_peak_by_segments, optimum, optimum_by_segments
 from ortools.sat.python import cp_model
 
+from cosma.backends import cbc
 from cosma.backends.base import SolverParams, parse_solver_params, run_interruptibly
+from cosma.backends.cpsat import solve as solve_cpsat
 from cosma.errors import OptionError
 from cosma.formulation import bounds, cpsat, milp
 from cosma.formulation.instance import Instance
@@ -311,7 +313,7 @@ def test_ctrl_c_during_cpsat_returns_its_best_solution() -> None:
     cpsat.add_hint(model, residency_of_plan(warm))
     progress = _CtrlCOnFirstSolution()
     # the deterministic limit is far beyond the first solution: a search that ends without Ctrl-C fails the test
-    outcome = cpsat.solve(model, SolverParams(time_limit=600, extra={"max_deterministic_time": "300"}), progress)
+    outcome = solve_cpsat(model, SolverParams(time_limit=600, extra={"max_deterministic_time": "300"}), progress)
     assert progress.incumbents and outcome.interrupted
     assert outcome.status == "feasible" and outcome.residency is not None
     assert outcome.bound is not None and outcome.bound <= outcome.objective <= warm.extra_bytes // inst.cost_unit
@@ -320,8 +322,8 @@ def test_ctrl_c_during_cpsat_returns_its_best_solution() -> None:
 def test_cbc_bound_adds_the_objective_constant() -> None:
     """CBC never sees the objective's constant (minus the compulsory loads): its logged bound must get it back."""
     log = "Result - Stopped on time limit\n\nNo feasible solution found\nLower bound:          85281322.000\n"
-    assert milp.cbc_bound(log, -33901098.0) == 51380224
-    assert milp.cbc_bound("Result - Stopped on time limit\n", 5.0) is None
+    assert cbc.cbc_bound(log, -33901098.0) == 51380224
+    assert cbc.cbc_bound("Result - Stopped on time limit\n", 5.0) is None
 
 
 def test_milp_tolerance_is_below_one_unit_over_big_m() -> None:

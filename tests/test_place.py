@@ -12,6 +12,7 @@ import pytest
 from test_formulation import random_graph
 
 from cosma.backends.base import SolverParams
+from cosma.backends.cpsat import solve as solve_cpsat
 from cosma.formulation import cpsat
 from cosma.formulation.instance import Instance
 from cosma.formulation.residency import Residency, Stay
@@ -25,7 +26,7 @@ def relaxed(seed: int, alignment: int) -> tuple[Instance, Residency]:
     graph = random_graph(seed, max_ops=6)
     budget = max(graph.working_set(o.name, alignment) for o in graph.ops) + random.Random(seed).randint(0, 2)
     inst = Instance.build(graph, Accelerator(budget, alignment), "joint")
-    outcome = cpsat.solve(cpsat.build(inst, addresses=False), PARAMS)
+    outcome = solve_cpsat(cpsat.build(inst, addresses=False), PARAMS)
     assert outcome.residency is not None
     return inst, outcome.residency
 
@@ -35,9 +36,7 @@ def relaxed(seed: int, alignment: int) -> tuple[Instance, Residency]:
 def test_placed_residency_replays_valid_and_agrees_with_cpsat(seed: int, alignment: int) -> None:
     inst, residency = relaxed(seed, alignment)
     ours = place(inst, residency, PARAMS)
-    theirs = cpsat.solve(
-        cpsat.allocate(inst, residency), PARAMS, decoder=lambda m, value: cpsat.placed(m, residency, value)
-    )
+    theirs = solve_cpsat(cpsat.allocate(inst, residency), PARAMS)
     assert ours.status in ("feasible", "infeasible")  # tiny: always decided
     assert (ours.residency is not None) == (theirs.residency is not None)
     if ours.residency is not None:
@@ -78,9 +77,7 @@ def test_agrees_with_cpsat_on_lengthened_segments(seed: int) -> None:
         tuple(Stay(s.tensor, s.first, min(last, s.last + rng.randint(0, 2)), 0, s.created) for s in residency.segments),
     )
     ours = place(inst, stretched, PARAMS)
-    theirs = cpsat.solve(
-        cpsat.allocate(inst, stretched), PARAMS, decoder=lambda m, value: cpsat.placed(m, stretched, value)
-    )
+    theirs = solve_cpsat(cpsat.allocate(inst, stretched), PARAMS)
     assert ours.status in ("feasible", "infeasible")
     assert (ours.status == "infeasible") == (theirs.status == "infeasible")
     assert (ours.residency is None) == (theirs.residency is None)

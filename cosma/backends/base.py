@@ -1,17 +1,26 @@
-"""What every solver backend shares: parameters, the outcome record, progress reports, interruption.
+"""What every solver backend shares: the protocol and registry, parameters, the outcome record, progress, interruption.
+
+A backend is one module of :mod:`cosma.backends` holding a :class:`Backend` and registering it
+(:func:`register_backend`); :mod:`cosma.backends` imports every such module, so a new backend is one new
+file. A backend solves one formulation's model (``"cpsat"``: :mod:`cosma.formulation.cpsat`, ``"milp"``:
+:mod:`cosma.formulation.milp`) and can write it in its solver's native format (``--dump-model``).
 
 A backend runs its solver in a worker thread (:func:`run_interruptibly`) so that Ctrl-C reaches
 Python in the main thread, which asks the solver to stop; the solver then returns its best
-solution so far like it does at its time limit.
+solution so far like it does at its time limit. A solver that fails (rejects a model, dies) raises
+:class:`~cosma.errors.SolverError`.
 """
 
 from __future__ import annotations
 
+import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
 
 from cosma.errors import OptionError
 from cosma.formulation.residency import Residency
@@ -53,11 +62,88 @@ class NoProgress:
         pass
 
 
+#: The models a backend can solve: the CP-SAT model or the MILP (:mod:`cosma.formulation`).
+Formulation = Literal["cpsat", "milp"]
+
+
+class Backend(Protocol):
+    """A solver behind one name: solves a built model of its formulation, and writes it out for use elsewhere."""
+
+    #: the ``--solver`` name
+    name: ClassVar[str]
+    #: the model it solves: ``cpsat`` (:class:`~cosma.formulation.cpsat.CpSatModel`) or ``milp``
+    #: (:class:`~cosma.formulation.milp.MilpModel`)
+    formulation: ClassVar[Formulation]
+    #: one line for ``cosma compile --help``
+    summary: ClassVar[str]
+    #: the file name ending of :meth:`dump`'s native format, e.g. ``.pb.txt`` or ``.mps``
+    model_suffix: ClassVar[str]
+
+    def solve(
+        self, model: Any, params: SolverParams, progress: Progress | None = None, hint: Residency | None = None
+    ) -> SolveResult:
+        """Solve ``model``, warm-started from ``hint`` when given; the result carries the best residency found."""
+        ...
+
+    def dump(self, model: Any, path: Path) -> None:
+        """Write ``model`` to ``path`` in the solver's native format (the format follows ``path``'s ending)."""
+        ...
+
+
+_REGISTRY: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> Backend:
+    """Make ``backend`` available by its name (to ``--solver`` and ``Options.solver``); returns it.
+
+    Registering a second backend under a taken name replaces the first (a test's toy backend, say).
+    """
+    if not re.fullmatch(r"[a-z][a-z0-9_-]*", backend.name) or backend.name == "auto":
+        raise ValueError(f"backend name {backend.name!r}: lower-case letters, digits, - and _, and not 'auto'")
+    if backend.formulation not in ("cpsat", "milp"):
+        raise ValueError(f"backend {backend.name!r}: formulation {backend.formulation!r} is not cpsat or milp")
+    _REGISTRY[backend.name] = backend
+    return backend
+
+
+def unregister_backend(name: str) -> None:
+    """Forget a backend (a test's toy backend, when the test ends)."""
+    _REGISTRY.pop(name, None)
+
+
+def backend_names() -> tuple[str, ...]:
+    """The registered backends' names, sorted."""
+    return tuple(sorted(_REGISTRY))
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called ``name``; an unknown name is an :class:`~cosma.errors.OptionError` listing the known."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise OptionError(f"unknown solver {name!r}; choose one of: auto, {', '.join(backend_names())}") from None
+
+
+def dump_path(folder: str | Path, label: str, backend: Backend) -> Path:
+    """A new file in ``folder`` for a model: ``<index>-<label><suffix>``, the index one past the highest there.
+
+    The index orders the models as they were built, across every solve that writes to one folder (a joint
+    solve runs further exact solves for its neighbourhood bound).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = [int(m.group(1)) for p in folder.iterdir() if (m := re.match(r"(\d+)-", p.name))]
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "model"
+    return folder / f"{max(taken, default=0) + 1:03d}-{safe}{backend.model_suffix}"
+
+
 def run_interruptibly(solve: Callable[[], Any], stop: Callable[[], None]) -> tuple[Any, bool]:
     """Run ``solve`` in a thread; on Ctrl-C call ``stop`` and wait for it. Returns (result, interrupted).
 
     The main thread polls with short sleeps rather than ``Thread.join``: a KeyboardInterrupt that lands
-    inside ``join`` can leave the thread marked finished while it still runs.
+    inside ``join`` can leave the thread marked finished while it still runs. While the thread starts,
+    Ctrl-C is only noted (a KeyboardInterrupt inside ``Thread.start`` cannot tell whether the thread runs)
+    and acted on once it has.
     """
     box: dict[str, Any] = {}
     done = threading.Event()
@@ -71,19 +157,53 @@ def run_interruptibly(solve: Callable[[], Any], stop: Callable[[], None]) -> tup
             done.set()
 
     worker = threading.Thread(target=target, name="cosma-solver", daemon=True)
-    worker.start()
+    pressed = threading.Event()
+    restore = _note_ctrl_c(pressed)
     interrupted = False
-    while not done.is_set():
-        try:
-            time.sleep(0.02)
-        except KeyboardInterrupt:
-            if not interrupted:
-                interrupted = True
-                stop()
+    try:
+        worker.start()
+        while not done.is_set() or restore is not None:
+            try:
+                if restore is not None:
+                    restore()  # idempotent: a Ctrl-C landing before the next line only repeats it
+                    restore = None
+                if pressed.is_set() and not interrupted:
+                    interrupted = True
+                    stop()
+                if not done.is_set():
+                    time.sleep(0.02)
+            except KeyboardInterrupt:
+                if not interrupted:
+                    interrupted = True
+                    stop()
+    finally:
+        if restore is not None:  # start() itself failed
+            restore()
     worker.join()
     if "error" in box:
         raise box["error"]
     return box.get("result"), interrupted
+
+
+def _note_ctrl_c(pressed: threading.Event) -> Callable[[], None] | None:
+    """In the main thread, make SIGINT set ``pressed`` instead of raising; returns what puts the handler back.
+
+    Elsewhere (no signal reaches another thread) there is nothing to do and None is returned.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):  # SIGINT ignored or left to the OS: no KeyboardInterrupt to worry about
+        return None
+
+    def note(signum: int, frame: Any) -> None:
+        pressed.set()
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, note)
+    return restore
 
 
 def parse_solver_params(items: tuple[str, ...] | list[str]) -> dict[str, str]:

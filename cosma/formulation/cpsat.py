@@ -18,23 +18,20 @@ Size: ``N`` order variables, ``sum_t |U_t|`` addresses and use rectangles, and o
 bridge per possible succession (``|U_t| - 1`` per tensor when the order is fixed).
 
 ``build(instance, addresses=False)`` drops the addresses and the NoOverlap2D: the capacity-only
-relaxation, whose optimum is a lower bound for the full model.
+relaxation, whose optimum is a lower bound for the full model. ``allocate(instance, residency)`` is the
+feasibility model that places a residency's segments. :func:`read_solution` turns any of them back into a
+residency; the solver runs in :mod:`cosma.backends.cpsat`.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ortools.sat import sat_parameters_pb2
 from ortools.sat.python import cp_model
 
-from cosma.backends.base import NoProgress, Progress, SolveResult, SolverParams, SolveStatus, run_interruptibly, typed
-from cosma.errors import OptionError
 from cosma.formulation.instance import Instance
 from cosma.formulation.residency import Residency, Stay
 
@@ -60,6 +57,8 @@ class CpSatModel:
     bridges: dict[Succession, tuple[Any, Any]] = field(default_factory=dict)  # x interval, presence
     extent: Any = None
     cost: Any = 0  # extra traffic in cost units
+    #: an :func:`allocate` model: the residency whose segments it places (None for the planning models)
+    placing: Residency | None = None
 
     @property
     def min_peak(self) -> bool:
@@ -365,7 +364,7 @@ def decode(m: CpSatModel, value: Callable[[Any], int]) -> Residency:
 
 def allocate(instance: Instance, residency: Residency) -> CpSatModel:
     """A feasibility model placing the given segments: the allocation half of the two-phase path."""
-    m = CpSatModel(instance, True)
+    m = CpSatModel(instance, True, placing=residency)
     model = m.model
     xs, ys = [], []
     for i, seg in enumerate(residency.segments):
@@ -387,74 +386,6 @@ def placed(m: CpSatModel, residency: Residency, value: Callable[[Any], int]) -> 
     return Residency(residency.order, segs)
 
 
-# ------------------------------------------------------------------------- solve
-class _Reporter(cp_model.CpSolverSolutionCallback):
-    def __init__(self, progress: Progress) -> None:
-        super().__init__()
-        self.progress = progress
-
-    def on_solution_callback(self) -> None:
-        self.progress.update(incumbent=self.objective_value, bound=self.best_objective_bound)
-
-
-def configure(solver: cp_model.CpSolver, params: SolverParams) -> None:
-    """Time limit, threads and seed, then any ``--solver-param`` by its SatParameters name."""
-    p = solver.parameters
-    p.max_time_in_seconds = max(params.time_limit, 0.001)
-    p.num_workers = params.threads
-    p.random_seed = params.seed
-    p.catch_sigint_signal = False  # Ctrl-C reaches Python, which stops the search (run_interruptibly)
-    for name, value in params.extra.items():
-        if name not in sat_parameters_pb2.SatParameters.DESCRIPTOR.fields_by_name:
-            raise OptionError(f"--solver-param {name}: CP-SAT has no parameter of that name (see sat_parameters.proto)")
-        try:
-            setattr(p, name, typed(value, getattr(p, name)))
-        except (TypeError, ValueError) as e:
-            raise OptionError(f"--solver-param {name}={value}: {e}") from None
-
-
-_STATUS: dict[cp_model.CpSolverStatus, SolveStatus] = {
-    cp_model.OPTIMAL: "optimal",
-    cp_model.FEASIBLE: "feasible",
-    cp_model.INFEASIBLE: "infeasible",
-    cp_model.UNKNOWN: "unknown",
-    cp_model.MODEL_INVALID: "unknown",
-}
-
-
-def solve(
-    m: CpSatModel,
-    params: SolverParams,
-    progress: Progress | None = None,
-    decoder: Callable[[CpSatModel, Callable[[Any], int]], Residency] = decode,
-) -> SolveResult:
-    """Solve a built model; the outcome carries the best residency found (None if none)."""
-    progress = progress or NoProgress()
-    solver = cp_model.CpSolver()
-    configure(solver, params)
-    solver.best_bound_callback = lambda b: progress.update(bound=b)
-    started = time.perf_counter()
-    status, interrupted = run_interruptibly(lambda: solver.solve(m.model, _Reporter(progress)), solver.stop_search)
-    seconds = time.perf_counter() - started
-    kind = _STATUS.get(status, "unknown")
-    if status == cp_model.MODEL_INVALID:
-        raise RuntimeError(f"CP-SAT rejected the model: {m.model.validate()}")
-    has_solution = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-    if kind in ("feasible", "unknown") and not interrupted and seconds >= params.time_limit * 0.98:
-        kind = "time-limit"
-    objective = round(solver.objective_value) if has_solution else None
-    bound = None
-    if kind == "optimal":
-        bound = objective
-    elif has_solution or kind in ("unknown", "time-limit"):
-        bound = math.ceil(solver.best_objective_bound - 1e-6)
-    residency = decoder(m, solver.value) if has_solution else None
-    return SolveResult(
-        status=kind,
-        objective=objective,
-        bound=bound,
-        seconds=seconds,
-        residency=residency,
-        interrupted=interrupted,
-        details={"conflicts": solver.num_conflicts, "branches": solver.num_branches},
-    )
+def read_solution(m: CpSatModel, value: Callable[[Any], int]) -> Residency:
+    """The residency of any model's solution: the placed residency of an :func:`allocate` model, else :func:`decode`."""
+    return decode(m, value) if m.placing is None else placed(m, m.placing, value)

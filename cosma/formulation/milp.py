@@ -14,36 +14,25 @@ resident together at ``s`` (windows overlap and neither is forced to die before 
 The gaps a faithful port must close are closed by named families: no preserve at a tensor's first
 step (``P`` is not created there), loads only for a use at that step, release after the last use (so
 pruned pairs cannot meet), and integrality tolerances below ``1 / M`` (``integrality_tolerance``) so
-that a big-M term cannot hide an overlap of one unit. Every decoded plan is replayed anyway.
+that a big-M term cannot hide an overlap of one unit; and a spill only for a later retrieve, at most one, so
+that a solution cut short pays for no store its plan does not make. Every decoded plan is replayed anyway.
 
 Size: ``sum_o |window(o)|`` order binaries; ``O(sum_t |window(t)|)`` decisions and addresses; one
 binary and two rows per coexisting pair and step.
 
-Solved by HiGHS through highspy (warm start, progress, Ctrl-C) or by CBC through PuLP.
+Solved by the ``milp`` backends (:mod:`cosma.backends.highs`, :mod:`cosma.backends.cbc`); :func:`hint_values`
+gives their warm start and :func:`decode` reads their solutions.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import pickle
-import re
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pulp
 
-from cosma.backends.base import NoProgress, Progress, SolveResult, SolverParams, SolveStatus, run_interruptibly
-from cosma.errors import OptionError
 from cosma.formulation.instance import Instance
 from cosma.formulation.residency import Residency, Stay
 
@@ -94,6 +83,7 @@ def build(instance: Instance, *, lower: int = 0, upper: int | None = None) -> Mi
     add_preserve_after_resident(m)
     add_load_at_use(m)
     add_load_needs_copy(m)
+    add_spill_needs_reload(m)
     add_release_after_last_use(m)
     if m.min_peak:
         add_no_eviction(m)
@@ -202,6 +192,26 @@ def add_load_needs_copy(m: MilpModel) -> None:
             m.lp += load <= m.done_before(inst.uses[t][0], s)
     for (t, s), d in m.D.items():
         m.lp += d <= m.R(t, s)
+
+
+def add_spill_needs_reload(m: MilpModel) -> None:
+    """An activation is spilled at most once, and only when a later step retrieves it.
+
+    The decoded plan stores an activation once, and only if it is reloaded (one DRAM copy serves every
+    reload); without these rows a solution cut short could pay for stores that its plan never makes.
+    """
+    ti = {t: i for i, t in enumerate(m.instance.tensors)}
+    spills: dict[str, list[tuple[int, Expr]]] = {}
+    loads: dict[str, list[tuple[int, Expr]]] = {}
+    for (t, s), d in m.D.items():
+        spills.setdefault(t, []).append((s, d))
+    for (t, s), load in m.L.items():
+        loads.setdefault(t, []).append((s, load))
+    for t, ds in spills.items():
+        m.lp += pulp.lpSum(d for _, d in ds) <= 1, f"one_spill_t{ti[t]}"
+        for s, d in ds:
+            later = [load for r, load in loads.get(t, []) if r > s]
+            m.lp += d <= pulp.lpSum(later), f"spill_reload_t{ti[t]}_s{s}"
 
 
 def add_release_after_last_use(m: MilpModel) -> None:
@@ -379,263 +389,20 @@ def decode(m: MilpModel, value: Callable[[Expr], float]) -> Residency:
     return Residency(order, tuple(segments))
 
 
-# ------------------------------------------------------------------------- solve
-def solve(
-    m: MilpModel,
-    params: SolverParams,
-    backend: str = "highs",
-    progress: Progress | None = None,
-    hint: Residency | None = None,
-) -> SolveResult:
-    """Solve with ``backend`` (``highs`` or ``cbc``), warm-started from ``hint`` when given."""
-    if backend == "highs":
-        return _solve_highs(m, params, progress or NoProgress(), hint)
-    if backend == "cbc":
-        return _solve_cbc(m, params, hint)
-    raise OptionError(f"unknown MILP backend {backend!r}; choose highs or cbc")
-
-
+# ----------------------------------------------------------------------- solvers
 def integrality_tolerance(m: MilpModel) -> float:
     """Small enough that ``M * tolerance < 1/2``: a fractional order binary cannot hide an overlap."""
     return min(1e-6, 0.25 / max(m.big_m, 1))
 
 
-def _matrix(lp: pulp.LpProblem) -> tuple[list[pulp.LpVariable], dict[str, int]]:
-    variables = lp.variables()
-    return variables, {v.name: i for i, v in enumerate(variables)}
+def export(m: MilpModel, path: Path) -> None:
+    """The model as a file any MILP solver reads: LP format when ``path`` ends in ``.lp``, free MPS otherwise.
 
-
-def _solve_highs(m: MilpModel, params: SolverParams, progress: Progress, hint: Residency | None) -> SolveResult:
-    """HiGHS in its own process (see :mod:`cosma.formulation.highs_worker` for why), fed the PuLP model's arrays."""
-    payload, column = highs_payload(m, params, hint)
-    variables = m.lp.variables()
-    started = time.perf_counter()
-    result, interrupted = _run_worker(payload, progress)
-    seconds = time.perf_counter() - started
-    if "error" in result:
-        raise OptionError(f"--solver-param: {result['error']}")
-    statuses: dict[str, SolveStatus] = {
-        "Optimal": "optimal",
-        "Infeasible": "infeasible",
-        "Time limit reached": "time-limit",
-        "Interrupted by user": "feasible",
-    }
-    kind = statuses.get(result["status"], "unknown")
-    objective = round(result["objective"]) if result["has_solution"] else None
-    bound = (
-        objective if kind == "optimal" else (math.ceil(result["bound"] - 1e-6) if result["bound"] is not None else None)
-    )
-    residency = None
-    if result["has_solution"]:
-        col = result["col_value"]
-        residency = decode(m, lambda v: col[column[v.name]])
-    return SolveResult(
-        kind,
-        objective,
-        bound,
-        seconds,
-        residency,
-        interrupted or result["interrupted"],
-        details={"nodes": result["nodes"], "rows": len(payload["starts"]), "columns": len(variables)},
-    )
-
-
-def highs_payload(m: MilpModel, params: SolverParams, hint: Residency | None) -> tuple[dict[str, Any], dict[str, int]]:
-    """What highs_worker.py reads: the model as arrays, HiGHS's options and the start; and each variable's column."""
-    lp = m.lp
-    variables, column = _matrix(lp)
-    index: list[int] = []
-    starts, vals, row_lo, row_hi = [], [], [], []
-    for c in lp.constraints.values():
-        starts.append(len(index))
-        for v, coef in c.items():
-            if coef:
-                index.append(column[v.name])
-                vals.append(coef)
-        bound = -c.constant
-        row_lo.append(bound if c.sense in (pulp.LpConstraintGE, pulp.LpConstraintEQ) else -math.inf)
-        row_hi.append(bound if c.sense in (pulp.LpConstraintLE, pulp.LpConstraintEQ) else math.inf)
-    options: dict[str, Any] = {
-        "time_limit": float(max(params.time_limit, 0.001)),
-        "random_seed": int(params.seed),
-        "threads": int(params.threads),
-        "mip_feasibility_tolerance": integrality_tolerance(m),
-        "mip_rel_gap": 0.0,
-        "mip_abs_gap": 0.999,  # costs are integers: within 1 of the bound is optimal
-    }
-    for name, value in params.extra.items():
-        options[name] = _highs_value(value)
-    payload: dict[str, Any] = {
-        "cost": np.array([lp.objective.get(v, 0.0) for v in variables], dtype=np.float64),
-        "col_lower": np.array([-math.inf if v.lowBound is None else v.lowBound for v in variables], dtype=np.float64),
-        "col_upper": np.array([math.inf if v.upBound is None else v.upBound for v in variables], dtype=np.float64),
-        "integer": np.array([i for i, v in enumerate(variables) if v.cat == pulp.LpInteger], dtype=np.int32),
-        "row_lower": np.array(row_lo, dtype=np.float64),
-        "row_upper": np.array(row_hi, dtype=np.float64),
-        "starts": np.array(starts, dtype=np.int32),
-        "index": np.array(index, dtype=np.int32),
-        "values": np.array(vals, dtype=np.float64),
-        "offset": float(lp.objective.constant),
-        "options": options,
-    }
-    if hint is not None:
-        hinted = hint_values(m, hint)
-        idx = np.array([column[k] for k in hinted if k in column], dtype=np.int32)
-        payload["start"] = (idx, np.array([hinted[variables[i].name] for i in idx], dtype=np.float64))
-    return payload, column
-
-
-def _highs_value(text: str) -> Any:
-    for parse in (int, float):
-        try:
-            return parse(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
-
-
-def _run_worker(payload: dict[str, Any], progress: Progress, log: Path | None = None) -> tuple[dict[str, Any], bool]:
-    """Run highs_worker.py on ``payload``; returns (its result, whether Ctrl-C stopped it).
-
-    The protocol runs over two pipes of its own (``pass_fds``), so nothing that HiGHS or Python prints can reach
-    it: the worker's descriptors 1 and 2 both go to a log file. That log is deleted after a clean run and kept
-    (its path and last line in the error) when the worker dies; a caller that passes ``log`` keeps it always.
+    Variables and rows keep their indexed names (``x_o3_s2``, ``capacity_5``); the objective's constant (the
+    compulsory loads it subtracts) is not part of either format, so a solver reading the file reports the
+    objective plus that constant (:attr:`MilpModel.lp` ``.objective.constant`` gives it back).
     """
-    worker = Path(__file__).with_name("highs_worker.py")
-    keep = log is not None
-    if log is None:
-        fd, name = tempfile.mkstemp(prefix="cosma-highs-", suffix=".log")
-        os.close(fd)
-        log = Path(name)
-    payload_r, payload_w = os.pipe()
-    channel_r, channel_w = os.pipe()
-    try:
-        with log.open("wb") as sink:
-            proc = subprocess.Popen(
-                [sys.executable, str(worker), "--payload-fd", str(payload_r), "--channel-fd", str(channel_w)],
-                stdin=subprocess.DEVNULL,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                pass_fds=(payload_r, channel_w),
-            )
-    except BaseException:
-        os.close(payload_w)
-        os.close(channel_r)
-        raise
-    finally:
-        # the child has its copies; ours must go or the channel never reaches end of file
-        os.close(payload_r)
-        os.close(channel_w)
-    stop_sent = False
-
-    def stop() -> None:
-        nonlocal stop_sent
-        stop_sent = True
-        proc.send_signal(signal.SIGINT)
-
-    def exchange() -> dict[str, Any] | None:
-        with open(channel_r, encoding="utf-8") as channel:
-            try:
-                with open(payload_w, "wb") as sink:
-                    sink.write(pickle.dumps(payload))
-            except BrokenPipeError:
-                pass  # the worker died before reading it all: its log says why
-            for line in channel:
-                message = json.loads(line)
-                if "result" in message:
-                    return message["result"]
-                progress.update(incumbent=message["incumbent"], bound=message["bound"])
-        return None
-
-    try:
-        result, interrupted = run_interruptibly(exchange, stop)
-    finally:
-        proc.wait()
-    if result is None and not stop_sent:
-        # the last lines that start a message (a traceback's exception line, not a wrapped array)
-        lines = [line for line in log.read_text(errors="replace").splitlines() if line[:1].strip()]
-        tail = " | ".join(lines[-3:])[-600:] or "(its log is empty)"
-        raise RuntimeError(
-            f"the HiGHS worker ended without a result (exit status {proc.returncode}): {tail}; "
-            f"its output is kept in {log}"
-        )
-    if not keep:
-        log.unlink(missing_ok=True)
-    if result is None:
-        # Ctrl-C reached the worker before it could catch it (while Python started): nothing was found
-        result = {
-            "status": "Interrupted by user",
-            "has_solution": False,
-            "objective": None,
-            "bound": None,
-            "nodes": 0,
-            "interrupted": True,
-            "col_value": None,
-        }
-    return result, interrupted
-
-
-_CBC_BOUND = re.compile(r"(?:Lower bound|Best possible):\s*(-?[0-9.eE+]+)")
-
-
-def cbc_bound(log: str, offset: float) -> int | None:
-    """CBC's last proven lower bound in its log, plus the objective's constant (which CBC never sees)."""
-    found = _CBC_BOUND.findall(log)
-    return math.ceil(float(found[-1]) + offset - 1e-6) if found else None
-
-
-def _solve_cbc(m: MilpModel, params: SolverParams, hint: Residency | None) -> SolveResult:
-    lp = m.lp
-    if hint is not None:
-        hinted = hint_values(m, hint)
-        for v in lp.variables():
-            if v.name in hinted:
-                v.setInitialValue(hinted[v.name])
-    options = [
-        f"randomCbcSeed {max(params.seed, 1)}",
-        f"integerTolerance {integrality_tolerance(m)}",
-        "timeMode elapsed",
-    ]  # the time limit is wall-clock, like the other backends'
-    options += [f"{k} {v}" for k, v in params.extra.items()]
-    with tempfile.TemporaryDirectory(prefix="cosma-cbc-") as tmp:
-        log = Path(tmp) / "cbc.log"
-        solver = pulp.PULP_CBC_CMD(
-            msg=False,
-            timeLimit=max(params.time_limit, 1),
-            threads=params.threads,
-            warmStart=hint is not None,
-            options=options,
-            logPath=str(log),
-            keepFiles=False,
-        )
-        started = time.perf_counter()
-        interrupted = False
-        try:
-            lp.solve(solver)
-        except KeyboardInterrupt:
-            interrupted = True
-        except pulp.PulpSolverError:
-            pass
-        seconds = time.perf_counter() - started
-        text = log.read_text() if log.exists() else ""
-    status = lp.status if not interrupted else pulp.LpStatusNotSolved
-    sol_status = lp.sol_status if not interrupted else pulp.LpSolutionNoSolutionFound
-    has_solution = sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
-    if interrupted:
-        kind: SolveStatus = "feasible"
-    elif status == pulp.LpStatusInfeasible:
-        # not trusted: CBC's preprocessing declares feasible big-M models of the zoo infeasible
-        # ("Cut generators found to be infeasible"); without a proof we only know nothing was found
-        kind = "unknown"
-    elif sol_status == pulp.LpSolutionOptimal:
-        kind = "optimal"
-    elif "Stopped on time" in text:
-        kind = "time-limit"
+    if path.suffix.lower() == ".lp":
+        m.lp.writeLP(str(path))
     else:
-        kind = "unknown"
-    objective = round(pulp.value(lp.objective)) if has_solution else None
-    bound = objective if kind == "optimal" else None
-    if bound is None:
-        bound = cbc_bound(text, lp.objective.constant)
-    residency = decode(m, lambda v: v.varValue or 0.0) if has_solution else None
-    return SolveResult(kind, objective, bound, seconds, residency, interrupted)
+        m.lp.writeMPS(str(path))

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from functools import reduce
 from typing import Any, Literal, cast
 
-from cosma.backends.base import Clock, NoProgress, Progress, SolverParams
+from cosma.backends.base import Clock, NoProgress, Progress, SolverParams, dump_path
 from cosma.errors import OptionError
 from cosma.formulation import bounds, cpsat
 from cosma.formulation.instance import Instance, Mode
@@ -47,7 +47,7 @@ from cosma.formulation.residency import Residency, Stay, residency_of_plan
 from cosma.graph import DRAM_KINDS, Graph, Operator, Tensor
 from cosma.hardware import Accelerator, check_budget
 from cosma.methods.baselines import best_baseline_and_orders
-from cosma.methods.exact import solve_exact
+from cosma.methods.exact import cpsat_backend, solve_exact, solver_name
 from cosma.methods.neighbourhood import neighbourhood_bound
 from cosma.options import Options
 from cosma.plan import Plan
@@ -313,7 +313,10 @@ class DcSearch:
         self.windows_solved += 1
         m = cpsat.build(window.instance, lower=0, upper=upper, symmetry_breaking=False)
         window.fix_boundary(m)
-        cpsat.add_hint(m, window.hint)
+        # a window is a CP-SAT model: the chosen backend solves it if it solves those, else CP-SAT does
+        backend = cpsat_backend(solver_name(self.options))
+        if self.options.dump_model is not None:
+            backend.dump(m, dump_path(self.options.dump_model, f"{self.graph.name}-dc-{mode}-{a}-{b}", backend))
         # deterministic time first (the same plan on a busy machine), the clock as the safety net
         extra = {"max_deterministic_time": str(effort), **self.options.solver_params}
         time_left = deadline - self.clock.elapsed()  # the model is built: what is left is the solver's
@@ -322,7 +325,7 @@ class DcSearch:
         params = SolverParams(
             time_limit=min(4 * effort, time_left), threads=self.options.threads, seed=self.options.seed, extra=extra
         )
-        outcome = cpsat.solve(m, params)
+        outcome = backend.solve(m, params, hint=window.hint)
         self.interrupted = self.interrupted or outcome.interrupted
         self.tried[key] = math.inf if outcome.status == "optimal" else effort
         if outcome.residency is None or outcome.objective is None or outcome.objective >= upper:

@@ -8,11 +8,13 @@ Each is a short driver of named phases (docs/formulation.md, "Solving"):
 3. bound: the cheap cover and peak bounds (:mod:`cosma.formulation.bounds`), in joint mode also the
    neighbourhood bound (:mod:`cosma.methods.neighbourhood`); a warm start that meets
    them is optimal and no solver runs;
-4. solve, with the warm start as hint, the best bound as floor and the best plan as ceiling:
+4. solve with the backend ``options.solver`` names (:mod:`cosma.backends`), with the warm start as hint,
+   the best bound as floor and the best plan as ceiling:
 
-   - ``cpsat`` (default): the capacity-only relaxation (its optimum is a bound), an allocation of the
-     relaxation's residency (a plan that meets the bound ends the solve), then the full model;
-   - ``highs`` / ``cbc``: the COSMA MILP;
+   - a backend of the CP-SAT model (``cpsat``, the default): the capacity-only relaxation (its optimum is a
+     bound), an allocation of the relaxation's residency (a plan that meets the bound ends the solve), then
+     the full model;
+   - a backend of the MILP (``highs``, ``cbc``): the COSMA MILP;
 
 5. decode and validate: every residency becomes steps, replayed by :meth:`~cosma.plan.Plan.from_steps`;
 6. finish: the best plan so far with the best proven bound, status and times.
@@ -20,6 +22,7 @@ Each is a short driver of named phases (docs/formulation.md, "Solving"):
 The time limit covers all phases. Ctrl-C stops the running phase like the time limit does and the
 best plan so far is returned. The summary carries status (``optimal`` / ``feasible`` / ``time-limit``),
 the bound, the gap and the times; ``details`` lists the phases with their own status and bound.
+With ``options.dump_model`` set, every model is also written to that folder in its backend's format.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cosma.backends.base import Clock, SolveResult, SolverParams
+from cosma.backends import DEFAULT_BACKEND, get_backend
+from cosma.backends.base import Backend, Clock, Progress, SolveResult, SolverParams, dump_path
 from cosma.contract import Load, Run
 from cosma.errors import CosmaError, OptionError, PlanInvalid, ProvenNegative, Undecided
 from cosma.formulation import bounds, cpsat, milp
@@ -43,9 +47,6 @@ from cosma.plan import Plan
 from cosma.progress import progress_line
 from cosma.replace.engine import plan_fixed_order
 
-#: Backends, the default first (docs/formulation.md, "Which formulation" gives the measurements).
-SOLVERS: tuple[str, ...] = ("cpsat", "highs", "cbc")
-DEFAULT_SOLVER = "cpsat"
 #: Share of the time left that the relaxation, then the allocation, may take before the full model.
 PHASE_SHARE = 0.3
 #: Share of the time left that the neighbourhood bound may take in joint mode (usually well under a second).
@@ -113,6 +114,12 @@ class ExactSearch:
     phases: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
     timed_out: bool = False
+    #: the folder every model built is written to (``options.dump_model``), or None
+    dump_to: str | None = None
+
+    @property
+    def backend(self) -> Backend:
+        return get_backend(self.solver)
 
     @property
     def min_peak(self) -> bool:
@@ -141,6 +148,24 @@ class ExactSearch:
         return SolverParams(
             time_limit=max(left, 0.01), threads=options.threads, seed=options.seed, extra=dict(options.solver_params)
         )
+
+    def solve(
+        self,
+        phase: str,
+        model: Any,
+        params: SolverParams,
+        progress: Progress | None = None,
+        *,
+        hinted: bool = True,
+    ) -> SolveResult:
+        """Solve a phase's model with the search's backend, hinted from the best plan so far (when ``hinted``);
+        first write the model out when asked to."""
+        backend = self.backend
+        if self.dump_to is not None:
+            inst = self.instance
+            backend.dump(model, dump_path(self.dump_to, f"{inst.graph.name}-{inst.mode}-{phase}", backend))
+        hint = residency_of_plan(self.best) if hinted and self.best is not None else None
+        return backend.solve(model, params, progress, hint)
 
     def offer(self, plan: Plan | None) -> None:
         if plan is None or (self.min_peak and plan.extra_bytes != 0):
@@ -203,15 +228,13 @@ def solve_exact(
     peak bounds (the joint method passes the neighbourhood bound, which itself solves exact models).
     """
     clock = Clock(options.time_limit)
-    solver = DEFAULT_SOLVER if options.solver in ("auto", "", None) else options.solver
-    if solver not in SOLVERS:
-        raise OptionError(f"unknown solver {options.solver!r}; choose one of: auto, {', '.join(SOLVERS)}")
+    solver = solver_name(options)
     check_budget(graph, accelerator)
 
     warm = warm_start(graph, accelerator, options, mode, order)
     warm_seconds = clock.elapsed()
     instance = Instance.build(graph, accelerator, mode, order)
-    search = ExactSearch(instance, solver, clock, warm)
+    search = ExactSearch(instance, solver, clock, warm, dump_to=options.dump_model)
     search.lower = bounds.extent_bound(instance) if mode == "min-peak" else bounds.lower_bound(instance)
     search.phases.append(
         {
@@ -240,7 +263,7 @@ def solve_exact(
         progress.update(incumbent=search.upper, bound=search.lower)
         try:
             if not search.finished():
-                if solver == "cpsat" and not options.single_phase:
+                if search.backend.formulation == "cpsat" and not options.single_phase:
                     run_cpsat_phases(search, options)
                 else:
                     run_single_model(search, options)
@@ -260,30 +283,21 @@ def run_cpsat_phases(search: ExactSearch, options: Options) -> None:
     if not search.min_peak and not search.finished():
         search.progress.set_phase("relaxation", search.scale)
         relaxed_model = cpsat.build(inst, addresses=False, lower=search.lower, upper=search.upper)
-        if search.best is not None:
-            cpsat.add_hint(relaxed_model, residency_of_plan(search.best))
-        relaxed = cpsat.solve(relaxed_model, search.params(options, PHASE_SHARE), search.progress)
+        relaxed = search.solve("relaxation", relaxed_model, search.params(options, PHASE_SHARE), search.progress)
         search.record("relaxation", replace(relaxed, residency=None))
         if relaxed.residency is not None and not search.finished():
             search.progress.set_phase("allocation", search.scale)
             placed = place(inst, relaxed.residency, search.params(options, PHASE_SHARE))
             if placed.status == "unknown" and not search.finished():  # the engine ran out of time: CP-SAT tries
                 search.record("allocation: dsa", placed, objective=False)
-                chosen = relaxed.residency  # a local, so that the lambda sees it is not None
-                placing = cpsat.allocate(inst, chosen)
-                placed = cpsat.solve(
-                    placing,
-                    search.params(options, PHASE_SHARE),
-                    decoder=lambda m, value: cpsat.placed(m, chosen, value),
-                )
+                placing = cpsat.allocate(inst, relaxed.residency)
+                placed = search.solve("allocation", placing, search.params(options, PHASE_SHARE), hinted=False)
             search.record("allocation", placed, objective=False, expect=relaxed.objective)
     if search.finished():
         return
-    search.progress.set_phase("cpsat", search.scale)
+    search.progress.set_phase(search.solver, search.scale)
     model = cpsat.build(inst, lower=search.lower, upper=search.upper)
-    if search.best is not None:
-        cpsat.add_hint(model, residency_of_plan(search.best))
-    search.record("cpsat", cpsat.solve(model, search.params(options), search.progress))
+    search.record(search.solver, search.solve(search.solver, model, search.params(options), search.progress))
 
 
 class _IncumbentsOnly:
@@ -312,7 +326,9 @@ def improve_order(search: ExactSearch, options: Options) -> None:
     inst = search.instance
     fixed = Instance.build(inst.graph, inst.accelerator, "fixed-order", search.best.order)
     share = Clock(min(search.clock.left(), max(1.0, FIXED_ORDER_SHARE * search.clock.left())))
-    sub = ExactSearch(fixed, "cpsat", share, search.best, progress=_IncumbentsOnly(search.progress))
+    sub = ExactSearch(
+        fixed, search.solver, share, search.best, progress=_IncumbentsOnly(search.progress), dump_to=search.dump_to
+    )
     sub.lower = bounds.lower_bound(fixed)
     if not sub.finished():
         run_cpsat_phases(sub, options)
@@ -323,22 +339,26 @@ def improve_order(search: ExactSearch, options: Options) -> None:
 
 
 def run_single_model(search: ExactSearch, options: Options) -> None:
-    """One model with one backend: CP-SAT without phases, or the MILP with HiGHS or CBC."""
-    inst, hint = search.instance, residency_of_plan(search.best) if search.best is not None else None
-    if search.solver == "cpsat":
-        model = cpsat.build(inst, lower=search.lower, upper=search.upper)
-        if hint is not None:
-            cpsat.add_hint(model, hint)
-        outcome = cpsat.solve(model, search.params(options), search.progress)
+    """One model with one backend: the CP-SAT model without phases, or the MILP."""
+    inst = search.instance
+    if search.backend.formulation == "cpsat":
+        model: Any = cpsat.build(inst, lower=search.lower, upper=search.upper)
     else:
-        outcome = milp.solve(
-            milp.build(inst, lower=search.lower, upper=search.upper),
-            search.params(options),
-            search.solver,
-            search.progress,
-            hint,
-        )
-    search.record(search.solver, outcome)
+        model = milp.build(inst, lower=search.lower, upper=search.upper)
+    search.record(search.solver, search.solve(search.solver, model, search.params(options), search.progress))
+
+
+def solver_name(options: Options) -> str:
+    """The registered backend ``options.solver`` names (``auto``: the default); unknown names are refused."""
+    name = DEFAULT_BACKEND if options.solver in ("auto", "", None) else options.solver
+    get_backend(name)  # the one-line error listing the known backends
+    return name
+
+
+def cpsat_backend(name: str) -> Backend:
+    """The backend for a CP-SAT model: ``name``'s when it solves that model, else the default one."""
+    backend = get_backend(name)
+    return backend if backend.formulation == "cpsat" else get_backend(DEFAULT_BACKEND)
 
 
 def decode(instance: Instance, residency: Residency, solver: str) -> Plan | None:
@@ -349,11 +369,7 @@ def decode(instance: Instance, residency: Residency, solver: str) -> Plan | None
         return residency.to_plan(graph, accelerator, method=method)
     except PlanInvalid:
         pass
-    placed = cpsat.solve(
-        cpsat.allocate(instance, residency),
-        SolverParams(time_limit=10.0),
-        decoder=lambda m, value: cpsat.placed(m, residency, value),
-    )
+    placed = cpsat_backend(solver).solve(cpsat.allocate(instance, residency), SolverParams(time_limit=10.0))
     if placed.residency is None:
         return None
     try:

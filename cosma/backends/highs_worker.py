@@ -137,7 +137,7 @@ def _nothing_found(status: str, *, interrupted: bool) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     interrupts = _Interrupts()  # first: a Ctrl-C while highspy loads must not kill the worker
-    parser = argparse.ArgumentParser(description="HiGHS worker of cosma; started by cosma.formulation.milp")
+    parser = argparse.ArgumentParser(description="HiGHS worker of cosma; started by cosma.backends.highs")
     parser.add_argument("--payload-fd", type=int, required=True)
     parser.add_argument("--channel-fd", type=int, required=True)
     args = parser.parse_args(argv)
