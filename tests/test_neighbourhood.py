@@ -7,6 +7,7 @@ tensor-disjoint neighbourhoods, must never exceed the whole graph's optimum.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,10 @@ from cosma.hardware import Accelerator
 from cosma.methods import compile
 from cosma.methods.neighbourhood import neighbourhood_bound, neighbourhoods, restrict, solve_piece
 from cosma.options import Options
+
+#: Every CP-SAT solve limited by deterministic time (work, the same on any machine); the wall-clock limits below
+#: are generous safety nets: these instances take milliseconds, and the assertions are about correctness.
+WORK = Options(time_limit=600.0, solver_params={"max_deterministic_time": "10"})
 
 
 def stem(prefix: str = "", x: int = 10, pad: int = 11, out: int = 3) -> tuple[list[Tensor], list[Operator]]:
@@ -60,7 +65,7 @@ def test_stem_bound_is_sound_and_beats_the_cheap_bounds() -> None:
     capacity = 21  # X + a pad output: M_R
     assert g.min_scratchpad == capacity
     best = optimum(g, capacity)
-    found, details = neighbourhood_bound(g, Accelerator(capacity), Options(), 10.0)
+    found, details = neighbourhood_bound(g, Accelerator(capacity), WORK, 60.0)
     # X stored once and reloaded twice (30); the optimum also spills two branch results (2 x (3 + 3)),
     # which the neighbourhood, ending before the join, does not see
     assert found == 30 and best == 42
@@ -71,11 +76,11 @@ def test_stem_bound_is_sound_and_beats_the_cheap_bounds() -> None:
 
 def test_bounds_of_tensor_disjoint_neighbourhoods_add_up() -> None:
     capacity = 21
-    single, _ = neighbourhood_bound(one_stem(), Accelerator(capacity), Options(), 10.0)
-    double, details = neighbourhood_bound(two_stems(), Accelerator(capacity), Options(), 20.0)
+    single, _ = neighbourhood_bound(one_stem(), Accelerator(capacity), WORK, 60.0)
+    double, details = neighbourhood_bound(two_stems(), Accelerator(capacity), WORK, 120.0)
     assert double == 2 * single
     assert len(details["groups"]) == 2
-    plan = compile(two_stems(), capacity, method="joint", time_limit=20)
+    plan = compile(two_stems(), capacity, method="joint", options=WORK)
     assert plan.summary.bound == plan.extra_bytes == 2 * 42 >= double
     phase = next(p for p in plan.summary.details["phases"] if p["phase"] == "neighbourhood bound")
     assert phase["bound"] == double  # the joint method starts from it
@@ -88,13 +93,13 @@ def test_restriction_bounds_never_exceed_the_optimum(seed: int, ops: int, data: 
     checks the joint model against exhaustive search, which is too slow at these sizes)."""
     graph = random_dag(seed, ops, max_size=8)
     capacity = graph.min_scratchpad + random.Random(seed).randint(0, 3)
-    exact = compile(graph, capacity, method="joint", options=Options(time_limit=20, neighbourhood_bound=False))
+    exact = compile(graph, capacity, method="joint", options=replace(WORK, neighbourhood_bound=False))
     assume(exact.summary.status == "optimal")
     best = exact.extra_bytes
     chosen = data.draw(st.sets(st.sampled_from([o.name for o in graph.ops]), min_size=1))
-    piece = solve_piece(graph, Accelerator(capacity), frozenset(chosen), Options(), 10.0)
+    piece = solve_piece(graph, Accelerator(capacity), frozenset(chosen), WORK, 60.0)
     assert 0 <= piece.bound <= best
-    found, _ = neighbourhood_bound(graph, Accelerator(capacity), Options(), 10.0)
+    found, _ = neighbourhood_bound(graph, Accelerator(capacity), WORK, 60.0)
     assert 0 <= found <= best
 
 
