@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 #: Seconds of the min-peak order search that baselines, budgets and exact methods share (see
-#: :func:`cosma.methods.baselines.minpeak_time_limit`); its state budget follows from it.
+#: :func:`cosma.methods.baselines.minpeak_time_limit`); its work budget follows from it.
 MINPEAK_TIME_LIMIT = 10.0
 
 

@@ -69,7 +69,7 @@ def minpeak_time_limit(options: Options) -> float:
     """The min-peak search's share of a run: ``options.minpeak_time_limit`` seconds (default
     :data:`~cosma.options.MINPEAK_TIME_LIMIT`), at most the time limit.
 
-    The search's state budget follows from it, so the order is a function of the options alone, and
+    The search's work budget follows from it, so the order is a function of the options alone, and
     the same for every time limit above the cap: the budgets' ``M_P``, the baselines, the exact methods'
     warm start and the driver all run the same order.
     """
