@@ -33,6 +33,9 @@ class Stay:
     last: int
     offset: int
     created: bool
+    #: a created stay of an in-place output written over this input of its operator (plan-format.md,
+    #: "In-place operators"): the input's stay ends at this step, at this offset, without a free
+    over: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,15 +72,32 @@ class Residency:
             outputs = tuple((t, created[t] if graph.size(t) else 0) for t in op.outputs)
             resident_empty.update(t for t in op.outputs if graph.size(t) == 0)
             steps.append(Run(name, outputs))
+            overwritten = _overwritten(op.inplace, dict(outputs), starting[s], ending[s])
             for t in op.outputs:
                 kind = graph.tensor(t).kind
                 if kind == "output" or (kind == "activation" and t in reloaded):
                     steps.append(Store(t))
-            steps.extend(Free(seg.tensor) for seg in ending[s])
+            steps.extend(Free(seg.tensor) for seg in ending[s] if seg.tensor not in overwritten)
         return steps
 
     def to_plan(self, graph: Graph, accelerator: Accelerator, **summary: Any) -> Plan:
         return Plan.from_steps(graph, accelerator, self.steps(graph), **summary)
+
+
+def _overwritten(
+    pairs: tuple[tuple[str, str], ...], placed: dict[str, int], starting: list[Stay], ending: list[Stay]
+) -> set[str]:
+    """Inputs a run overwrites in place: an output placed exactly where its declared input's stay ends.
+
+    The replay decides it by offsets alone, so the steps must agree with it whatever ``Stay.over`` says.
+    """
+    created = {seg.tensor for seg in starting if seg.created}
+    ends_at = {seg.tensor: seg.offset for seg in ending}
+    out: set[str] = set()
+    for t, inp in pairs:
+        if t in created and inp in ends_at and placed[t] == ends_at[inp] and inp not in out:
+            out.add(inp)
+    return out
 
 
 def residency_of_plan(plan: Plan) -> Residency:
@@ -85,29 +105,35 @@ def residency_of_plan(plan: Plan) -> Residency:
 
     A tensor loaded and freed again between two runs never serves a run and gives no segment.
     """
-    open_: dict[str, tuple[int, int, bool]] = {}  # tensor -> (first step, offset, created)
+    open_: dict[str, tuple[int, int, bool, str | None]] = {}  # tensor -> (first step, offset, created, over)
     segments: list[Stay] = []
     step = 0
     graph = plan.graph
 
-    def close(t: str) -> None:
-        first, offset, created = open_.pop(t)
-        if first <= step - 1 and graph.size(t) > 0:
-            segments.append(Stay(t, first, step - 1, offset, created))
+    def close(t: str, last: int) -> None:
+        first, offset, created, over = open_.pop(t)
+        if first <= last and graph.size(t) > 0:
+            segments.append(Stay(t, first, last, offset, created, over))
 
     for st in plan.steps:
         if isinstance(st, Load):
-            open_[st.tensor] = (step, st.offset, False)
+            open_[st.tensor] = (step, st.offset, False, None)
         elif isinstance(st, Free):
-            close(st.tensor)
+            close(st.tensor, step - 1)
         elif isinstance(st, Run):
+            over: dict[str, str] = {}
+            for t, inp in graph.op(st.op).inplace:  # the replay's rule: an output exactly where its input is
+                if inp in open_ and inp not in over.values() and dict(st.outputs)[t] == open_[inp][1]:
+                    over[t] = inp
+            for inp in over.values():  # overwritten: its stay ends with this run
+                close(inp, step)
             for t, offset in st.outputs:
-                open_[t] = (step, offset, True)
+                open_[t] = (step, offset, True, over.get(t))
             step += 1
     for t in list(open_):
-        first, offset, created = open_[t]
+        first, offset, created, over_ = open_[t]
         if graph.size(t) > 0 and _last_use(plan, t) >= first:
-            segments.append(Stay(t, first, _last_use(plan, t), offset, created))
+            segments.append(Stay(t, first, _last_use(plan, t), offset, created, over_))
         open_.pop(t)
     return Residency(plan.order, tuple(segments))
 
