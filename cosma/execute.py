@@ -49,12 +49,19 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnx.inliner
 from onnx import helper, numpy_helper
 
 from cosma.contract import replay
-from cosma.errors import CosmaError, PlanInvalid
-from cosma.frontend.lower import VIEW_TYPES, _read, _sort_nodes, _stripped_weights, load_onnx, node_names
+from cosma.errors import CosmaError, ModelError, PlanInvalid
+from cosma.frontend.lower import (
+    VIEW_TYPES,
+    _Folds,
+    _prepare,
+    _read,
+    _stripped_weights,
+    load_onnx,
+    node_names,
+)
 from cosma.graph import Graph
 
 #: Pieces an output is written in when it overlaps what its operator reads (see the module docstring).
@@ -81,7 +88,7 @@ class OutputComparison:
 
 @dataclass(frozen=True)
 class ExecutionResult:
-    """What executing a plan gave. ``ok`` when the plan executed and every output matched."""
+    """What executing a plan gave. ``ok`` when the plan executed and every value it computed matched."""
 
     outputs: tuple[OutputComparison, ...]
     replay_error: str | None  # the replay's verdict (cosma check), None when it accepts the plan
@@ -91,10 +98,20 @@ class ExecutionResult:
     address_scale: Fraction = Fraction(1)
     steps: int = 0
     ops_run: int = 0
+    # First operator that read right inputs and left a wrong output: it overwrote what it was still
+    # reading (a false in-place pair, an output range over its own input) or its outputs overlap.
+    first_wrong_op: str | None = None
+    first_wrong_detail: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.fault is None and self.replay_error is None and all(o.ok for o in self.outputs)
+        return (
+            self.fault is None
+            and self.replay_error is None
+            and self.first_wrong_op is None
+            and self.first_bad_op is None
+            and all(o.ok for o in self.outputs)
+        )
 
     def describe(self) -> list[str]:
         """Lines for a terminal: outputs, verdict, and where things first went wrong."""
@@ -108,6 +125,11 @@ class ExecutionResult:
             lines.append(f"replay: {self.replay_error}")
         if self.fault:
             lines.append(f"execution fault: {self.fault}")
+        if self.first_wrong_op:
+            lines.append(
+                f"first operator computing a wrong output from right inputs: {self.first_wrong_op} "
+                f"({self.first_wrong_detail})"
+            )
         if self.first_bad_op:
             lines.append(f"first operator reading a wrong input: {self.first_bad_op} ({self.first_bad_detail})")
         lines.append("verdict: " + ("the plan computes the model" if self.ok else "FAILED"))
@@ -141,7 +163,7 @@ def _value_shape(value: onnx.ValueInfoProto) -> tuple[int, ...]:
     return tuple(d.dim_value for d in dims)
 
 
-def _session(model: onnx.ModelProto) -> Any:
+def _session(model: onnx.ModelProto, threads: int) -> Any:
     try:
         import onnxruntime as ort
     except ImportError:
@@ -149,25 +171,51 @@ def _session(model: onnx.ModelProto) -> Any:
             'executing a plan needs ONNX Runtime; install it with pip install "cosma[run]"'
         ) from None
     options = ort.SessionOptions()
-    # Same kernels on both sides: no graph rewrites, one thread (reduction order fixed).
+    # Same kernels on both sides: no graph rewrites, the same thread count.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+@dataclass(frozen=True)
+class Folds:
+    """The front end's inference-time folds a plan was made with (``load_onnx``'s switches of the same names)."""
+
+    fold_batchnorm: bool = True
+    fold_if: bool = True
+
+    @classmethod
+    def of_plan(cls, plan: Mapping[str, Any]) -> Folds:
+        """The folds recorded in the plan's provenance; the front end's defaults when it has none."""
+        load = (plan.get("provenance") or {}).get("load") or {}
+        return cls(bool(load.get("fold_batchnorm", True)), bool(load.get("fold_if", True)))
+
+
+def _plan_input_shapes(plan: Mapping[str, Any]) -> dict[str, list[int]]:
+    # The shapes the plan's author gave (not the resolved ones): a plan of another model stays "not this model".
+    shapes = ((plan.get("provenance") or {}).get("load") or {}).get("input_shapes") or {}
+    return {str(k): [int(d) for d in v] for k, v in shapes.items()} if isinstance(shapes, Mapping) else {}
 
 
 @dataclass
 class Model:
     """A model made ready for execution: its reference run and every value it computes.
 
-    Build it once with :meth:`Model.prepare` and execute many plans of the model with
-    :meth:`execute`; sub-model sessions are cached across plans.
+    The ONNX model is prepared exactly as the front end prepares it before lowering (inlining,
+    topological order, constant ``If`` and BatchNormalization folding per ``folds``), so the
+    executor runs the nodes and weights the Graph was lowered from: a BatchNormalization folded
+    into a Conv is the Conv with folded weights on both sides, never the raw BN. Build it once
+    with :meth:`Model.prepare` and execute many plans of the model with :meth:`execute`;
+    sub-model sessions are cached across plans.
     """
 
     path: str | os.PathLike[str] | onnx.ModelProto
-    proto: onnx.ModelProto
+    proto: onnx.ModelProto  # as prepared by the front end: the nodes operators were lowered from
     input_shapes: Mapping[str, Sequence[int]]
+    folds: Folds
+    threads: int
     feeds: dict[str, np.ndarray]  # graph inputs and stripped weights, as fed to the reference
     constants: dict[str, np.ndarray]  # initializers and stripped weights by name
     reference: dict[str, np.ndarray]  # every value the whole-model reference run computed, and the constants
@@ -185,16 +233,27 @@ class Model:
         *,
         seed: int = 0,
         input_shapes: Mapping[str, Sequence[int]] | None = None,
+        folds: Folds = Folds(),
+        threads: int = 1,
     ) -> Model:
-        proto, source, _ = _read(model)
-        # The front end's node labels are those of the inlined, topologically sorted node list.
-        if proto.functions:
-            proto = onnx.inliner.inline_local_functions(proto)
-        _sort_nodes(proto.graph, source)
+        """Prepare ``model``; ``threads`` is ONNX Runtime's intra-op thread count on both sides."""
+        if not isinstance(model, onnx.ModelProto) and Path(model).suffix.lower() == ".tflite":
+            raise ExecutionInputError(
+                f"{model}: executing TFLite models is not supported (ONNX Runtime runs ONNX only); "
+                "convert the model to ONNX and plan that file"
+            )
+        if threads < 1:
+            raise ExecutionInputError(f"threads must be 1 or more, not {threads}")
+        raw, source, _ = _read(model)
+        try:
+            proto = _prepare(raw, source, input_shapes or {}, _Folds(folds.fold_batchnorm, folds.fold_if), {})
+        except ModelError as e:
+            raise ExecutionInputError(str(e)) from None
         g = proto.graph
         stripped = _stripped_weights(proto, source)
         constants = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-        rng = np.random.default_rng(seed)
+        # Graph inputs first, weights from their own stream: inputs do not depend on what the folds added.
+        input_rng, weight_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
         feeds: dict[str, np.ndarray] = {}
         given = dict(inputs or {})
         for value in g.input:
@@ -203,7 +262,7 @@ class Model:
             dtype = _elem_dtype(value.type.tensor_type.elem_type)
             shape = _value_shape(value)
             if value.name in stripped:
-                feeds[value.name] = _random_array(rng, dtype, shape, weight=True)
+                feeds[value.name] = _random_array(weight_rng, dtype, shape, weight=True)
                 constants[value.name] = feeds[value.name]
             elif value.name in given:
                 array = np.asarray(given.pop(value.name))
@@ -214,7 +273,7 @@ class Model:
                     )
                 feeds[value.name] = array
             else:
-                feeds[value.name] = _random_array(rng, dtype, shape, weight=False)
+                feeds[value.name] = _random_array(input_rng, dtype, shape, weight=False)
         if given:
             raise ExecutionInputError(
                 f"the inputs name {sorted(given)[0]!r}, which is not an input of {source}; "
@@ -230,7 +289,7 @@ class Model:
                 if o and o not in present:
                     whole.graph.output.append(helper.make_empty_tensor_value_info(o))
                     present.add(o)
-        session = _session(whole)
+        session = _session(whole, threads)
         names = [o.name for o in session.get_outputs()]
         values = session.run(names, feeds)
         reference = dict(constants)
@@ -242,6 +301,8 @@ class Model:
             path=model,
             proto=proto,
             input_shapes=dict(input_shapes or {}),
+            folds=folds,
+            threads=threads,
             feeds=feeds,
             constants=constants,
             reference=reference,
@@ -254,7 +315,15 @@ class Model:
     def graph(self, weights: bool, fuse: bool) -> Graph:
         key = (weights, fuse)
         if key not in self._graphs:
-            self._graphs[key] = load_onnx(self.proto, input_shapes=self.input_shapes, weights=weights, fuse=fuse)
+            # From the original model with the same folds: the labels are those of ``self.proto``'s nodes.
+            self._graphs[key] = load_onnx(
+                self.path,
+                input_shapes=self.input_shapes,
+                weights=weights,
+                fuse=fuse,
+                fold_batchnorm=self.folds.fold_batchnorm,
+                fold_if=self.folds.fold_if,
+            )
         return self._graphs[key]
 
     def root(self, value: str, tensors: Mapping[str, Any]) -> str | None:
@@ -267,6 +336,12 @@ class Model:
         return value
 
     def execute(self, plan: Mapping[str, Any]) -> ExecutionResult:
+        folds = Folds.of_plan(plan)
+        if folds != self.folds:
+            raise ExecutionInputError(
+                f"the plan was made with {folds}, the model prepared with {self.folds}; "
+                "prepare the model with the plan's folds (cosma.execute does)"
+            )
         return _Machine(self, plan).run()
 
 
@@ -275,10 +350,16 @@ def _decode(buffer: np.ndarray, dtype: np.dtype, shape: tuple[int, ...]) -> np.n
     return buffer.view(dtype).reshape(shape).copy() if buffer.size else np.zeros(shape, dtype)
 
 
+def _bits(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+
+
 def compare(got: np.ndarray, want: np.ndarray) -> tuple[float, float, bool]:
     """max abs error, max rel error and whether ``got`` matches ``want`` (NaN matches NaN)."""
     if got.shape != want.shape:
         return float("inf"), float("inf"), False
+    if got.dtype == want.dtype and np.array_equal(_bits(got), _bits(want)):
+        return 0.0, 0.0, True  # the common case, without float64 copies of large tensors
     if not np.issubdtype(want.dtype, np.floating):
         diff = got.astype(np.float64) - want.astype(np.float64)
         worst = float(np.max(np.abs(diff))) if diff.size else 0.0
@@ -322,6 +403,7 @@ class _Machine:
                 self._dram_region(t.name)[:] = self._encode(t.name, model.reference[t.name])
         self.resident: dict[str, int] = {}
         self.first_bad: tuple[str, str] | None = None
+        self.first_wrong: tuple[str, str] | None = None
         self._ran: set[str] = set()
 
     # ------------------------------------------------------------ layout
@@ -412,19 +494,19 @@ class _Machine:
     def _read(self, tensor: str, where: str) -> np.ndarray:
         if tensor not in self.resident:
             raise _Fault(f"{where}: input {tensor} is not resident")
-        lo, hi = self._range(tensor, self.resident[tensor], where)
+        return self._decode_at(tensor, self._range(tensor, self.resident[tensor], where))
+
+    def _decode_at(self, tensor: str, span: tuple[int, int]) -> np.ndarray:
         t = self.layout.graph.tensor(tensor)
-        return _decode(self.scratch[lo:hi], np.dtype(t.dtype), t.shape)
+        return _decode(self.scratch[span[0] : span[1]], np.dtype(t.dtype), t.shape)
 
     # ------------------------------------------------------------ steps
     def run(self) -> ExecutionResult:
         replay_error: str | None = None
-        if not any(o.get("inplace") for o in self.plan["ops"]):
-            # cosma's replay predates in-place pairs; a plan declaring them is judged by execution alone.
-            try:
-                replay(self.plan, check_summary=False)
-            except PlanInvalid as e:
-                replay_error = f"{e}{self._op_near(e.step)}"
+        try:
+            replay(self.plan, check_summary=False)
+        except PlanInvalid as e:
+            replay_error = f"{e}{self._op_near(e.step)}"
         fault = None
         steps = self.plan.get("steps", [])
         ran = 0
@@ -439,7 +521,19 @@ class _Machine:
             fault = f"operator {never[0]} never ran"
         outputs = tuple(self._compare_output(name) for name in self.model.graph_outputs)
         bad_op, detail = self.first_bad or (None, "")
-        return ExecutionResult(outputs, replay_error, fault, bad_op, detail, self.layout.scale, len(steps), ran)
+        wrong_op, wrong_detail = self.first_wrong or (None, "")
+        return ExecutionResult(
+            outputs,
+            replay_error,
+            fault,
+            bad_op,
+            detail,
+            self.layout.scale,
+            len(steps),
+            ran,
+            wrong_op,
+            wrong_detail,
+        )
 
     def _op_near(self, step: int | None) -> str:
         """`` (operator X)``: the operator a failing step belongs to, so every error names one."""
@@ -494,17 +588,20 @@ class _Machine:
         read_ranges = [self._range(t, self.resident[t], where) for t in op.inputs if t in self.resident]
         overlaps = any(lo < rhi and rlo < hi for lo, hi in ranges.values() for rlo, rhi in read_ranges)
 
+        inputs_ok = True
+
         def compute(check: bool) -> dict[str, np.ndarray]:
+            nonlocal inputs_ok
             feeds = {}
             for value, (root, shape) in feeds_from.items():
                 if root is None:
                     feeds[value] = self.model.reference[value]  # a folded constant: its value, never the plan's
                 else:
                     feeds[value] = self._read(root, where).reshape(shape)
-                    if check and self.first_bad is None:
-                        _, _, same = compare(feeds[value], self.model.reference[value])
-                        if not same:
-                            worst, _, _ = compare(feeds[value], self.model.reference[value])
+                    if check:
+                        worst, _, same = compare(feeds[value], self.model.reference[value])
+                        inputs_ok = inputs_ok and same
+                        if not same and self.first_bad is None:
                             self.first_bad = (name, f"input {root} differs from the reference run by up to {worst:.3g}")
             results = session.run(list(op.outputs), feeds)
             return {t: self._encode(t, r) for t, r in zip(op.outputs, results)}
@@ -522,6 +619,14 @@ class _Machine:
                     a = elements * k // STREAM_CHUNKS * itemsize
                     b = elements * (k + 1) // STREAM_CHUNKS * itemsize
                     self.scratch[lo + a : lo + b] = data[a:b]
+        if inputs_ok and self.first_wrong is None:
+            for t in op.outputs:
+                got = self._decode_at(t, ranges[t])
+                worst, _, same = compare(got, self.model.reference[t])
+                if not same:
+                    how = "streamed over its own input" if overlaps else "outputs overlap"
+                    self.first_wrong = (name, f"output {t} ({how}) differs from the reference run by up to {worst:.3g}")
+                    break
         for t, offset in placed.items():
             src = self.inplace.get(name, {}).get(t)
             if src is not None and self.resident.get(src) == offset:
@@ -575,7 +680,7 @@ class _Machine:
                 opset_imports=list(model.proto.opset_import),
                 ir_version=model.proto.ir_version,
             )
-            model._sessions[key] = _session(sub)
+            model._sessions[key] = _session(sub, model.threads)
         return model._sessions[key], feeds_from
 
     def _compare_output(self, name: str) -> OutputComparison:
@@ -623,12 +728,19 @@ def execute(
     inputs: Mapping[str, np.ndarray] | None = None,
     *,
     seed: int = 0,
+    threads: int = 1,
 ) -> ExecutionResult:
     """Execute ``plan`` (a Plan, dict or path) for ``model`` and compare with ONNX Runtime on the whole model.
 
     ``inputs`` maps graph input names to arrays (random from ``seed`` where missing); stripped
-    weights are random from ``seed`` as well. Raises :class:`ExecutionInputError` when the plan
+    weights are random from ``seed`` as well. The model is prepared with the folds and input
+    shapes recorded in the plan's provenance. Raises :class:`ExecutionInputError` when the plan
     and the model do not belong together.
     """
-    prepared = model if isinstance(model, Model) else Model.prepare(model, inputs, seed=seed)
-    return prepared.execute(load_plan(plan))
+    data = load_plan(plan)
+    if isinstance(model, Model):
+        return model.execute(data)
+    prepared = Model.prepare(
+        model, inputs, seed=seed, input_shapes=_plan_input_shapes(data), folds=Folds.of_plan(data), threads=threads
+    )
+    return prepared.execute(data)
