@@ -176,6 +176,9 @@ def _session(model: onnx.ModelProto, threads: int) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # A weight is an initializer in the whole model but a fed input of an operator's sub-model: without
+    # pre-packing, Conv and Gemm take the same kernel path for both.
+    options.add_session_config_entry("session.disable_prepacking", "1")
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 

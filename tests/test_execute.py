@@ -356,3 +356,19 @@ def test_folding_batchnorm_keeps_the_function_of_a_model_with_weights() -> None:
     w = folded.node_by_label["conv1"].input[1]  # the Conv's folded weight, W * scale / sqrt(var + eps)
     assert w != "w1" and not np.allclose(folded.constants[w], raw.constants["w1"])
     np.testing.assert_allclose(folded.reference["y"], want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+
+
+def test_an_integer_model_executes_bit_exact(tmp_path: Path) -> None:
+    """tiny_cnn_weights quantized to uint8 QLinearConv (as in the zoo table): every integer value equal."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from execute_zoo import quantized_tiny_cnn
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    path = quantized_tiny_cnn(tmp_path)
+    graph = cosma.load_onnx(path)
+    assert {"uint8", "int8", "int32"} <= {t.dtype for t in graph.tensors}
+    model = Model.prepare(path, seed=0)
+    for method in ("default+belady", "minpeak+greedy"):
+        result = model.execute(cosma.compile(graph, graph.min_scratchpad, method=method).to_dict())
+        assert result.ok and all(o.max_abs == 0 for o in result.outputs), result.describe()
