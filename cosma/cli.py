@@ -15,17 +15,43 @@ import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from cosma.backends import DEFAULT_BACKEND, backend_names, get_backend
 from cosma.errors import CosmaError, ExitCode, OptionError
 from cosma.units import format_size
 
-_console = Console()
+# Solvers, rich, ONNX and matplotlib load inside the commands that use them, so `cosma --help` starts in well
+# under half a second (`python -X importtime -c "import cosma.cli"` shows what loads).
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def _console() -> Console:
+    """Rich output on stdout; piped, tables keep their natural width instead of being cut to 80 columns."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 100_000)
+
+
+def _stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _verbosity() -> int:
+    """-1 with -q, 0 by default, 1 or more with -v (the group's options, before the command)."""
+    ctx = click.get_current_context(silent=True)
+    return 0 if ctx is None else int(ctx.find_root().meta.get("cosma.verbosity", 0))
+
+
+def _examples(*lines: str) -> str:
+    """A command's epilog: its examples, kept as written by click's formatter."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
 
 EXIT_STATUS_HELP = "\b\nExit status, the same for every command:\n" + "\n".join(
     f"  {code.value:>3}  {code.meaning}" for code in ExitCode
@@ -50,11 +76,25 @@ class _BackendChoice(click.Choice):
 
     @property
     def choices(self) -> tuple[str, ...]:
+        from cosma.backends import backend_names
+
         return ("auto", *backend_names())
 
     @choices.setter
     def choices(self, value: object) -> None:
         pass  # click.Choice.__init__ assigns it; the registry is the one list
+
+
+class _SolverOption(click.Option):
+    """--solver, whose help names each backend: written when the help is shown, so that start-up does not
+    import every solver."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from cosma.backends import DEFAULT_BACKEND, backend_names, get_backend
+
+        names = [f"auto = {DEFAULT_BACKEND}", *(f"{n}: {get_backend(n).summary}" for n in backend_names())]
+        self.help = "Backend of the exact methods: " + "; ".join(names) + "."
+        return super().get_help_record(ctx)
 
 
 def _crash_log(error: BaseException) -> Path:
@@ -147,6 +187,12 @@ def _check_writable(path: Path, what: str, option: str) -> None:
         raise CosmaError(f"cannot write {what} to {path}: {folder} {problem}; choose another {option}")
     if not os.access(folder, os.W_OK):
         raise CosmaError(f"cannot write {what} to {path}: {folder} is read-only; choose another {option}")
+    try:  # os.access says yes to root on a read-only mount or /proc: create a file to be sure
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+    except OSError as e:
+        raise CosmaError(f"cannot write {what} to {path}: {e.strerror or e}; choose another {option}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 @contextlib.contextmanager
@@ -248,18 +294,61 @@ def _load(model: Path, input_shapes: tuple[str, ...], element_bytes: int | None,
     )
 
 
-@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_STATUS_HELP)
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    if value:
+        level = ctx.meta.get("cosma.verbosity", 0)
+        ctx.meta["cosma.verbosity"] = level + value if param.name == "verbose" else -1
+
+
+@click.group(
+    cls=_Cli,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=_examples(
+        "cosma inspect models/tiny_cnn.onnx",
+        "cosma compile models/tiny_cnn.onnx -s M_R -o plan.json",
+        "cosma -q compile models/tiny_cnn.onnx -s 64KiB --json > summary.json",
+    )
+    + "\n\n"
+    + EXIT_STATUS_HELP,
+)
 @click.version_option(package_name="cosma")
+@click.option(
+    "--verbose",
+    "-v",
+    count=True,
+    expose_value=False,
+    callback=_set_verbosity,
+    help="Say more on stderr: the phases of a solve (compile), every point (sweep).",
+)
+@click.option(
+    "--quiet",
+    "-q",
+    count=True,
+    expose_value=False,
+    callback=_set_verbosity,
+    help="Say nothing on stderr but errors: no live line, no progress bar, no notes.",
+)
 def main() -> None:
     """cosma: plan operator order, scratchpad addresses and evictions for a DNN accelerator."""
 
 
-@main.command()
+@main.command(
+    epilog=_examples(
+        "cosma inspect models/resnet50.onnx --element-bytes 1 --top 5",
+        "cosma inspect models/tiny_cnn.onnx --json | python -m json.tool",
+    )
+)
 @model_options
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True, help="Largest operators to list.")
-def inspect(model: Path, input_shapes, element_bytes, weights, fuse, top: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout (every operator, not only --top).")
+def inspect(model: Path, input_shapes, element_bytes, weights, fuse, top: int, as_json: bool) -> None:
     """Show a model's operators, tensors, sizes, M_R and the default order's peak."""
+    from rich.table import Table
+
     graph = _load(model, input_shapes, element_bytes, weights, fuse)
+    if as_json:
+        click.echo(json.dumps(_inspect_json(graph)))
+        return
     table = Table(title=f"{graph.name}: {len(graph.ops)} operators, {len(graph.tensors)} tensors", show_header=False)
     table.add_row("weights", format_size(graph.bytes_of_kind("weight")))
     table.add_row("activations + outputs", format_size(graph.bytes_of_kind("activation", "output")))
@@ -268,7 +357,7 @@ def inspect(model: Path, input_shapes, element_bytes, weights, fuse, top: int) -
         largest = graph.largest_op()
         table.add_row("M_R (largest working set)", f"{graph.min_scratchpad} B ({largest.name})")
         table.add_row("peak of the default order", f"{graph.peak()} B")
-    _console.print(table)
+    _console().print(table)
     if top and graph.ops:
         ops = Table(title=f"largest {min(top, len(graph.ops))} operators by working set")
         for column in ("operator", "type", "working set", "inputs", "outputs"):
@@ -281,7 +370,32 @@ def inspect(model: Path, input_shapes, element_bytes, weights, fuse, top: int) -
                 str(len(o.inputs)),
                 str(len(o.outputs)),
             )
-        _console.print(ops)
+        _console().print(ops)
+
+
+def _inspect_json(graph: Any) -> dict[str, Any]:
+    largest = graph.largest_op() if graph.ops else None
+    return {
+        "model": graph.name,
+        "ops": len(graph.ops),
+        "tensors": len(graph.tensors),
+        "weight_bytes": graph.bytes_of_kind("weight"),
+        "activation_bytes": graph.bytes_of_kind("activation", "output"),
+        "input_bytes": graph.bytes_of_kind("input"),
+        "min_scratchpad": graph.min_scratchpad if graph.ops else 0,
+        "largest_op": None if largest is None else largest.name,
+        "default_order_peak": graph.peak() if graph.ops else 0,
+        "operators": [
+            {
+                "name": o.name,
+                "type": "+".join((o.op_type, *o.fused)),
+                "working_set": graph.working_set(o.name),
+                "inputs": list(o.inputs),
+                "outputs": list(o.outputs),
+            }
+            for o in graph.ops
+        ],
+    }
 
 
 class _MethodChoice(click.Choice):
@@ -305,7 +419,14 @@ class _MethodChoice(click.Choice):
         return f"unknown method {value!r}; choose one of: {', '.join(self.choices)}"
 
 
-@main.command(name="compile")
+@main.command(
+    name="compile",
+    epilog=_examples(
+        "cosma compile models/tiny_cnn.onnx -s M_R -o plan.json",
+        "cosma compile models/resnet50.onnx --element-bytes 1 -s 3MiB --time-limit 30 -o plan.json",
+        "cosma compile models/tiny_cnn.onnx -s M_H --method default+belady --json",
+    ),
+)
 @model_options
 @click.option(
     "--scratchpad",
@@ -319,12 +440,19 @@ class _MethodChoice(click.Choice):
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Where to write the plan JSON (written atomically, after validation).",
+    help="Where to write the plan JSON (written atomically, after validation). Without it no plan is written "
+    "and a note on stderr says so; the summary is still printed.",
 )
 @click.option(
     "--method", type=_MethodChoice(), default="auto", show_default=True, help="Planning method (see `cosma methods`)."
 )
-@click.option("--allocator", type=click.Choice(["first-fit", "best-fit"]), default="first-fit", show_default=True)
+@click.option(
+    "--allocator",
+    type=click.Choice(["first-fit", "best-fit"]),
+    default="first-fit",
+    show_default=True,
+    help="Address allocator of the baselines (and of the warm start of the exact methods).",
+)
 @click.option(
     "--alignment",
     type=click.IntRange(min=1),
@@ -332,17 +460,34 @@ class _MethodChoice(click.Choice):
     show_default=True,
     help="Every offset is a multiple of this many bytes.",
 )
-@click.option("--time-limit", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds.")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds for the whole search; the best plan found by then is written.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Solver worker threads (CP-SAT, HiGHS); more may find plans sooner, results may then vary run to run.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Solver random seed: the same seed, threads and limits give the same plan.",
+)
 @click.option(
     "--solver",
     type=_BackendChoice(),
+    cls=_SolverOption,
     default="auto",
     show_default=True,
-    help="Backend of the exact methods: "
-    + "; ".join([f"auto = {DEFAULT_BACKEND}", *(f"{n}: {get_backend(n).summary}" for n in backend_names())])
-    + ".",
+    help="Backend of the exact methods.",
 )
 @click.option(
     "--solver-param",
@@ -365,7 +510,13 @@ class _MethodChoice(click.Choice):
     metavar="DIR",
     help="Also write every solver model built to DIR, in its backend's format (CP-SAT .pb.txt, MILP .mps).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--quiet", "-q", is_flag=True, help="No live line (as `cosma -q`).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="The summary as one JSON object on stdout (plan file, summary, model); nothing else on stdout.",
+)
 def compile_cmd(
     model: Path,
     input_shapes,
@@ -385,11 +536,14 @@ def compile_cmd(
     segment_ops: int | None,
     dump_model: Path | None,
     quiet: bool,
+    as_json: bool,
 ) -> ExitCode:
     """Plan MODEL for a scratchpad of SIZE and write the plan JSON."""
+    from cosma.backends.base import parse_solver_params
     from cosma.budgets import resolve_budget
     from cosma.methods import compile as compile_graph
 
+    quiet = quiet or _verbosity() < 0
     if output is not None:
         _check_writable(output, "the plan", "--output")
     if dump_model is not None:
@@ -401,8 +555,6 @@ def compile_cmd(
     budget = resolve_budget(graph, scratchpad, alignment=alignment, time_limit=time_limit)
     if budget <= 0:
         raise OptionError(f"--scratchpad {scratchpad} is {budget} B; give a positive size such as 512KiB, or M_R")
-    from cosma.backends.base import parse_solver_params
-
     plan = compile_graph(
         graph,
         budget,
@@ -424,20 +576,36 @@ def compile_cmd(
     s = plan.summary
     # the search caught Ctrl-C and returned its best plan, written above: say so, and exit 130
     interrupted = bool(s.details.get("interrupted"))
-    bound = "-" if s.bound is None else f"{s.bound} B"
-    gap = "-" if s.gap is None else f"{100 * s.gap:.1f}%"
+    if _verbosity() > 0:
+        for phase in s.details.get("phases", []):
+            click.echo("  " + ", ".join(f"{k} {v}" for k, v in phase.items() if v not in (None, [], {})), err=True)
+    if output is None and not quiet:
+        click.echo("note: the plan was not written; give -o PLAN.json to keep it", err=True)
+    if as_json:
+        record = {"model": graph.name, "ops": len(graph.ops), "plan": None if output is None else str(output)}
+        click.echo(json.dumps({**record, "interrupted": interrupted, "summary": s.to_dict()}))
+        return ExitCode.INTERRUPTED if interrupted else ExitCode.DONE
+    bound = "no bound" if s.bound is None else f"bound {s.bound} B"
+    gap = "n/a" if s.gap is None else f"{100 * s.gap:.1f}%"
     click.echo(
         f"{graph.name}: {len(graph.ops)} ops, scratchpad {budget} B, method {s.method}: "
         f"offchip {s.offchip_bytes} B (compulsory {s.compulsory_bytes}, extra {s.extra_bytes}), "
-        f"bound {bound}, gap {gap}, {s.status}{', interrupted' if interrupted else ''}, {s.total_seconds:.2f} s"
+        f"{bound}, gap {gap}, {s.status}{', interrupted' if interrupted else ''}, {s.total_seconds:.2f} s"
         + (f" -> {output}" if output is not None else "")
     )
     return ExitCode.INTERRUPTED if interrupted else ExitCode.DONE
 
 
-@main.command()
+@main.command(
+    epilog=_examples("cosma check plan.json", "cosma check --json plans/*.json | jq .extra_bytes"),
+)
 @click.argument("plans", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per plan on stdout.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per plan on stdout (one a line), invalid and unreadable ones too.",
+)
 def check(plans: tuple[Path, ...], as_json: bool) -> ExitCode:
     """Replay plan files against the machine model: exit 0 valid, 1 invalid, 2 unreadable."""
     from dataclasses import asdict
@@ -451,12 +619,17 @@ def check(plans: tuple[Path, ...], as_json: bool) -> ExitCode:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as e:
             click.echo(f"{path}: unreadable: {e}", err=True)
+            if as_json:
+                click.echo(json.dumps({"plan": str(path), "valid": False, "unreadable": str(e)}))
             worst = max(worst, ExitCode.BAD_INPUT)
             continue
         try:
             result = replay(data)
         except PlanInvalid as e:
-            click.echo(f"{path}: INVALID: {e}")
+            if as_json:
+                click.echo(json.dumps({"plan": str(path), "valid": False, "error": str(e), "step": e.step}))
+            else:
+                click.echo(f"{path}: INVALID: {e}")
             worst = max(worst, ExitCode.NEGATIVE)
             continue
         if as_json:
@@ -470,7 +643,12 @@ def check(plans: tuple[Path, ...], as_json: bool) -> ExitCode:
     return worst
 
 
-@main.command(name="budgets")
+@main.command(
+    name="budgets",
+    epilog=_examples(
+        "cosma budgets models/resnet50.onnx --element-bytes 1", "cosma budgets models/tiny_cnn.onnx --json"
+    ),
+)
 @model_options
 @click.option(
     "--alignment",
@@ -492,6 +670,8 @@ def budgets_cmd(
 ) -> None:
     """Print MODEL's scratchpad budgets M_R, M_H and M_P, with and without weights (--no-weights: without only)."""
     from dataclasses import asdict
+
+    from rich.table import Table
 
     from cosma.budgets import budgets, graph_budgets
 
@@ -523,10 +703,10 @@ def budgets_cmd(
     table.add_row(
         "M_P proven minimal", *("yes" if b.m_p_proven else f"no (>= {b.m_p_bound} B)" for b in columns.values())
     )
-    _console.print(table)
+    _console().print(table)
 
 
-@main.command()
+@main.command(epilog=_examples("cosma methods", "cosma compile models/tiny_cnn.onnx -s M_R --method minpeak+belady"))
 def methods() -> None:
     """List the planning methods that --method accepts, each with what it does."""
     from cosma.methods import AUTO, AUTO_DESCRIPTION, METHODS, method_spec
@@ -537,7 +717,7 @@ def methods() -> None:
         click.echo(f"{name:<{width}}  {description}")
 
 
-@main.command(name="reproduce")
+@main.command(name="reproduce", epilog=_examples("cosma reproduce plan.json --model models/tiny_cnn.onnx"))
 @click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--model",
@@ -571,7 +751,12 @@ def _parse_window(text: str | None) -> tuple[float, float] | None:
     return window
 
 
-@main.command()
+@main.command(
+    epilog=_examples(
+        "cosma show plan.json -o timeline.svg --window 100:200",
+        "cosma show plan.json --text            # a memory map in the terminal",
+    )
+)
 @click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--output",
@@ -579,6 +764,11 @@ def _parse_window(text: str | None) -> tuple[float, float] | None:
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Picture to write: .png, .svg or .pdf (default: PLAN's name with .png).",
+)
+@click.option(
+    "--text",
+    is_flag=True,
+    help="Print a text memory map instead (one line per operator, tensors as letters); no picture.",
 )
 @click.option(
     "--time",
@@ -597,11 +787,27 @@ def _parse_window(text: str | None) -> tuple[float, float] | None:
 )
 @click.option("--labels/--no-labels", default=True, show_default=True, help="Write tensor names where they fit.")
 def show(
-    plan: Path, output: Path | None, time_axis: str, window: str | None, width: float | None, labels: bool
+    plan: Path,
+    output: Path | None,
+    text: bool,
+    time_axis: str,
+    window: str | None,
+    width: float | None,
+    labels: bool,
 ) -> None:
-    """Draw PLAN's scratchpad over time: one rectangle per resident tensor, spills and reloads marked."""
+    """Draw PLAN's scratchpad over time: one rectangle per resident tensor, spills and reloads marked.
+
+    The plan is replayed first; one that fails the replay is refused (exit 1), and every number drawn is the
+    replay's."""
     from cosma.viz import load_plan, save_timeline
 
+    if text:
+        from cosma.memmap import memory_map
+
+        columns = int(width) if width is not None else max(20, min(100, _console().width - 40))
+        for line in memory_map(load_plan(plan), width=columns):
+            click.echo(line)
+        return
     output = output or plan.with_suffix(".png")
     _check_writable(output, "the picture", "--output")
     loaded = load_plan(plan)
@@ -612,7 +818,7 @@ def show(
     click.echo(f"{plan} -> {path}")
 
 
-@main.command()
+@main.command(epilog=_examples("cosma report plan.json -o report.html"))
 @click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--output",
@@ -643,7 +849,13 @@ def _load_options_only(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-@main.command(name="sweep")
+@main.command(
+    name="sweep",
+    epilog=_examples(
+        "cosma sweep models/tiny_cnn.onnx --points 5 -o sweep.csv",
+        "cosma sweep models/resnet50.onnx --method default+belady --method auto --ray",
+    ),
+)
 @click.argument("models", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))  # none: sweep() says so
 @_load_options_only
 @click.option(
@@ -698,7 +910,13 @@ def _load_options_only(func: Callable[..., Any]) -> Callable[..., Any]:
     help="Run the points as Ray tasks, on a local Ray instance or on the cluster at ADDRESS "
     "(pip install 'cosma[ray]').",
 )
-@click.option("--allocator", type=click.Choice(["first-fit", "best-fit"]), default="first-fit", show_default=True)
+@click.option(
+    "--allocator",
+    type=click.Choice(["first-fit", "best-fit"]),
+    default="first-fit",
+    show_default=True,
+    help="Address allocator of the baselines (and of the warm start of the exact methods).",
+)
 @click.option(
     "--alignment",
     type=click.IntRange(min=1),
@@ -710,8 +928,8 @@ def _load_options_only(func: Callable[..., Any]) -> Callable[..., Any]:
     "--time-limit", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds for each point."
 )
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Solver threads per point.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--quiet", "-q", is_flag=True, help="No line per finished point.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Solver random seed of every point.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar (as `cosma -q`).")
 def sweep_cmd(
     models: tuple[Path, ...],
     input_shapes,
@@ -733,45 +951,70 @@ def sweep_cmd(
     seed: int,
     quiet: bool,
 ) -> None:
-    """Extra traffic against scratchpad size for one or more MODELS: a CSV and a plot of the curves."""
-    from cosma.sweep import LoadOptions, sweep
+    """Extra traffic against scratchpad size for one or more MODELS: a CSV and a plot of the curves.
+
+    The CSV is rewritten (atomically) as each point finishes; Ctrl-C keeps the finished points and exits 130."""
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from cosma.sweep import LoadOptions, SweepResult, sweep
 
     plot = plot or output.with_suffix(".png")
+    if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise OptionError(f"--plot {plot}: name a .png, .svg or .pdf file")
     _check_writable(output, "the CSV", "--output")
     _check_writable(plot, "the plot", "--plot")
     if ray_address is not None and ray_address.endswith(".onnx"):  # `--ray model.onnx`: a model, not an address
         models, ray_address = (*models, Path(ray_address)), "local"
+    quiet = quiet or _verbosity() < 0
+    done: list[Any] = []
+    bar = Progress(console=_stderr_console(), transient=True, disable=quiet or not sys.stderr.isatty())
+    task = bar.add_task("sweep", total=None)
+
+    def started(total: int) -> None:
+        bar.update(task, total=total)
 
     def progress(p: Any) -> None:
-        if not quiet:
+        done.append(p)
+        with _writing(output, "the CSV", "--output"):
+            SweepResult(tuple(done), (), tuple(methods), "partial").save_csv(output)
+        bar.update(task, advance=1, description=f"{p.model} {p.method} {format_size(p.scratchpad_bytes)}")
+        if _verbosity() > 0:
             extra = "-" if p.extra_bytes is None else f"{p.extra_bytes} B"
-            click.echo(f"  {p.model} {p.method} {p.scratchpad_bytes} B: extra {extra}, {p.status}", err=True)
+            bar.console.print(f"  {p.model} {p.method} {p.scratchpad_bytes} B: extra {extra}, {p.status}")
 
-    result = sweep(
-        models,
-        start=start,
-        stop=stop,
-        points=points,
-        methods=methods,
-        load=LoadOptions(
-            tuple(_parse_input_shapes(input_shapes).items()),
-            element_bytes,
-            weights,
-            fuse,
-            fold_batchnorm=not click.get_current_context().meta.get("cosma.no_fold_bn", False),
-            fold_if=not click.get_current_context().meta.get("cosma.no_fold_if", False),
-            inplace=not click.get_current_context().meta.get("cosma.no_inplace", False),
-        ),
-        alignment=alignment,
-        allocator=allocator,
-        time_limit=time_limit,
-        threads=threads,
-        seed=seed,
-        backend="process" if ray_address is None else "ray",
-        jobs=jobs,
-        ray_address=ray_address,
-        progress=progress,
-    )
+    try:
+        with bar:
+            result = sweep(
+                models,
+                start=start,
+                stop=stop,
+                points=points,
+                methods=methods,
+                load=LoadOptions(
+                    tuple(_parse_input_shapes(input_shapes).items()),
+                    element_bytes,
+                    weights,
+                    fuse,
+                    fold_batchnorm=not click.get_current_context().meta.get("cosma.no_fold_bn", False),
+                    fold_if=not click.get_current_context().meta.get("cosma.no_fold_if", False),
+                    inplace=not click.get_current_context().meta.get("cosma.no_inplace", False),
+                ),
+                alignment=alignment,
+                allocator=allocator,
+                time_limit=time_limit,
+                threads=threads,
+                seed=seed,
+                backend="process" if ray_address is None else "ray",
+                jobs=jobs,
+                ray_address=ray_address,
+                progress=progress,
+                on_start=started,
+            )
+    except KeyboardInterrupt:
+        if not done:
+            raise  # nothing finished, nothing written: the common line
+        _exit(ExitCode.INTERRUPTED, f"interrupted: {len(done)} finished points kept in {output}")
     with _writing(output, "the CSV", "--output"):
         csv_path = result.save_csv(output)
     with _writing(plot, "the plot", "--plot"):
@@ -787,11 +1030,11 @@ def sweep_cmd(
             "-" if p.extra_bytes is None else f"{p.extra_bytes} B",
             p.status,
         )
-    _console.print(table)
+    _console().print(table)
     click.echo(f"{len(result.points)} points -> {csv_path}, {plot_path}")
 
 
-@main.command(name="alloc")
+@main.command(name="alloc", epilog=_examples("cosma alloc buffers.csv --capacity 1MiB -o placed.csv"))
 @click.argument("buffers", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--capacity",
@@ -832,7 +1075,7 @@ def alloc_cmd(
     )
 
 
-@main.command(name="run")
+@main.command(name="run", epilog=_examples("cosma run models/tiny_cnn.onnx plan.json --seed 1"))
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("plan", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(

@@ -112,10 +112,15 @@ def ray_session(jobs: int, address: str | None = None) -> Iterator[Any]:
         raise OptionError("--ray needs Ray: pip install 'cosma[ray]'") from None
     started = not ray.is_initialized()
     if started:
-        if address and address != "local":
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
+        try:
+            if address and address != "local":
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
+        except (ValueError, ConnectionError, RuntimeError) as e:
+            # Ray's message names the fix (pip install "ray[client]" for a ray:// address); keep its first line
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise OptionError(f"--ray {address or 'local'}: cannot connect: {first}") from None
     try:
         yield ray
     finally:

@@ -47,6 +47,7 @@ from cosma.graph import Graph, Operator, Tensor
 from cosma.methods import METHODS
 from cosma.methods import compile as compile_graph
 from cosma.runner import BACKENDS, Backend, ray_session, run_tasks
+from cosma.units import format_size
 from cosma.viz import _bytes_axis, save_figure
 
 if TYPE_CHECKING:
@@ -199,6 +200,7 @@ def sweep(
     jobs: int | None = None,
     ray_address: str | None = None,
     progress: Callable[[SweepPoint], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> SweepResult:
     """Sweep every model (an ONNX path or a :class:`Graph`) over ``points`` budgets per method.
 
@@ -208,7 +210,8 @@ def sweep(
     ``"local"``: start a local Ray instance of ``jobs`` CPUs, or use the one this process is
     already connected to). The process backend starts fresh worker processes, so a script that
     uses it needs the usual ``if __name__ == "__main__":`` guard. ``progress`` is called in this
-    process as each point finishes. The points come back ordered by model, method and size.
+    process as each point finishes, and ``on_start`` with the number of points once the budgets are
+    resolved (a progress bar's total). The points come back ordered by model, method and size.
     """
     if backend not in BACKENDS:
         raise OptionError(f"unknown sweep backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -240,6 +243,8 @@ def sweep(
                 tasks.append(
                     SweepTask(len(tasks), source, method, size, alignment, allocator, time_limit, threads, seed)
                 )
+    if on_start is not None:
+        on_start(len(tasks))
     results = _run(tasks, {s.key: g for s, g in zip(sources, graphs)}, backend, jobs, ray_address, progress)
     return SweepResult(tuple(results), tuple(ranges), tuple(methods), backend)
 
@@ -451,12 +456,29 @@ def sweep_figure(result: SweepResult) -> Figure:
                 s=22,
             )
         ax.axvline(r.min_scratchpad, color="#888888", linestyle=":", linewidth=1)
+        # Named on the line itself: a dotted line at the left edge says nothing by itself.
+        ax.annotate(
+            f"M_R = {format_size(r.min_scratchpad)}",
+            xy=(r.min_scratchpad, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -3),
+            textcoords="offset points",
+            ha="left",
+            va="top",
+            fontsize=8,
+            color="#555555",
+        )
         ax.set_title(r.model, fontsize=10, loc="left")
         ax.set_xlabel("scratchpad size")
         ax.set_ylabel("extra off-chip traffic")
-        _bytes_axis(ax.xaxis, nbins=4)
+        _bytes_axis(ax.xaxis, nbins=6, min_ticks=4)
         _bytes_axis(ax.yaxis)
-        ax.set_ylim(bottom=0)
+        xs_all = [p.scratchpad_bytes for p in result.points if p.model == r.model] + [r.min_scratchpad]
+        pad = 0.03 * max(max(xs_all) - min(xs_all), 1)
+        ax.set_xlim(min(xs_all) - pad, max(xs_all) + pad)
+        # Headroom over the highest point keeps the M_R label off the curves.
+        ys_all = [p.extra_bytes for p in result.points if p.model == r.model and p.extra_bytes is not None]
+        ax.set_ylim(bottom=0, top=max(max(ys_all, default=0), 1) * 1.15)
         ax.grid(alpha=0.3)
         if len(result.methods) > 1 or i == 0:
             ax.legend(fontsize=8, title="filled: proven optimal", title_fontsize=7)

@@ -105,8 +105,9 @@ def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
         graph, accelerator, options, start, start.to_plan(graph, accelerator, method="dc").extra_bytes, clock
     )
     search.improved = search.extra_bytes < warm.extra_bytes
+    search.interrupted = bool(bound_details.get("neighbourhood", {}).get("interrupted"))  # Ctrl-C in the bound
     if search.extra_bytes > lower:
-        with progress_line(f"{graph.name}: dc", options.quiet) as progress:
+        with progress_line(f"{graph.name}: dc", options.quiet, options.time_limit, clock.started) as progress:
             progress.set_phase("windows", 1)
             progress.update(incumbent=search.extra_bytes, bound=lower)
             search.progress = progress

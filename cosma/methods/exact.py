@@ -257,7 +257,9 @@ def solve_exact(
         search.phases.append(
             {"phase": "neighbourhood bound", "bound": found, **details, "seconds": round(clock.elapsed() - started, 3)}
         )
-    with progress_line(f"{graph.name}: {mode}/{solver}", options.quiet) as progress:
+        search.interrupted |= bool(details.get("interrupted"))  # Ctrl-C during the bound: stop with the warm start
+    live = progress_line(f"{graph.name}: {mode}/{solver}", options.quiet, options.time_limit, clock.started)
+    with live as progress:
         search.progress = progress
         progress.set_phase(solver, search.scale)
         progress.update(incumbent=search.upper, bound=search.lower)

@@ -86,6 +86,7 @@ class Piece:
     tensors: frozenset[str]
     bound: int
     proven: bool
+    interrupted: bool = False
 
 
 def solve_piece(
@@ -98,7 +99,7 @@ def solve_piece(
     plan = solve_exact(sub, accelerator, quick, mode="joint")
     tensors = frozenset(t.name for t in sub.tensors)
     bound = plan.summary.bound or 0
-    return Piece(ops, tensors, bound, bound == plan.extra_bytes)
+    return Piece(ops, tensors, bound, bound == plan.extra_bytes, bool(plan.summary.details.get("interrupted")))
 
 
 def neighbourhood_bound(
@@ -114,6 +115,7 @@ def neighbourhood_bound(
     started = time.perf_counter()
     deadline = started + time_limit
     pieces: list[Piece] = []
+    interrupted = False
     for ops in neighbourhoods(graph):
         left = deadline - time.perf_counter()
         if left < 0.05:
@@ -121,12 +123,17 @@ def neighbourhood_bound(
         piece = solve_piece(graph, accelerator, ops, options, min(SOLVE_LIMIT, left))
         if piece.bound > 0:
             pieces.append(piece)
-    groups = _merge(graph, accelerator, options, pieces, deadline)
+        if piece.interrupted:  # the piece's search caught Ctrl-C: stop, and say so, so the caller stops too
+            interrupted = True
+            break
+    # an interrupted bound merges nothing (merging solves again); the pieces' bounds hold alone
+    groups = _merge(graph, accelerator, options, pieces, time.perf_counter() if interrupted else deadline)
     total = sum(p.bound for p in groups)
     details = {
         "pieces": len(pieces),
         "groups": [{"ops": len(p.ops), "bound": p.bound, "proven": p.proven} for p in groups],
         "seconds": round(time.perf_counter() - started, 3),
+        "interrupted": interrupted,
     }
     return total, details
 
