@@ -32,10 +32,10 @@ import io
 import itertools
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from matplotlib.collections import LineCollection, PolyCollection
@@ -44,14 +44,16 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from cosma.contract import Free, Load, Run, Store, replay
+from cosma.contract import Free, Load, ReplayResult, Run, Store, replay
 from cosma.errors import CosmaError, PlanInvalid
 from cosma.fileio import atomic_write_bytes
 from cosma.graph import DRAM_KINDS
-from cosma.plan import Plan
+from cosma.plan import Plan, Status
 from cosma.units import format_size
 
 TimeAxis = Literal["op", "step"]
+#: The words a plan's ``summary.status`` may hold.
+STATUSES: tuple[str, ...] = get_args(Status)
 
 #: Fill colour of a residency by tensor kind (colour-blind-safe Okabe-Ito hues).
 KIND_COLOURS: dict[str, str] = {
@@ -67,6 +69,12 @@ CAPACITY_COLOUR = "#D0021B"
 _THIN_COLOURS: dict[str, str] = {"input": "#00664A", "weight": "#555555", "activation": "#1F6F9E", "output": "#9A6A00"}
 
 _DPI = 100
+#: Widest default timeline, inches (2,400 pixels): a bigger plan is seen whole at this width, then zoomed with a window.
+MAX_WIDTH = 24.0
+_TICK_POINTS = 7.0
+_TICK_PX = 11.0  # pixels between operator names under the axis (a 7-point line turned upright)
+_TICK_CHARS = 28  # longest operator name under the axis
+_MIN_ENDPOINT_PX = 5.0
 _LABEL_POINTS = 7.0
 _MAX_LABELS = 1500  # text artists are slow to draw; the largest rectangles get labels first
 
@@ -104,6 +112,11 @@ class Placement:
     reloaded: bool
     evicted: bool
     stores: tuple[Transfer, ...]
+    #: the steps that placed and ended it (``len(plan.steps)`` when it stays to the end), and the
+    #: operator whose run placed it ("" when a load did): what a reader hovering over it asks
+    first_step: int = 0
+    last_step: int = 0
+    placed_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,7 +152,12 @@ class TensorTraffic:
 
 # --------------------------------------------------------------------------- analysis
 def load_plan(path: str | os.PathLike[str]) -> Plan:
-    """Read and validate a plan file; raise :class:`PlanFileError` (one line) when it is unusable."""
+    """Read a plan file and check it by replay.
+
+    Raise :class:`PlanFileError` (exit 2) when the file cannot be read as JSON, and
+    :class:`~cosma.errors.PlanInvalid` (exit 1, what ``cosma check`` says) when the plan breaks the
+    contract or its summary claims what the replay does not give; each is one line.
+    """
     try:
         data = json.loads(Path(path).read_text())
     except OSError as e:
@@ -147,10 +165,38 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
     except ValueError as e:
         raise PlanFileError(f"{path} is not JSON ({e}); give a plan written by `cosma compile -o`") from None
     try:
-        replay(data, check_summary=False)
-        return Plan.from_dict(data)
-    except (PlanInvalid, ValueError, KeyError, TypeError) as e:
-        raise PlanFileError(f"{path} is not a valid plan: {e}; check it with `cosma check {path}`") from None
+        if not isinstance(data, dict):
+            raise PlanInvalid(f"a plan is a JSON object, not {type(data).__name__}")
+        replay(data)
+        plan = Plan.from_dict(data)
+        verify(plan)
+        return plan
+    except PlanInvalid as e:
+        raise PlanInvalid(f"{path} is not a valid plan: {e}; `cosma check {path}` names the broken rule") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise PlanInvalid(f"{path} is not a valid plan: {e}; check it with `cosma check {path}`") from None
+
+
+def verify(plan: Plan) -> ReplayResult:
+    """Replay ``plan`` and return what the replay measures; every number a picture or report shows comes from it.
+
+    Raise :class:`~cosma.errors.PlanInvalid` when a step breaks the contract, when the summary's traffic
+    differs from the replay's, or when its status or bound cannot be true (a bound above the replayed
+    extra traffic, a status that is not a word of the format): such a plan is refused, not drawn.
+    """
+    result = replay(plan.to_dict())
+    s = plan.summary
+    if not isinstance(s.status, str) or s.status not in STATUSES:
+        raise PlanInvalid(f"summary status {s.status!r} is not one of {', '.join(STATUSES)}")
+    if not isinstance(s.method, str):
+        raise PlanInvalid(f"summary method {s.method!r} is not a string")
+    if s.bound is not None and not (_is_count(s.bound) and s.bound <= result.extra_bytes):
+        raise PlanInvalid(f"summary bound {s.bound!r} is not a byte count at most the replayed {result.extra_bytes}")
+    return result
+
+
+def _is_count(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
 def trace(plan: Plan, time_axis: TimeAxis = "op") -> PlanTrace:
@@ -161,8 +207,8 @@ def trace(plan: Plan, time_axis: TimeAxis = "op") -> PlanTrace:
     read = {t for o in graph.ops for t in o.inputs}
     loaded: set[str] = set()
     stored: set[str] = set()
-    open_: dict[str, tuple[int, float, bool, list[Transfer]]] = {}  # tensor -> offset, start, reloaded, stores
-    closed: list[tuple[str, int, float, float, bool, tuple[Transfer, ...]]] = []
+    open_: dict[str, _Open] = {}
+    closed: list[tuple[str, _Open, float, int]] = []  # tensor, how it was placed, end time, end step
     transfers: list[Transfer] = []
     step_times: list[float] = []
     run_times: list[tuple[str, float]] = []
@@ -175,7 +221,7 @@ def trace(plan: Plan, time_axis: TimeAxis = "op") -> PlanTrace:
             compulsory = t.kind in DRAM_KINDS and t.name in read and t.name not in loaded
             loaded.add(t.name)
             transfers.append(Transfer(index, now, t.name, "load", t.bytes, not compulsory))
-            open_[t.name] = (step.offset, now, not compulsory, [])
+            open_[t.name] = _Open(step.offset, now, not compulsory, [], index, "")
         elif isinstance(step, Store):
             t = graph.tensor(step.tensor)
             compulsory = t.kind == "output" and t.name not in stored
@@ -184,35 +230,46 @@ def trace(plan: Plan, time_axis: TimeAxis = "op") -> PlanTrace:
             at = now if time_axis == "op" else now + 0.5
             transfer = Transfer(index, at, t.name, "store", t.bytes, not compulsory)
             transfers.append(transfer)
-            open_[t.name][3].append(transfer)
+            open_[t.name].stores.append(transfer)
         elif isinstance(step, Free):
-            offset, start, reloaded, stores = open_.pop(step.tensor)
-            closed.append((step.tensor, offset, start, now, reloaded, tuple(stores)))
+            closed.append((step.tensor, open_.pop(step.tensor), now, index))
         elif isinstance(step, Run):
             run_times.append((step.op, now))
             declared = dict(graph.op(step.op).inplace)
             for name, offset in step.outputs:
                 over = declared.get(name)
-                if over in open_ and open_[over][0] == offset:  # written in place: the input ends here
-                    at, start, reloaded, stores = open_.pop(over)
-                    closed.append((over, at, start, now, reloaded, tuple(stores)))
+                if over in open_ and open_[over].offset == offset:  # written in place: the input ends here
+                    closed.append((over, open_.pop(over), now, index))
             for name, offset in step.outputs:
-                open_[name] = (offset, now, False, [])
+                open_[name] = _Open(offset, now, False, [], index, step.op)
             runs += 1
     horizon = float(runs if time_axis == "op" else len(plan.steps))
-    for name, (offset, start, reloaded, stores) in open_.items():
-        closed.append((name, offset, start, horizon, reloaded, tuple(stores)))
-    closed.sort(key=lambda c: (c[2], c[1], c[0]))
+    for name, placed in open_.items():
+        closed.append((name, placed, horizon, len(plan.steps)))
+    closed.sort(key=lambda c: (c[1].start, c[1].offset, c[0]))
     count: dict[str, int] = {}
     for c in closed:
         count[c[0]] = count.get(c[0], 0) + 1
     seen: dict[str, int] = {}
     residencies = []
-    for name, offset, start, end, reloaded, spills in closed:
+    for name, placed, end, end_step in closed:
         seen[name] = seen.get(name, 0) + 1
         t = graph.tensor(name)
         residencies.append(
-            Placement(name, t.kind, offset, t.bytes, start, end, reloaded, seen[name] < count[name], spills)
+            Placement(
+                name,
+                t.kind,
+                placed.offset,
+                t.bytes,
+                placed.start,
+                end,
+                placed.reloaded,
+                seen[name] < count[name],
+                tuple(placed.stores),
+                placed.step,
+                end_step,
+                placed.by,
+            )
         )
     return PlanTrace(
         tuple(residencies),
@@ -223,6 +280,18 @@ def trace(plan: Plan, time_axis: TimeAxis = "op") -> PlanTrace:
         time_axis,
         plan.accelerator.scratchpad_bytes,
     )
+
+
+@dataclass
+class _Open:
+    """A residency still open during :func:`trace`."""
+
+    offset: int
+    start: float
+    reloaded: bool
+    stores: list[Transfer]
+    step: int
+    by: str
 
 
 def traffic_by_tensor(plan: Plan) -> list[TensorTraffic]:
@@ -273,35 +342,49 @@ def timeline_figure(
     a spill store is a red bar at its time across the tensor's range, a compulsory store a black
     one; the dashed line is the capacity. A tensor's name is written inside its rectangle where it
     fits (turned upright in tall narrow ones). The strip on top shows the off-chip bytes moved at
-    each time, extra traffic in red. ``window=(start, end)`` zooms into part of the time axis;
-    ``width`` (inches) defaults to about 8 pixels per time unit, 10 to 80 inches. A residency
-    thinner than a pixel at that scale is drawn as a line along its address, so every tensor shows.
+    each time, extra traffic in red. The x axis names the operators: every one in a ``window``, an
+    evenly spaced readable subset otherwise. The title gives the replayed traffic, the status, the
+    bound and the gap.
+
+    ``window=(start, end)`` zooms into part of the time axis. ``width`` (inches) defaults to about
+    8 pixels per time unit, 10 to :data:`MAX_WIDTH` inches (a window grows up to 80 inches so that
+    every operator's name fits). A residency thinner than a pixel is drawn as a line along its
+    address so every tensor shows; inputs and outputs, few and often tiny, get a box at least
+    :data:`_MIN_ENDPOINT_PX` pixels tall instead. Raise :class:`~cosma.errors.PlanInvalid` for a
+    plan the replay refuses.
     """
+    measured = verify(plan)
     tr = trace(plan, time_axis)
     lo, hi = (0.0, max(tr.horizon, 1.0)) if window is None else (float(window[0]), float(window[1]))
     if not hi > lo:
         raise ValueError(f"empty window [{lo}, {hi}]")
     span = hi - lo
+    left, right = 1.0, 0.3  # inches
     if width is None:
-        width = min(max(10.0, 0.08 * span + 1.6), 80.0)
+        width = min(max(10.0, 0.08 * span + 1.6), MAX_WIDTH)
+        if window is not None and time_axis == "op":
+            width = min(max(width, span * _TICK_PX / _DPI + left + right), 80.0)
     capacity = tr.capacity
     top = capacity * 1.04
 
     fig = Figure(figsize=(width, height), dpi=_DPI)
-    named_ticks = time_axis == "op" and span <= 40
-    left, right, head, strip, gap = 1.0, 0.3, 0.75, 1.1, 0.12  # inches
-    bottom = 1.15 if named_ticks else 0.65
-    main_h = height - bottom - head - strip - gap
-    ax = fig.add_axes((left / width, bottom / height, (width - left - right) / width, main_h / height))
+    names = [(op, t) for op, t in tr.run_times if lo <= t < hi] if time_axis == "op" else []
+    name_chars = max((len(_op_label(i, op)) for i, (op, _) in enumerate(tr.run_times)), default=0)
+    bottom = 0.55 + (min(name_chars, _TICK_CHARS) * 0.5 * _TICK_POINTS / 72 + 0.1 if names else 0.1)
+    head, legend_h, strip, gap = 0.5, 0.3, 1.1, 0.12
+    main_h = height - bottom - head - legend_h - strip - gap
+    plot_w = width - left - right
+    ax = fig.add_axes((left / width, bottom / height, plot_w / width, main_h / height))
     ax_traffic = fig.add_axes(
-        ((left) / width, (bottom + main_h + gap) / height, (width - left - right) / width, strip / height),
+        (left / width, (bottom + main_h + gap) / height, plot_w / width, strip / height),
         sharex=ax,
     )
 
     shown = [r for r in tr.residencies if r.bytes > 0 and r.end >= lo and r.start <= hi]
     px_per_byte = main_h * _DPI / top
-    thin = [r for r in shown if r.bytes * px_per_byte < 1.5]
-    boxes = [r for r in shown if r.bytes * px_per_byte >= 1.5]
+    endpoint = [r for r in shown if r.kind in ("input", "output") and r.bytes * px_per_byte < _MIN_ENDPOINT_PX]
+    thin = [r for r in shown if r.bytes * px_per_byte < 1.5 and r not in endpoint]
+    boxes = [r for r in shown if r.bytes * px_per_byte >= 1.5 and r not in endpoint]
     plain = [r for r in boxes if not r.reloaded]
     reloads = [r for r in boxes if r.reloaded]
     for group, hatch, edge, lw in ((plain, None, "#333333", 0.3), (reloads, "////", SPILL_COLOUR, 0.8)):
@@ -315,6 +398,18 @@ def timeline_figure(
             hatch=hatch,
         )
         ax.add_collection(coll)
+    if endpoint:
+        # A 4 KiB output in a 6 MiB scratchpad is under a pixel tall; the reader looks for it first.
+        least = _MIN_ENDPOINT_PX / px_per_byte
+        ax.add_collection(
+            PolyCollection(
+                [_rect(r, least) for r in endpoint],
+                facecolors=[KIND_COLOURS[r.kind] for r in endpoint],
+                edgecolors="#222222",
+                linewidths=0.8,
+                zorder=2.5,
+            )
+        )
     if thin:
         # Too thin to fill: a line one pixel wide at the tensor's address keeps it in sight.
         ax.add_collection(
@@ -355,42 +450,82 @@ def timeline_figure(
     ax.set_xlim(lo, hi)
     ax.set_ylim(0, top)
     _bytes_axis(ax.yaxis)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=max(4, int(width * 1.5))))
     ax.set_ylabel("scratchpad address")
-    ax.set_xlabel("operator (run index)" if time_axis == "op" else "step")
-    if named_ticks:
-        # Few operators: name them under the axis.
-        names = [(op, t) for op, t in tr.run_times if lo <= t < hi]
-        ax.set_xticks(
-            [t + 0.5 for _, t in names], [_labels(op, 20)[0] for op, _ in names], rotation=60, ha="right", fontsize=7
-        )
+    if names:
+        _name_ticks(ax, tr.run_times, names, plot_w * _DPI / span)
+        ax.set_xlabel("operator (run index and name)")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=max(4, int(width * 1.5))))
+        ax.set_xlabel("step")
 
     if labels:
         _label(fig, ax, shown, lo, hi, top)
 
     _traffic_strip(ax_traffic, tr, lo, hi)
-    s = plan.summary
-    heading = (
-        title
-        if title is not None
-        else (
-            f"{plan.graph.name or 'plan'}: {len(tr.run_times)} operators, {len(plan.steps)} steps, "
-            f"scratchpad {format_size(capacity)}, {s.method or 'unknown method'}: "
-            f"extra traffic {format_size(s.extra_bytes)} (compulsory {format_size(s.compulsory_bytes)})"
-            + ("" if window is None else f"; showing {'operators' if time_axis == 'op' else 'steps'} {lo:g} to {hi:g}")
-        )
-    )
-    ax_traffic.set_title(heading, loc="left", fontsize=10)
+    lines = [title] if title is not None else _heading(plan, measured, tr, window, lo, hi)
+    # Shrink the title rather than let the figure's edge cut it (a window's title is the longest).
+    points = min(10.0, min((width - 0.4) * 72 / (0.6 * max(len(line), 1)) for line in lines))
+    fig.text(0.2 / width, 1 - 0.1 / height, "\n".join(lines), ha="left", va="top", fontsize=points, linespacing=1.3)
     ax_traffic.legend(
         handles=_legend_handles(shown, spills, stores),
         loc="lower left",
-        bbox_to_anchor=(0.0, 1.18),
+        bbox_to_anchor=(0.0, 1.04),
         ncol=8,
         fontsize=8,
         frameon=False,
         borderaxespad=0.0,
     )
     return fig
+
+
+def _heading(
+    plan: Plan, measured: ReplayResult, tr: PlanTrace, window: tuple[float, float] | None, lo: float, hi: float
+) -> list[str]:
+    """The title: what was planned and how good the plan is, traffic as the replay measures it."""
+    s = plan.summary
+    first = (
+        f"{plan.graph.name or 'plan'}: {len(tr.run_times)} operators, {len(plan.steps)} steps, "
+        f"scratchpad {format_size(tr.capacity)}; {s.method or 'unknown method'}, {s.status}"
+    )
+    if window is not None:
+        first += f"; showing {'operators' if tr.time_axis == 'op' else 'steps'} {lo:g} to {hi:g}"
+    second = (
+        f"extra traffic {format_size(measured.extra_bytes)} (compulsory {format_size(measured.compulsory_bytes)}), "
+        + _bound_text(s.bound, measured.extra_bytes)
+    )
+    return [first, second]
+
+
+def _bound_text(bound: int | None, extra: int) -> str:
+    if bound is None:
+        return "no lower bound proven"
+    gap = 0.0 if extra == 0 else (extra - bound) / extra
+    return f"lower bound {format_size(bound)}, gap {100 * gap:.1f}%"
+
+
+def _op_label(index: int, op: str) -> str:
+    return f"{index} {_labels(op, _TICK_CHARS)[-1]}"
+
+
+def _name_ticks(ax: Any, run_times: Sequence[tuple[str, float]], names: Sequence[tuple[str, float]], px: float) -> None:
+    """Operator names under the axis, every ``k``-th where all do not fit (k from 1, 2, 5, 10, 20, ...)."""
+    index = {t: i for i, (_, t) in enumerate(run_times)}
+    need = _TICK_PX / max(px, 1e-9)
+    k = next(k for k in _steps_of(10**9) if k >= need)
+    picked = [(op, t) for op, t in names if index[t] % k == 0]
+    ax.set_xticks([t + 0.5 for _, t in picked], [_op_label(index[t], op) for op, t in picked])
+    ax.tick_params(axis="x", labelrotation=90, labelsize=_TICK_POINTS)
+    if k > 1:
+        ax.set_xticks([t + 0.5 for _, t in names], minor=True)
+
+
+def _steps_of(limit: int) -> Iterator[int]:
+    for decade in itertools.count():
+        for m in (1, 2, 5):
+            k = m * 10**decade
+            if k > limit:
+                return
+            yield k
 
 
 def traffic_figure(plan: Plan, *, top: int = 25) -> Figure:
@@ -439,8 +574,12 @@ def save_timeline(plan: Plan, path: str | os.PathLike[str], **options: Any) -> P
 
 
 # ---------------------------------------------------------------------------- helpers
-def _rect(r: Placement) -> Sequence[tuple[float, float]]:
-    return ((r.start, r.offset), (r.end, r.offset), (r.end, r.offset + r.bytes), (r.start, r.offset + r.bytes))
+def _rect(r: Placement, least: float = 0.0) -> Sequence[tuple[float, float]]:
+    """The residency's corners; ``least`` bytes tall at least, grown about its middle."""
+    grow = max(0.0, least - r.bytes) / 2
+    low = max(0.0, r.offset - grow)  # at address 0 it grows upwards only
+    high = low + max(float(r.bytes), least)
+    return ((r.start, low), (r.end, low), (r.end, high), (r.start, high))
 
 
 def _shorten(name: str, limit: int) -> str:
@@ -490,13 +629,13 @@ def _unit(value: float) -> tuple[int, str]:
     return 1, "B"
 
 
-def _bytes_axis(axis: Any, nbins: int | Literal["auto"] = "auto") -> None:
+def _bytes_axis(axis: Any, nbins: int | Literal["auto"] = "auto", min_ticks: int = 2) -> None:
     def label(value: float, _: Any) -> str:
         lo, hi = axis.get_view_interval()
         unit, name = _unit(max(abs(lo), abs(hi)))
         return "0" if value == 0 else f"{round(value / unit, 3):g} {name}"
 
-    axis.set_major_locator(_ByteLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]))
+    axis.set_major_locator(_ByteLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10], min_n_ticks=min_ticks))
     axis.set_major_formatter(FuncFormatter(label))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -10,16 +11,19 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from graphs import FIXTURES
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 
 from cosma.cli import main
+from cosma.errors import PlanInvalid
 from cosma.graph import Graph, Operator, Tensor
 from cosma.hardware import Accelerator
 from cosma.methods import compile
 from cosma.plan import Plan
-from cosma.report import OPEN_ROWS, render_report, write_report
+from cosma.report import render_report
 from cosma.viz import (
+    MAX_WIDTH,
     PlanFileError,
     _labels,
     load_plan,
@@ -206,45 +210,116 @@ def test_load_plan_names_the_problem(tmp_path):
     with pytest.raises(PlanFileError, match="not JSON"):
         load_plan(tmp_path / "junk.json")
     data = diamond_at_28().to_dict()
-    data["steps"] = data["steps"][:-3]  # y never freed is fine, but drop its store: y has no DRAM copy
     data["steps"] = [s for s in data["steps"] if not (s["action"] == "store" and s["tensor"] == "y")]
     (tmp_path / "bad.json").write_text(json.dumps(data))
-    with pytest.raises(PlanFileError, match="not a valid plan"):
+    with pytest.raises(PlanInvalid, match="not a valid plan: outputs never stored"):
         load_plan(tmp_path / "bad.json")
     plan = diamond_at_28()
     plan.save(tmp_path / "good.json")
     assert load_plan(tmp_path / "good.json").steps == plan.steps
 
 
-# ------------------------------------------------------------------------- the report
-def test_report_is_one_self_contained_page():
-    plan = diamond_at_28()
-    page = render_report(plan)
-    assert page.startswith("<!DOCTYPE html>")
-    assert "<script" not in page and not re.search(r'(src|href)="(?!data:)', page)  # nothing fetched
-    assert page.count('src="data:image/png;base64,') == 2  # timeline and traffic chart
-    for text in (
-        "heuristic" if plan.summary.status == "heuristic" else plan.summary.status,
-        "witness",
-        "extra traffic",
-        "lower bound",
-        "gap",
-    ):
-        assert text in page
-    assert page.count("<tr") - page.count('<tr class="extra"') >= 1
-    steps = re.search(r"<summary>(\d+) steps", page)
-    assert steps and int(steps.group(1)) == len(plan.steps)
-    assert "<details open><summary>14 steps" in page  # short lists start open
-    assert len(re.findall(r'<tr class="extra"><td class="num">\d+</td>', page)) == 2  # q's store and reload
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("extra_bytes", 1, "summary extra_bytes is 1, the replay gives 8"),
+        ("offchip_bytes", "lots", "summary offchip_bytes is 'lots'"),
+        ("status", 3, "summary status 3 is not one of"),
+        ("bound", 9, "summary bound 9 is not a byte count at most the replayed 8"),
+    ],
+)
+def test_a_plan_whose_summary_the_replay_contradicts_is_refused(tmp_path, key, value, message):
+    """What `cosma check` rejects is never drawn: exit 1 (PlanInvalid), one line."""
+    data = diamond_at_28().to_dict()
+    data["summary"][key] = value
+    (tmp_path / "edited.json").write_text(json.dumps(data))
+    with pytest.raises(PlanInvalid, match=re.escape(message)) as caught:
+        load_plan(tmp_path / "edited.json")
+    assert caught.value.exit_code == 1 and "\n" not in str(caught.value)
+    edited = Plan.from_dict(data)
+    for draw in (timeline_figure, render_report):
+        with pytest.raises(PlanInvalid):
+            draw(edited)
 
 
-def test_long_step_lists_start_folded(tmp_path):
-    graph = random_dag(120, 7)
+# ------------------------------------------------------------------------- axes, title, width
+def tick_texts(fig: Figure) -> list[str]:
+    return [t.get_text() for t in fig.axes[0].get_xticklabels()]
+
+
+def test_operator_names_label_the_x_axis_a_readable_subset_and_all_in_a_window():
+    graph = random_dag(300, 3)
     plan = compile(graph, graph.min_scratchpad, method="default+belady")
-    assert len(plan.steps) > OPEN_ROWS
-    path = write_report(plan, tmp_path / "r.html")
-    page = path.read_text()
-    assert f"<details><summary>{len(plan.steps)} steps" in page
+    fig = timeline_figure(plan)
+    ticks = tick_texts(fig)
+    order = plan.order
+    assert 20 <= len(ticks) < len(order)  # a subset, evenly spaced, each named "index name"
+    indices = [int(t.split()[0]) for t in ticks]
+    assert all(t.split()[1] == order[i] for t, i in zip(ticks, indices))
+    assert len({b - a for a, b in itertools.pairwise(indices)}) == 1
+    zoomed = timeline_figure(plan, window=(100, 160))
+    assert [int(t.split()[0]) for t in tick_texts(zoomed)] == list(range(100, 160))
+    assert zoomed.axes[0].get_xlabel() == "operator (run index and name)"
+
+
+def test_width_is_capped_for_big_plans():
+    graph = random_dag(400, 4)
+    plan = compile(graph, graph.min_scratchpad, method="default+belady")
+    fig = timeline_figure(plan)
+    assert fig.get_figwidth() * fig.dpi == MAX_WIDTH * fig.dpi <= 2400
+    assert timeline_figure(random_plans()[0]).get_figwidth() == 10  # small plans keep the least width
+
+
+def title_of(fig: Figure) -> str:
+    return fig.texts[0].get_text()
+
+
+@pytest.mark.parametrize("window", [None, (1.0, 3.0)])
+def test_title_gives_status_bound_and_gap_and_fits_the_figure(window):
+    plan = diamond_at_28().with_summary(bound=4, status="feasible")
+    fig = timeline_figure(plan, window=window)
+    title = title_of(fig)
+    assert "witness, feasible" in title and "extra traffic 8 B" in title and "lower bound 4 B, gap 50.0%" in title
+    assert ("showing operators 1 to 3" in title) == (window is not None)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    box = fig.texts[0].get_window_extent(renderer)
+    assert box.x0 >= 0 and box.x1 <= fig.get_figwidth() * fig.dpi and box.y1 <= fig.get_figheight() * fig.dpi
+    assert "no lower bound proven" in title_of(timeline_figure(diamond_at_28().with_summary(bound=None)))
+
+
+def test_a_tiny_output_is_drawn_at_least_five_pixels_tall():
+    tensors = [Tensor("x", 4, "input"), Tensor("big", 100_000, "activation"), Tensor("y", 4, "output")]
+    ops = [Operator("a", "Conv", ("x",), ("big",)), Operator("b", "Gemm", ("big",), ("y",))]
+    plan = compile(Graph.build("tiny-out", tensors, ops), 100_008)
+    fig = timeline_figure(plan)
+    ax = fig.axes[0]
+    orange = [c for c in ax.collections if isinstance(c, PolyCollection) and len(c.get_facecolor())]
+    heights = []
+    for c in orange:
+        for path, colour in zip(c.get_paths(), c.get_facecolor()):
+            if tuple(colour[:3]) == pytest.approx((0xE6 / 255, 0x9F / 255, 0x00)):
+                ys = ax.transData.transform(path.vertices)[:, 1]
+                heights.append(ys.max() - ys.min())
+    assert heights and min(heights) >= 5 - 1e-6
+
+
+def test_sweep_figure_has_more_than_two_ticks_and_names_m_r():
+    from cosma.sweep import ModelRange, SweepPoint, SweepResult, sweep_figure
+
+    m_r = 9_940_992
+    points = tuple(
+        SweepPoint("resnet50", "default+belady", m_r + i * 44_600, "heuristic", 10_000_000 - i, 0, 0, None, 0, 0, 0)
+        for i in range(10)
+    )
+    result = SweepResult(points, (ModelRange("resnet50", m_r, m_r + 401_408, m_r),), ("default+belady",), "serial")
+    fig = sweep_figure(result)
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert len(ticks) > 2
+    assert any(t.get_text().startswith("M_R = 9.5 MiB") for t in ax.texts)
+    assert lo < m_r  # the M_R line is inside the axes, not on its edge
 
 
 # ------------------------------------------------------------------------- the CLI
@@ -265,10 +340,13 @@ def test_cli_show_and_report(tmp_path):
 
 
 def test_cli_show_bad_input_is_one_line_and_exit_2(tmp_path):
-    (tmp_path / "junk.json").write_text("[]")
+    (tmp_path / "junk.json").write_text("{not json")
     out = CliRunner().invoke(main, ["show", str(tmp_path / "junk.json"), "-o", str(tmp_path / "t.png")])
     assert out.exit_code == 2
     assert len(out.output.strip().splitlines()) == 1 and "junk.json" in out.output
+    (tmp_path / "list.json").write_text("[]")  # JSON, but no plan: refused as `cosma check` refuses it
+    out = CliRunner().invoke(main, ["report", str(tmp_path / "list.json"), "-o", str(tmp_path / "r.html")])
+    assert out.exit_code == 1 and len(out.output.strip().splitlines()) == 1 and "list.json" in out.output
     out = CliRunner().invoke(main, ["show", str(tmp_path / "junk.json"), "--window", "x"])
     assert out.exit_code == 2
 
