@@ -25,7 +25,16 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cosma.formulation",),
     ("cosma.backends",),
     ("cosma.methods",),
-    ("cosma.viz", "cosma.report", "cosma.runner", "cosma.sweep", "cosma.execute", "cosma.reproduce", "cosma.cli"),
+    (
+        "cosma.viz",
+        "cosma.memmap",
+        "cosma.report",
+        "cosma.runner",
+        "cosma.sweep",
+        "cosma.execute",
+        "cosma.reproduce",
+        "cosma.cli",
+    ),
 )
 #: The package's front door re-exports the public API from every layer.
 FACADE = "cosma"

@@ -13,10 +13,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
+from cosma.budgets import resolve_budget
 from cosma.errors import OptionError
 from cosma.graph import Graph
 from cosma.hardware import Accelerator, check_budget
 from cosma.methods import dc, exact, neighbourhood
+from cosma.methods.baselines import minpeak_time_limit
 from cosma.methods.registry import AUTO, Method, MethodSpec, add_method, methods, register_method, unregister_method
 from cosma.options import Options
 from cosma.plan import Plan
@@ -99,7 +101,7 @@ def auto_method(graph: Graph, options: Options) -> str:
 
 def compile(
     graph: Graph,
-    scratchpad_bytes: int,
+    scratchpad_bytes: int | str,
     *,
     method: str = AUTO,
     alignment: int = 1,
@@ -108,14 +110,24 @@ def compile(
 ) -> Plan:
     """Plan ``graph`` for a scratchpad of ``scratchpad_bytes``; the result is validated.
 
+    ``scratchpad_bytes`` is a number of bytes or a size as users write it: ``"512KiB"``, or a budget name
+    of the graph, ``"M_R"``, ``"M_H"`` or ``"M_P"`` (:func:`cosma.budgets.resolve_budget`, at the given
+    alignment, with the min-peak search's share of the time limit).
+
     Example:
         >>> from cosma.graph import Graph, Operator, Tensor
         >>> g = Graph.build("g", [Tensor("x", 4, "input"), Tensor("y", 4, "output")],
         ...                 [Operator("relu", "Relu", ("x",), ("y",))])
         >>> compile(g, 8).summary.extra_bytes
         0
+        >>> compile(g, "M_R").accelerator.scratchpad_bytes
+        8
     """
     options = replace(options or Options(), **option_changes)
+    if isinstance(scratchpad_bytes, str):
+        scratchpad_bytes = resolve_budget(
+            graph, scratchpad_bytes, alignment=alignment, time_limit=minpeak_time_limit(options)
+        )
     accelerator = Accelerator(scratchpad_bytes, alignment)
     check_budget(graph, accelerator)
     name = auto_method(graph, options) if method == AUTO else method
