@@ -49,6 +49,7 @@ from cosma.hardware import Accelerator, check_budget
 from cosma.methods.baselines import best_baseline_and_orders
 from cosma.methods.exact import cpsat_backend, solve_exact, solver_name
 from cosma.methods.neighbourhood import neighbourhood_bound
+from cosma.methods.peak_bound import peak_traffic
 from cosma.options import Options
 from cosma.plan import Plan
 from cosma.progress import progress_line
@@ -156,6 +157,8 @@ def global_bound(
     if schedule is not None and accelerator.alignment == 1:
         excess = schedule.bound - accelerator.scratchpad_bytes
         peak = max(peak, -(-excess // unit) * unit if excess > 0 else 0)  # traffic is a multiple of the unit
+    traffic = peak_traffic(graph, accelerator, schedule, max_states=0)[0]  # whole tensors at the floor (issue 19)
+    peak = max(peak, traffic)
     kind = "cover" if cover >= peak else "peak"
     return max(cover, peak), {"kind": kind, "cover": cover, "peak": peak}
 

@@ -41,6 +41,7 @@ from cosma.formulation.residency import Residency, residency_of_plan
 from cosma.graph import Graph
 from cosma.hardware import Accelerator, check_budget
 from cosma.methods.baselines import baseline_order, best_baseline
+from cosma.methods.peak_bound import peak_traffic
 from cosma.methods.place import place
 from cosma.options import Options
 from cosma.plan import Plan
@@ -236,6 +237,8 @@ def solve_exact(
     instance = Instance.build(graph, accelerator, mode, order)
     search = ExactSearch(instance, solver, clock, warm, dump_to=options.dump_model)
     search.lower = bounds.extent_bound(instance) if mode == "min-peak" else bounds.lower_bound(instance)
+    if mode == "joint":  # the peak floor in whole tensors at their reload and store prices (issue 19)
+        search.lower = max(search.lower, -(-peak_traffic(graph, accelerator, max_states=0)[0] // search.scale))
     search.phases.append(
         {
             "phase": "warm start",
