@@ -5,6 +5,8 @@
     python benchmarks/dc_large.py --model randwire_ba --time-limit 60 --budgets M_R
     python benchmarks/dc_large.py --synthetic           # the synthetic graph: 90 cells (2,931 operators)
     python benchmarks/dc_large.py --synthetic --cells 30 --time-limit 60 --budgets M_R
+    /usr/bin/time -v python benchmarks/dc_large.py --synthetic --ops 10000 --time-limit 540 --budgets M_R
+                                                        # 10,011 operators (306 cells): the 600 s / 4 GB check
 
 The graph is, by default, the zoo model ``--model`` (``randwire_large``: RandWire with
 Barabasi-Albert graphs of 95 nodes per stage, see ``models/README.md``), loaded with
@@ -50,11 +52,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--synthetic", action="store_true", help="the synthetic nas_like graph instead of --model")
     parser.add_argument("--cells", type=int, default=90, help="cells of the synthetic graph")
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic graph")
+    parser.add_argument("--ops", type=int, help="synthetic graph: the fewest cells giving at least this many operators")
     parser.add_argument("--budgets", nargs="+", default=["M_R", "M_H"])
     parser.add_argument("--time-limit", type=float, default=240.0)
     args = parser.parse_args(argv)
     if not args.synthetic and args.model not in zoo.ZOO:
         parser.error(f"no zoo model {args.model!r}; choose from {', '.join(zoo.ZOO)}")
+    if args.ops is not None:
+        args.synthetic = True
+        args.cells = cells_for(args.ops, args.seed)
     graph: Graph = (
         nas_like(random.Random(args.seed), args.cells)
         if args.synthetic
@@ -87,6 +93,14 @@ def main(argv: list[str]) -> int:
             flush=True,
         )
     return 0
+
+
+def cells_for(ops: int, seed: int) -> int:
+    """The fewest cells whose synthetic graph has at least ``ops`` operators (cells average about 33)."""
+    cells = max(1, ops // 40)
+    while len(nas_like(random.Random(seed), cells).ops) < ops:
+        cells += 1
+    return cells
 
 
 if __name__ == "__main__":
