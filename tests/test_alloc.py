@@ -1,5 +1,5 @@
 """The offline allocation engine: exactness against exhaustive search, the independent checker,
-pinned offsets, alignment, the CSV format and ``cosma alloc``."""
+pinned offsets, alignment, gaps, the CSV format and ``cosma alloc``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cosma.alloc import AllocError, Buffer, BufferFileError, max_load, packing_errors, read_csv, solve, write_csv
-from cosma.alloc.buffers import parse_csv
+from cosma.alloc.buffers import Gap, parse_csv
 from cosma.alloc.cpsat import solve_cpsat
 from cosma.alloc.greedy import ORDERS, POLICIES, order_of, place_in_order
 from cosma.alloc.problem import make_instance, split_components, unit_of
@@ -317,7 +317,9 @@ def test_sparse_and_dense_slack_agree():
     dense, sparse = np.zeros(inst.sections, np.int64), np.zeros(inst.sections, np.int64)
     s._update_slack(U, cand, dense, 0, inst.sections)
     order = U[np.argsort(-cand, kind="stable")]
-    sparse[:] = s.capacity - s._makespan_sparse(order, cand, 0, inst.sections)
+    sparse[:] = s.capacity - search_module._makespan_sparse(
+        inst.lo[order], inst.hi[order], inst.size[order], cand[order], 0, inst.sections
+    )
     assert (dense == sparse).all()
 
 
@@ -355,3 +357,201 @@ def test_a_large_instance_out_of_time_is_undecided_with_a_valid_packing():
     packing = solve(buffers, capacity=1 << 20, time_limit=0)
     assert packing.status == "unknown" and packing.nodes == 0  # no phase started after the deadline
     assert packing_errors(buffers, packing.offsets) == []
+
+
+# ---- gaps: MiniMalloc's ``gaps`` column ------------------------------------------------------------
+
+
+def _occupied(b: Buffer) -> list[tuple[int, int, int, int]]:
+    """The oracle's own reading of gaps: (time lo, time hi, byte lo, byte hi) relative to the offset."""
+    marks = [(b.lower, 0, b.size)]
+    for g in b.gaps:
+        marks += [(g.lower, *(g.window or (0, 0))), (g.upper, 0, b.size)]
+    marks.append((b.upper, 0, 0))
+    return [(t, marks[k + 1][0], w0, w1) for k, (t, w0, w1) in enumerate(marks[:-1]) if w0 < w1 and t < marks[k + 1][0]]
+
+
+def _clash(b: Buffer, ob: int, c: Buffer, oc: int) -> bool:
+    return any(
+        p[0] < q[1] and q[0] < p[1] and ob + p[2] < oc + q[3] and oc + q[2] < ob + p[3]
+        for p in _occupied(b)
+        for q in _occupied(c)
+    )
+
+
+def least_height_with_gaps(buffers: list[Buffer]) -> int:
+    """The optimum by trying every offset of every buffer, gaps read independently of the engine."""
+
+    def fits(height: int) -> bool:
+        order = sorted(buffers, key=lambda b: -b.size)
+        placed: list[tuple[Buffer, int]] = []
+
+        def extend(k: int) -> bool:
+            if k == len(order):
+                return True
+            b = order[k]
+            for o in range(0, height - b.size + 1, b.alignment):
+                if not any(_clash(b, o, c, oc) for c, oc in placed):
+                    placed.append((b, o))
+                    if extend(k + 1):
+                        return True
+                    placed.pop()
+            return False
+
+        return extend(0)
+
+    height = max(b.size for b in buffers)
+    while not fits(height):
+        height += 1
+    return height
+
+
+@st.composite
+def gapped_buffers(draw, max_n: int = 4) -> list[Buffer]:
+    out = []
+    for i in range(draw(st.integers(1, max_n))):
+        lower = draw(st.integers(0, 6))
+        upper = draw(st.integers(lower + 1, 8))
+        size = draw(st.integers(1, 4))
+        points = sorted(draw(st.sets(st.integers(lower, upper), max_size=4)))
+        gaps = []
+        for lo, hi in zip(points[::2], points[1::2]):
+            if draw(st.booleans()):
+                w0 = draw(st.integers(0, size))
+                gaps.append(Gap(lo, hi, (w0, draw(st.integers(w0, size)))))
+            else:
+                gaps.append(Gap(lo, hi))
+        out.append(Buffer(f"g{i}", lower, upper, size, alignment=draw(st.sampled_from((1, 1, 2))), gaps=tuple(gaps)))
+    return out
+
+
+@pytest.mark.parametrize(
+    "header, row, expect",
+    [
+        ("id,lower,upper,size", "x,2,5,7", (2, 5)),
+        ("buffer,start,end,size", "x,2,5,7", (2, 6)),
+        ("buffer_id,begin,end,size", "x,2,5,7", (2, 6)),
+        ("Buffer_Id,Begin,Upper,Size", "x,2,5,7", (2, 5)),
+    ],
+)
+def test_header_aliases(header, row, expect):
+    (b,) = parse_csv(f"{header}\n{row}\n")
+    assert (b.id, b.lower, b.upper, b.size) == ("x", *expect, 7)
+
+
+def test_gaps_are_read_with_windows_and_end_inclusivity():
+    (b,) = parse_csv("id,lower,upper,size,gaps\nx,0,10,8,2-4 5-7@2:6\n")
+    assert b.gaps == (Gap(2, 4), Gap(5, 7, (2, 6)))
+    (c,) = parse_csv("buffer,begin,end,size,gaps\nx,0,9,8,2-3 5-6@2:6\n")  # inclusive ends, gaps too
+    assert c.upper == 10 and c.gaps == b.gaps
+    (d,) = parse_csv("id,lower,upper,size,gaps\nx,0,10,8,\n")
+    assert d.gaps == ()
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ("x,0,10,8,2-x", r"x.csv:2: gaps item '2-x' is not LO-HI"),
+        ("x,0,10,8,2-4@1", r"x.csv:2: gaps item '2-4@1' is not LO-HI"),
+        ("x,0,10,8,2-4@3:9", r"x.csv:2: .*window \[3, 9\) outside \[0, 8\)"),
+        ("x,0,10,8,8-12", r"x.csv:2: .*inside its lifetime"),
+        ("x,0,10,8,2-5 4-6", r"x.csv:2: .*overlaps"),
+        ("x,0,10,eight,", r"x.csv:2: size is 'eight'; fields must be integers"),
+    ],
+)
+def test_bad_gaps_are_one_clear_line(row, message):
+    with pytest.raises(BufferFileError, match=message) as e:
+        parse_csv(f"id,lower,upper,size,gaps\n{row}\n", "x.csv")
+    assert "\n" not in str(e.value)
+
+
+def test_a_column_named_twice_through_an_alias_is_refused():
+    with pytest.raises(BufferFileError, match="column lower twice"):
+        parse_csv("id,lower,begin,upper,size\nx,0,0,2,2\n", "x.csv")
+
+
+def test_a_gap_lets_two_buffers_share_space():
+    long = Buffer("long", 0, 10, 4)
+    mid = Buffer("mid", 3, 7, 4)
+    assert solve([long, mid]).height == 8
+    plain = Buffer("long", 0, 10, 4, gaps=(Gap(3, 7),))
+    windowed = Buffer("long", 0, 10, 4, gaps=(Gap(3, 7, (0, 2)),))
+    assert solve([plain, mid]).height == 4
+    packing = solve([windowed, mid])
+    assert packing.height == 6 and packing.status == "optimal"
+    assert packing_errors([windowed, mid], packing.offsets) == []
+    # inside the windowed gap the buffer still holds bytes [0, 2): mid at 1 overlaps it, at 2 does not
+    assert packing_errors([windowed, mid], {"long": 0, "mid": 2}) == []
+    (error,) = packing_errors([windowed, mid], {"long": 0, "mid": 1})
+    assert error == "long [0, 2) and mid [1, 5) overlap while both live in [3, 7)"
+    # a window high in the range lets another buffer go under it
+    high = Buffer("high", 0, 10, 6, gaps=(Gap(3, 7, (4, 6)),))
+    assert packing_errors([high, mid], {"high": 2, "mid": 0}) == []
+    assert solve([high, Buffer("low", 3, 7, 4, offset=0)]).height == 6
+
+
+def test_each_engine_uses_a_gap():
+    # mid fits only under long's window: height 6 (without the gap: 10)
+    buffers = [Buffer("long", 0, 10, 6, gaps=(Gap(3, 7, (4, 6)),)), Buffer("mid", 3, 7, 4), Buffer("end", 0, 2, 1)]
+    inst = make_instance(buffers, unit_of(buffers))
+    assert inst.unit == 1 and inst.gapped
+    found = search(inst, 7, time.monotonic() + 20).offsets
+    assert found is not None and packing_errors(buffers, inst.to_bytes(found), capacity=7) == []
+    assert search(inst, 6, time.monotonic() + 20).infeasible  # end sits on long: 7 at least
+    cp = solve_cpsat(inst, 7, 20)
+    assert cp.offsets is not None and packing_errors(buffers, inst.to_bytes(cp.offsets), capacity=7) == []
+    assert solve_cpsat(inst, 6, 20).infeasible
+    for name in ORDERS:
+        offsets = place_in_order(inst, order_of(inst, name), "first-fit")
+        assert packing_errors(buffers, inst.to_bytes(offsets)) == []
+
+
+def test_gaps_round_trip_through_the_csv(tmp_path):
+    buffers = [Buffer("a", 0, 10, 4, gaps=(Gap(2, 4), Gap(5, 7, (0, 2)))), Buffer("b", 3, 6, 2)]
+    packing = solve(buffers)
+    out = tmp_path / "out.csv"
+    write_csv(out, buffers, packing.offsets)
+    assert out.read_text().splitlines()[0] == "id,lower,upper,size,gaps,offset"
+    again = read_csv(out)
+    assert [b.gaps for b in again] == [b.gaps for b in buffers]
+    assert packing_errors(again, {b.id: b.offset for b in again}) == []
+
+
+def test_cli_reads_and_writes_gaps(tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("buffer,start,end,size,gaps\nlong,0,9,4,3-6\nmid,3,6,4,\n")
+    out = tmp_path / "out.csv"
+    result = CliRunner().invoke(main, ["alloc", str(source), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "height 4 B (optimal)" in result.output
+    assert out.read_text().splitlines()[1] == "long,0,10,4,3-7,0"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,lower,upper,size,gaps\nq,0,5,3,1-2@0:7\n")
+    result = CliRunner().invoke(main, ["alloc", str(bad)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "bad.csv:2" in result.output
+
+
+@settings(max_examples=60, deadline=None)
+@given(gapped_buffers())
+def test_gapped_packings_are_valid_and_optimal_for_every_engine(buffers):
+    best = least_height_with_gaps(buffers)
+    for engine in ("auto", "search", "cp-sat"):
+        packing = solve(buffers, time_limit=20, engine=engine)
+        assert packing_errors(buffers, packing.offsets) == []
+        assert packing.height == best and packing.status == "optimal"
+    unit = unit_of(buffers)
+    deadline = time.monotonic() + 20
+    groups = [make_instance(g, unit) for g in split_components(buffers)]
+    for inst in groups:
+        found = search(inst, best // unit, deadline).offsets
+        assert found is not None and packing_errors(list(inst.buffers), inst.to_bytes(found), best) == []
+        cp = solve_cpsat(inst, best // unit, 20)
+        assert cp.offsets is not None and packing_errors(list(inst.buffers), inst.to_bytes(cp.offsets), best) == []
+        for name in ORDERS:
+            for policy in POLICIES:
+                offsets = place_in_order(inst, order_of(inst, name), policy)
+                assert packing_errors(list(inst.buffers), inst.to_bytes(offsets)) == []
+    if best > 1:  # one unit less: some component is proven not to fit, by each engine
+        below = (best - 1) // unit
+        assert any(search(inst, below, deadline).infeasible for inst in groups)
+        assert any(solve_cpsat(inst, below, 20).infeasible for inst in groups)

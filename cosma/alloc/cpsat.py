@@ -7,7 +7,9 @@ neighbour's), each over the buffers live there.
 
 Constraint families:
 
-- ``add_no_overlap_per_section``: buffers live in the same section occupy disjoint ranges.
+- ``add_no_overlap_per_section``: buffers live in the same section occupy disjoint ranges. With
+  gaps the intervals are the buffers' pieces (``offset_i + start``, of the piece's width), so a
+  window or a plain gap frees the rest of the range for others.
 - ``add_height``: every buffer ends at or below ``height`` (minimise mode).
 
 The search is told to build canonical packings -- take the unplaced buffer with the lowest
@@ -49,29 +51,31 @@ class CpResult:
 
 
 def maximal_sections(inst: AllocInstance) -> list[np.ndarray]:
-    """Live sets of the sections whose set is not contained in a neighbouring section's.
+    """Live sets of pieces (buffers, without gaps) of the sections whose set is not contained in a
+    neighbouring section's.
 
     A section's live set is contained in the previous one's unless a buffer starts there, and
     strictly contained in the next one's when no buffer ends at their border and one starts in the
     next: so the maximal sections are read off the start and end counts, and their live sets come
     from one sweep (linear in the buffers and the sets' total size, never buffers x sections)."""
-    starts = np.bincount(inst.lo, minlength=inst.sections + 1)
-    ends = np.bincount(inst.hi, minlength=inst.sections + 1)
+    lo, hi, count = inst.plo, inst.phi, len(inst.plo)
+    starts = np.bincount(lo, minlength=inst.sections + 1)
+    ends = np.bincount(hi, minlength=inst.sections + 1)
     keep = np.zeros(inst.sections, dtype=bool)
     s = np.arange(inst.sections)
     keep[:] = (s == 0) | (starts[: inst.sections] > 0)
     grows = (ends[1 : inst.sections + 1] == 0) & (starts[1 : inst.sections + 1] > 0) & (s + 1 < inst.sections)
     keep &= ~grows
-    by_start = np.argsort(inst.lo, kind="stable")
-    by_end = np.argsort(inst.hi, kind="stable")
+    by_start = np.argsort(lo, kind="stable")
+    by_end = np.argsort(hi, kind="stable")
     live: set[int] = set()
     a = b = 0
     out: list[np.ndarray] = []
     for sec in np.flatnonzero(keep).tolist():
-        while a < inst.n and inst.lo[by_start[a]] <= sec:
+        while a < count and lo[by_start[a]] <= sec:
             live.add(int(by_start[a]))
             a += 1
-        while b < inst.n and inst.hi[by_end[b]] <= sec:
+        while b < count and hi[by_end[b]] <= sec:
             live.discard(int(by_end[b]))
             b += 1
         out.append(np.array(sorted(live), dtype=np.int64))
@@ -88,7 +92,16 @@ def build_model(
     """The model; :class:`_OutOfTime` if ``deadline`` passes first (large instances take seconds)."""
     model = cp_model.CpModel()
     offsets = add_offsets(model, inst, capacity)
-    intervals = [model.new_fixed_size_interval_var(offsets[i], int(inst.size[i]), f"block_{i}") for i in range(inst.n)]
+    if inst.gapped:
+        own = inst.pown.tolist()
+        intervals = [
+            model.new_fixed_size_interval_var(offsets[i] + int(s0), int(s1 - s0), f"piece_{k}")
+            for k, (i, s0, s1) in enumerate(zip(own, inst.pstart, inst.pstop))
+        ]
+    else:
+        intervals = [
+            model.new_fixed_size_interval_var(offsets[i], int(inst.size[i]), f"block_{i}") for i in range(inst.n)
+        ]
     if time.monotonic() > deadline:
         raise _OutOfTime
     add_no_overlap_per_section(model, inst, intervals, deadline)
@@ -127,7 +140,7 @@ def add_offsets(model: cp_model.CpModel, inst: AllocInstance, capacity: int) -> 
 def add_no_overlap_per_section(
     model: cp_model.CpModel, inst: AllocInstance, intervals: list, deadline: float = math.inf
 ) -> None:
-    """Buffers live in the same time section occupy disjoint address ranges."""
+    """Pieces live in the same time section occupy disjoint address ranges (``intervals`` by piece)."""
     for k, live in enumerate(maximal_sections(inst)):
         if k & 63 == 0 and time.monotonic() > deadline:
             raise _OutOfTime
@@ -136,8 +149,8 @@ def add_no_overlap_per_section(
 
 
 def add_height(model: cp_model.CpModel, inst: AllocInstance, offsets: list, capacity: int) -> cp_model.IntVar:
-    """Every buffer ends at or below ``height``; the max-load is a valid lower bound on it."""
-    height = model.new_int_var(min(inst.max_load, capacity), capacity, "height")
+    """Every buffer ends at or below ``height``; the max-load and the largest size bound it below."""
+    height = model.new_int_var(min(max(inst.max_load, int(inst.size.max(initial=0))), capacity), capacity, "height")
     for i in range(inst.n):
         model.add(offsets[i] + int(inst.size[i]) <= height)
     return height

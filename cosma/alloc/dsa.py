@@ -144,15 +144,25 @@ def _validate(buffers: list[Buffer], capacity: int | None) -> None:
             if b.lower >= a.upper:
                 break
             assert a.offset is not None and b.offset is not None  # only pinned buffers are in the list
-            if a.offset < b.offset + b.size and b.offset < a.offset + a.size:
+            if _pinned_overlap(a, a.offset, b, b.offset):
                 raise AllocError(
                     f"pinned buffers {a.id!r} and {b.id!r} overlap while both live; move one of their offsets"
                 )
 
 
+def _pinned_overlap(a: Buffer, oa: int, b: Buffer, ob: int) -> bool:
+    """Whether pieces of ``a`` at ``oa`` and of ``b`` at ``ob`` share a byte at a common time."""
+    return any(
+        pa[0] < pb[1] and pb[0] < pa[1] and oa + pa[2] < ob + pb[3] and ob + pb[2] < oa + pa[3]
+        for pa in a.pieces()
+        for pb in b.pieces()
+    )
+
+
 def _start(inst: AllocInstance, deadline: float) -> _Component:
     pinned_tops = np.where(inst.fixed != NO_OFFSET, inst.fixed + inst.size, 0)
-    lower = max(inst.max_load, int(pinned_tops.max(initial=0)))
+    # with gaps a buffer may be taller than the load it adds anywhere: its size bounds the height too
+    lower = max(inst.max_load, int(pinned_tops.max(initial=0)), int(inst.size.max(initial=0)))
     return _Component(inst, best_greedy(inst, deadline), lower, "greedy")
 
 

@@ -9,6 +9,10 @@ Each buffer goes into a free range left by the already placed buffers it conflic
 Orders (largest first): ``size``, ``area`` (size x lifetime), ``conflicts`` (total size of the
 buffers it conflicts with), ``width`` (lifetime); and ``start`` (earliest first, as an online
 allocator sees them). Pinned buffers are placed first, at their offsets.
+
+The free ranges are found as the offsets not *blocked* by a placed buffer: a range ``[s, e)``
+blocks ``[s - size + 1, e)``; with gaps, each conflicting pair blocks the differences kept in
+:attr:`~cosma.alloc.problem.AllocInstance.forbidden`, so a buffer may slip under another's window.
 """
 
 from __future__ import annotations
@@ -57,9 +61,13 @@ def place_in_order(
         if k & 255 == 0 and time.monotonic() > deadline:
             _stack_rest(inst, offsets)
             break
-        near = inst.conflicts[i]
-        near = near[offsets[near] != NO_OFFSET]
-        offsets[i] = _fit(offsets[near], offsets[near] + inst.size[near], int(inst.size[i]), int(inst.align[i]), policy)
+        if inst.gapped:
+            b0, b1 = inst.blocked(i, offsets)
+        else:
+            near = inst.conflicts[i]
+            near = near[offsets[near] != NO_OFFSET]
+            b0, b1 = offsets[near] - inst.size[i] + 1, offsets[near] + inst.size[near]
+        offsets[i] = _fit(b0, b1, int(inst.align[i]), policy)
     return offsets
 
 
@@ -73,22 +81,23 @@ def _stack_rest(inst: AllocInstance, offsets: np.ndarray) -> None:
         top = int(offsets[i] + inst.size[i])
 
 
-def _fit(starts: np.ndarray, ends: np.ndarray, size: int, align: int, policy: str) -> int:
-    """Offset of a ``size`` block among occupied ranges [starts, ends)."""
-    if not len(starts):
+def _fit(b0: np.ndarray, b1: np.ndarray, align: int, policy: str) -> int:
+    """An aligned offset >= 0 outside the blocked ranges ``[b0, b1)``."""
+    if not len(b0):
         return 0
-    order = np.argsort(starts, kind="stable")
-    s, e = starts[order], ends[order]
+    order = np.argsort(b0, kind="stable")
+    s, e = b0[order], b1[order]
     # the lowest free offset before range k is the highest end among the ranges that start before it
     cursor = np.empty_like(e)
     cursor[0] = 0
     np.maximum.accumulate(e[:-1], out=cursor[1:])
     np.maximum(cursor, 0, out=cursor)
     at = -(-cursor // align) * align
-    fits = at + size <= s
+    fits = at < s
     if fits.any():
         if policy == "first-fit":
             return int(at[np.argmax(fits)])
+        # the free range's length less the block's size: the same order as the length itself
         return int(at[np.argmin(np.where(fits, s - at, np.iinfo(np.int64).max))])
     return int(-(-max(int(e.max()), 0) // align) * align)
 

@@ -19,6 +19,16 @@ floors within the capacity. Stacking them in order of floor is optimal for one s
 machine, release dates, common deadline), which gives the bound
 ``max_i cand[i] + sum(size[j] for j in the section with cand[j] >= cand[i]) <= capacity``.
 
+**Gaps.** With gaps a buffer may go *under* a placed one's window, so the offsets a placed
+buffer forbids are no longer all below the floor. Floors are then kept at the lowest offset
+that no placed buffer forbids (every unplaced buffer conflicting with ``b`` still lies at or
+above it, so is still raised past what ``b`` forbids there); a buffer above its floor rests
+on a piece of a buffer below it, so its floor rises to the lowest such resting offset: over an
+unplaced buffer (from its floor) or over a placed one (the end of a forbidden range above the
+floor). A node's answer then also depends on the offsets of the placed buffers that conflict
+with it, which join its key. The stacking bound counts pieces, each released at its buffer's
+floor plus its window's start.
+
 **Decomposition.** When no unplaced buffer spans a time point the node splits into
 independent sub-nodes, solved (and remembered) separately.
 
@@ -37,7 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cosma.alloc.problem import NO_OFFSET, AllocInstance
+from cosma.alloc.problem import NO_OFFSET, AllocInstance, ranges
 
 STRATEGIES: tuple[tuple[str, bool], ...] = tuple(
     (key, tight) for tight in (False, True) for key in ("WAT", "TAW", "TWA")
@@ -53,18 +63,34 @@ block; larger ones (near the root of large instances) row by row, in linear memo
 MEMO_LIMIT = 2_000_000
 """Failed nodes remembered at most (16-byte digests, about 100 bytes each with the set)."""
 
-Node = tuple[np.ndarray, np.ndarray, np.ndarray, int, int]
-"""A node: unplaced buffers (sorted by first section), floors, per-section slack, and the range of
-sections whose slack must be recomputed."""
+Node = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]
+"""A node: unplaced buffers (sorted by first section), floors, placed offsets (kept with gaps only,
+else NO_OFFSET), per-section slack, and the range of sections whose slack must be recomputed."""
 Answer = dict[int, int] | None  # offsets of the node's buffers, or None if it has no packing
 
 
-def _digest(U: np.ndarray, cand: np.ndarray) -> bytes:
-    """A 128-bit digest of the node ``(U, cand[U])``: collisions (which could make a node look
-    failed) are far less likely than a hardware fault, and memory stays small."""
+def _digest(U: np.ndarray, cand: np.ndarray, placed: np.ndarray | None = None, at: np.ndarray | None = None) -> bytes:
+    """A 128-bit digest of the node ``(U, cand[U])`` (and, with gaps, the offsets ``at`` of the placed
+    buffers ``placed`` that conflict with it): collisions (which could make a node look failed)
+    are far less likely than a hardware fault, and memory stays small."""
     h = hashlib.blake2b(U.tobytes(), digest_size=16)
     h.update(cand[U].tobytes())
+    if placed is not None and at is not None:
+        h.update(placed.tobytes())
+        h.update(at[placed].tobytes())
     return h.digest()
+
+
+def _lowest_free(b0: np.ndarray, b1: np.ndarray, x: int, align: int) -> int:
+    """The lowest multiple of ``align`` at or above ``x`` outside every range ``[b0, b1)``."""
+    y = -(-x // align) * align
+    order = np.argsort(b0, kind="stable")
+    for s, e in zip(b0[order].tolist(), b1[order].tolist()):
+        if s > y:
+            break  # every later range starts above y too
+        if e > y:
+            y = -(-e // align) * align
+    return y
 
 
 class _Stop(Exception):
@@ -128,7 +154,8 @@ class _Search:
         need and receive their answers, so the depth of the search is not limited by Python's
         call stack."""
         slack = np.zeros(self.inst.sections, dtype=np.int64)
-        stack: list[Generator[Node, Answer, Answer]] = [self._solve(U, cand, slack, 0, self.inst.sections)]
+        at = np.full(self.inst.n, NO_OFFSET, dtype=np.int64)
+        stack: list[Generator[Node, Answer, Answer]] = [self._solve(U, cand, at, slack, 0, self.inst.sections)]
         answer: Answer = None
         while stack:
             try:
@@ -142,14 +169,14 @@ class _Search:
         return answer
 
     def _solve(
-        self, U: np.ndarray, cand: np.ndarray, slack: np.ndarray, w0: int, w1: int
+        self, U: np.ndarray, cand: np.ndarray, at: np.ndarray, slack: np.ndarray, w0: int, w1: int
     ) -> Generator[Node, Answer, Answer]:
         parts = self._split(U)
         if len(parts) == 1:
-            return (yield from self._node(U, cand, slack, w0, w1))
+            return (yield from self._node(U, cand, at, slack, w0, w1))
         found: dict[int, int] = {}
         for part in sorted(parts, key=len):  # small parts first: cheap to settle, and often the cause
-            placed = yield part, cand, slack, w0, w1
+            placed = yield part, cand, at, slack, w0, w1
             if placed is None:
                 return None
             found.update(placed)
@@ -158,39 +185,50 @@ class _Search:
     # ---- one node: place-or-raise on the branching buffer, until it fails ------------------
 
     def _node(
-        self, U: np.ndarray, cand: np.ndarray, slack: np.ndarray, w0: int, w1: int
+        self, U: np.ndarray, cand: np.ndarray, at: np.ndarray, slack: np.ndarray, w0: int, w1: int
     ) -> Generator[Node, Answer, Answer]:
         """``slack`` holds the parent's per-section slack, still exact outside ``[w0, w1)``."""
         inst, cap = self.inst, self.capacity
         seen: list[bytes] = []
         owned = False  # whether ``cand`` is this frame's own copy
         slack = slack.copy()
+        placed_near = self._placed_near(U, at) if inst.gapped else None
         while True:
             self._tick()
-            key = _digest(U, cand)
+            key = _digest(U, cand, placed_near, at)
             if key in self.failed:
                 break
             seen.append(key)
             if not self._update_slack(U, cand, slack, w0, w1):
                 break
             b = self._branch_buffer(U, cand, slack)
-            at = int(cand[b])
-            top = at + int(inst.size[b])
-            if self._fits(b, at, top):
+            here = int(cand[b])
+            top = here + int(inst.size[b])
+            if self._fits(b, here, top):
                 if len(U) == 1:
-                    return {b: at}
+                    return {b: here}
+                rest = U[U != b]  # noqa: SIM300
                 child = cand.copy()
                 near = inst.conflicts[b]
-                a = inst.align[near]
-                child[near] = np.maximum(child[near], -(-top // a) * a)
+                if inst.gapped:
+                    child_at = at.copy()
+                    child_at[b] = here
+                    inU = np.zeros(inst.n, dtype=bool)
+                    inU[rest] = True
+                    for j in near[inU[near]].tolist():
+                        child[j] = _lowest_free(*inst.blocked(j, child_at), int(child[j]), int(inst.align[j]))
+                else:
+                    child_at = at
+                    a = inst.align[near]
+                    child[near] = np.maximum(child[near], -(-top // a) * a)
                 # only sections where b or a buffer whose floor rose lives can change
-                placed = yield U[U != b], child, slack, int(self.reach_lo[b]), int(self.reach_hi[b])  # noqa: SIM300
+                placed = yield rest, child, child_at, slack, int(self.reach_lo[b]), int(self.reach_hi[b])
                 if placed is not None:
-                    placed[b] = at
+                    placed[b] = here
                     return placed
             if self.is_fixed[b]:
                 break  # a pinned buffer cannot rise
-            rise = self._rise(U, cand, b)
+            rise = self._rise_gapped(U, cand, at, b) if inst.gapped else self._rise(U, cand, b)
             if rise is None or rise + inst.size[b] > cap:
                 break
             if not owned:
@@ -202,6 +240,12 @@ class _Search:
         self.failed.update(seen)
         return None
 
+    def _placed_near(self, U: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """The placed buffers that conflict with one of ``U`` (sorted)."""
+        ptr, idx = self.inst.conflict_csr
+        near = np.unique(idx[ranges(ptr, U)])
+        return near[at[near] != NO_OFFSET]
+
     def _fits(self, b: int, at: int, top: int) -> bool:
         if top > self.capacity:
             return False
@@ -210,8 +254,37 @@ class _Search:
         # pinned buffers it conflicts with: placed ones lie below ``at`` (they set its floor);
         # the others lie at or above the lowest floor, and ``b`` must not reach into them
         pins = self.fixed_conflicts[b]
+        if not len(pins):
+            return True
+        if self.inst.gapped:
+            fptr, nbr, f0, f1 = self.inst.forbidden
+            k = slice(int(fptr[b]), int(fptr[b + 1]))
+            pinned = self.is_fixed[nbr[k]]
+            d = self.inst.fixed[nbr[k][pinned]] - at
+            return not bool(((f0[k][pinned] <= d) & (d < f1[k][pinned])).any())
         starts = self.inst.fixed[pins]
         return bool(((starts + self.inst.size[pins] <= at) | (starts >= top)).all())
+
+    def _rise_gapped(self, U: np.ndarray, cand: np.ndarray, at: np.ndarray, b: int) -> int | None:
+        """:meth:`_rise` with gaps: ``b`` rests on a piece of an unplaced buffer ``j`` (at least
+        ``cand[j] + 1 - f0`` for a forbidden range ``[f0, f1)`` of ``offset_j - offset_b``) or of a placed
+        one (the end of a range it forbids, above the floor); then the lowest offset no placed buffer
+        forbids."""
+        inst = self.inst
+        fptr, nbr, f0, _ = inst.forbidden
+        k = slice(int(fptr[b]), int(fptr[b + 1]))
+        near = nbr[k]
+        inU = np.zeros(inst.n, dtype=bool)
+        inU[U] = True
+        unplaced = inU[near]
+        base = np.where(unplaced, cand[near], at[near])
+        rest = base + 1 - f0[k]
+        usable = unplaced | ((at[near] != NO_OFFSET) & (rest > cand[b]))
+        if not usable.any():
+            return None
+        a = int(inst.align[b])
+        lowest = int(rest[usable].min())
+        return _lowest_free(*inst.blocked(b, at), max(int(cand[b]) + a, -(-lowest // a) * a), a)
 
     def _rise(self, U: np.ndarray, cand: np.ndarray, b: int) -> int | None:
         """The floor of ``b`` once it may not sit on its current floor: the lowest top of an
@@ -237,27 +310,26 @@ class _Search:
         if w0 >= w1:
             return True
         rows = U[(lo < w1) & (hi > w0)]
-        order = rows[np.argsort(-cand[rows], kind="stable")]
-        if len(order) * (w1 - w0) <= DENSE_CELLS:
-            cover = inst.cover(order, w0, w1)
-            above = np.cumsum(cover * inst.size[order][:, None], axis=0)  # size with floor >= this row's
-            makespan = np.where(cover, above + cand[order][:, None], 0).max(axis=0)
+        if inst.gapped:
+            # pieces, each released at its buffer's floor plus its window's start
+            pieces = inst.pieces_of(rows)
+            pieces = pieces[(inst.plo[pieces] < w1) & (inst.phi[pieces] > w0)]
+            release = cand[inst.pown[pieces]] + inst.pstart[pieces]
+            order = np.argsort(-release, kind="stable")
+            pieces, release = pieces[order], release[order]
+            lo, hi, width = inst.plo[pieces], inst.phi[pieces], inst.pstop[pieces] - inst.pstart[pieces]
         else:
-            makespan = self._makespan_sparse(order, cand, w0, w1)
+            rows = rows[np.argsort(-cand[rows], kind="stable")]
+            lo, hi, width, release = inst.lo[rows], inst.hi[rows], inst.size[rows], cand[rows]
+        if len(lo) * (w1 - w0) <= DENSE_CELLS:
+            s = np.arange(w0, w1)
+            cover = (lo[:, None] <= s[None, :]) & (s[None, :] < hi[:, None])
+            above = np.cumsum(cover * width[:, None], axis=0)  # size released no earlier than this row
+            makespan = np.where(cover, above + release[:, None], 0).max(axis=0, initial=0)
+        else:
+            makespan = _makespan_sparse(lo, hi, width, release, w0, w1)
         slack[w0:w1] = self.capacity - makespan
         return bool(slack[w0:w1].min() >= 0)
-
-    def _makespan_sparse(self, order: np.ndarray, cand: np.ndarray, w0: int, w1: int) -> np.ndarray:
-        """The dense stacking of :meth:`_update_slack`, row by row: memory in sections, time in the
-        rows' lifetimes (for the wide windows near the root of large instances)."""
-        inst = self.inst
-        above = np.zeros(w1 - w0, dtype=np.int64)
-        makespan = np.zeros(w1 - w0, dtype=np.int64)
-        for i in order.tolist():
-            a, b = max(int(inst.lo[i]), w0) - w0, min(int(inst.hi[i]), w1) - w0
-            above[a:b] += inst.size[i]
-            np.maximum(makespan[a:b], above[a:b] + cand[i], out=makespan[a:b])
-        return makespan
 
     def _branch_buffer(self, U: np.ndarray, cand: np.ndarray, slack: np.ndarray) -> int:
         floors = cand[U]
@@ -280,6 +352,21 @@ class _Search:
         return int(at_low[np.argmin(self.rank[at_low])])
 
 
+def _makespan_sparse(
+    lo: np.ndarray, hi: np.ndarray, width: np.ndarray, release: np.ndarray, w0: int, w1: int
+) -> np.ndarray:
+    """The dense stacking of :meth:`_Search._update_slack` (rows by decreasing release), row by row:
+    memory in sections, time in the rows' lifetimes (for the wide windows near the root of large
+    instances)."""
+    above = np.zeros(w1 - w0, dtype=np.int64)
+    makespan = np.zeros(w1 - w0, dtype=np.int64)
+    for a, b, size, r in zip(lo.tolist(), hi.tolist(), width.tolist(), release.tolist()):
+        a, b = max(a, w0) - w0, min(b, w1) - w0
+        above[a:b] += size
+        np.maximum(makespan[a:b], above[a:b] + r, out=makespan[a:b])
+    return makespan
+
+
 def search(
     inst: AllocInstance,
     capacity: int,
@@ -292,7 +379,7 @@ def search(
     s = _Search(inst, capacity, deadline, stop)
     if int(inst.size.max(initial=0)) > capacity or inst.max_load > capacity:
         return SearchResult(None, True, 0)
-    cand = np.where(inst.fixed != NO_OFFSET, inst.fixed, 0).astype(np.int64)
+    cand = np.where(inst.fixed != NO_OFFSET, inst.fixed, 0).astype(np.int64)  # nothing placed forbids 0 yet
     U = np.arange(inst.n)
     ranks = {key: inst.preorder(key) for key, _ in STRATEGIES}
     limit = max(2 * inst.n, 64)
