@@ -19,7 +19,7 @@ steps
     ``load``: known tensor, not resident, has a DRAM copy, aligned, in bounds, free range.
     ``store``/``free``: the tensor is resident. ``run``: known operator, not run before, all
     inputs resident, outputs given exactly once each, aligned, in bounds, free and disjoint.
-    In-place: an output placed at exactly the offset where its declared input is resident
+    In-place: a non-empty output placed at exactly the offset where its declared input is resident
     overwrites that input, which stops being resident (no ``free``; the ranges may coincide);
     one input is overwritten by at most one output of a run. A later reader of the overwritten
     input must load it again, which needs a DRAM copy. An output placed elsewhere follows the
@@ -255,7 +255,7 @@ def _replay(plan: Mapping[str, Any], check_summary: bool) -> ReplayResult:
                 )
                 overwritten: dict[str, str] = {}  # input -> the output written over it
                 for t, inp in overwrites.get(o, {}).items():
-                    if placed[t] == resident[inp]:
+                    if placed[t] == resident[inp] and size[t] > 0:  # an empty output takes no input's bytes
                         _require(
                             inp not in overwritten,
                             f"operator {o}: {overwritten.get(inp)} and {t} both overwrite {inp} in place",

@@ -54,6 +54,12 @@ class Arena:
         if start < self.capacity:
             yield start, self.capacity
 
+    def copy(self) -> Arena:
+        """An independent arena with the same residents (for trying evictions without making them)."""
+        return Arena(
+            self.capacity, self.alignment, list(self._starts), list(self._ends), list(self._names), dict(self._where)
+        )
+
     def find(self, size: int, policy: str = "first-fit") -> int | None:
         """An aligned offset where ``size`` bytes fit, or None."""
         if size == 0:

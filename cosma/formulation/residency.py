@@ -123,7 +123,7 @@ def residency_of_plan(plan: Plan) -> Residency:
         elif isinstance(st, Run):
             over: dict[str, str] = {}
             for t, inp in graph.op(st.op).inplace:  # the replay's rule: an output exactly where its input is
-                if inp in open_ and inp not in over.values() and dict(st.outputs)[t] == open_[inp][1]:
+                if inp in open_ and inp not in over.values() and dict(st.outputs)[t] == open_[inp][1] and graph.size(t):
                     over[t] = inp
             for inp in over.values():  # overwritten: its stay ends with this run
                 close(inp, step)

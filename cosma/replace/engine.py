@@ -16,22 +16,31 @@ The policy is looked up by name in :mod:`cosma.replace.registry`; the shipped on
 each in :mod:`cosma.replace.policies` (``belady``: furthest next use first; ``greedy``: the cheapest
 contiguous window), and ``--method ORDER+POLICY`` runs one.
 
+In-place pairs (``Operator.inplace``, plan-format.md "In-place operators") are used as a runtime's
+arena planner would: an output whose declared input is read by no later operator always takes
+that input's range; one whose input is read later takes it only when no free range fits and
+overwriting is cheaper than the evictions the policy would make instead (the overwritten input is
+stored first when it is an activation without a DRAM copy, and reloaded at its next use). The run
+itself overwrites the input, so no ``free`` is emitted for it.
+
 Should pinned tensors fragment the scratchpad so that even an empty rest cannot hold the next
 tensor, the operator's resident inputs are evicted too (stored first when they have no DRAM
 copy) and the working set is placed again, the policy now free to evict any other tensor. If
 the reloaded inputs fragment it once more, everything is evicted and the working set is packed
-from offset 0; it fits whenever the scratchpad holds the aligned working set.
+from offset 0, every pair in place; it fits whenever the scratchpad holds the aligned working
+set (:meth:`~cosma.graph.Graph.working_set`, which counts an overwritten input once).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from cosma.alloc.online import ALLOCATORS, Arena
 from cosma.contract import Free, Load, Run, Store
 from cosma.errors import OptionError
-from cosma.graph import DRAM_KINDS, Graph, round_up
+from cosma.graph import DRAM_KINDS, Graph, Operator, round_up
 from cosma.hardware import Accelerator, check_budget
 from cosma.plan import Plan
 from cosma.replace.registry import ChooseVictims, get_policy
@@ -68,6 +77,23 @@ def _make_room(state: WalkState, size: int, pinned: set[str], allocator: str, ch
             state.evict(t)
 
 
+def _eviction_cost(state: WalkState, size: int, pinned: set[str], allocator: str, choose: ChooseVictims) -> int | None:
+    """Extra bytes the evictions :func:`_make_room` would make for ``size`` bytes cost (None: it cannot make room),
+    tried on a copy of the arena."""
+    trial = replace(state, arena=state.arena.copy(), has_copy=set(state.has_copy), steps=[])
+    cost = 0
+    while trial.arena.find(size, allocator) is None:
+        if not _room_without_unpinned(trial.arena, size, pinned):
+            return None
+        victims = choose(trial, size, pinned)
+        if not victims:
+            return None
+        for t in victims:
+            cost += trial.eviction_cost(t)
+            trial.evict(t)
+    return cost
+
+
 def plan_fixed_order(
     graph: Graph,
     accelerator: Accelerator,
@@ -101,20 +127,20 @@ def plan_fixed_order(
         op = graph.op(name)
         pinned = set(op.inputs) | set(op.outputs)
         try:
-            placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, choose)
+            placed = _place_working_set(state, op, pinned, allocator, choose)
         except _Repack:
             # the operator's own inputs block every range: move them (evict, reload) and let the
             # policy make room again, now free to choose among every other resident tensor
             for t in [t for t in op.inputs if t in state.arena]:
                 state.evict(t)
             try:
-                placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, choose)
+                placed = _place_working_set(state, op, pinned, allocator, choose)
             except _Repack:  # the reloaded inputs fragment it again: start from an empty scratchpad
                 for t in [t for t in op.inputs if t in state.arena]:
                     state.evict(t)
                 for _, _, other in list(state.arena.occupants()):
                     state.evict(other)
-                placed = _place_working_set(state, op.inputs, op.outputs, pinned, allocator, choose)
+                placed = _place_working_set(state, op, pinned, allocator, choose, force_inplace=True)
         state.steps.append(Run(name, tuple(placed)))
         for t in op.outputs:
             if graph.tensor(t).kind == "output":
@@ -136,27 +162,79 @@ def plan_fixed_order(
     )
 
 
+@dataclass
+class _Outputs:
+    """Where one run's outputs go, until the run is committed (a repack takes it all back)."""
+
+    offsets: dict[str, int] = field(default_factory=dict)
+    overwritten: dict[str, int] = field(default_factory=dict)  # input -> its offset, now an output's
+    spills: list[str] = field(default_factory=list)  # overwritten inputs to store first
+
+    def overwrite(self, state: WalkState, out: str, inp: str) -> None:
+        offset = state.arena.offset(inp)
+        if state.later_use(inp) != math.inf and inp not in state.has_copy:
+            self.spills.append(inp)
+        state.arena.remove(inp)
+        state.arena.place(out, offset, state.graph.size(out))
+        self.offsets[out] = offset
+        self.overwritten[inp] = offset
+
+    def undo(self, state: WalkState) -> None:
+        for t in self.offsets:
+            state.arena.remove(t)
+        for inp, offset in self.overwritten.items():
+            state.arena.place(inp, offset, state.graph.size(inp))
+
+
 def _place_working_set(
     state: WalkState,
-    inputs: Sequence[str],
-    outputs: Sequence[str],
+    op: Operator,
     pinned: set[str],
     allocator: str,
     choose: ChooseVictims,
+    *,
+    force_inplace: bool = False,
 ) -> list[tuple[str, int]]:
-    for t in inputs:
+    graph = state.graph
+    for t in op.inputs:
         if t not in state.arena:
-            offset = _make_room(state, state.graph.size(t), pinned, allocator, choose)
-            state.arena.place(t, offset, state.graph.size(t))
+            offset = _make_room(state, graph.size(t), pinned, allocator, choose)
+            state.arena.place(t, offset, graph.size(t))
             state.steps.append(Load(t, offset))
-    placed: list[tuple[str, int]] = []
+    over = dict(op.inplace)
+    out = _Outputs()
+
+    def free_input(t: str) -> str | None:
+        """The input ``t`` may overwrite in this run, if any."""
+        inp = over.get(t)
+        if inp is None or inp in out.overwritten or inp not in state.arena or graph.size(t) == 0:
+            return None  # an empty output overwrites nothing (the replay's rule): it goes anywhere
+        return inp
+
     try:
-        for t in outputs:
-            offset = _make_room(state, state.graph.size(t), pinned, allocator, choose)
-            state.arena.place(t, offset, state.graph.size(t))
-            placed.append((t, offset))
+        # overwrites that cost nothing first (an input no later operator reads), or every pair when
+        # packing from empty
+        for t in op.outputs:
+            inp = free_input(t)
+            if inp is not None and (force_inplace or state.later_use(inp) == math.inf):
+                out.overwrite(state, t, inp)
+        for t in op.outputs:
+            if t in out.offsets:
+                continue
+            size = graph.size(t)
+            inp = free_input(t)
+            if inp is not None and state.arena.find(size, allocator) is None:
+                alternative = _eviction_cost(state, size, pinned, allocator, choose)
+                if alternative is None or state.overwrite_cost(inp) < alternative:
+                    out.overwrite(state, t, inp)
+                    continue
+            offset = _make_room(state, size, pinned, allocator, choose)
+            state.arena.place(t, offset, size)
+            out.offsets[t] = offset
     except _Repack:
-        for t, _ in placed:  # not produced yet: take the reservation back, no step
-            state.arena.remove(t)
+        out.undo(state)  # not produced yet: take the reservations back, no step
         raise
-    return placed
+    for inp in out.spills:  # still resident until the run overwrites it
+        state.steps.append(Store(inp))
+        state.has_copy.add(inp)
+    return [(t, out.offsets[t]) for t in op.outputs]

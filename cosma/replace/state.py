@@ -32,6 +32,20 @@ class WalkState:
         i = bisect.bisect_right(positions, self.now - 1)  # a use at the current step counts
         return positions[i] if i < len(positions) else math.inf
 
+    def later_use(self, tensor: str) -> float:
+        """Position of the next operator after the current one that reads ``tensor``; ``inf`` if none."""
+        positions = self.uses.get(tensor, [])
+        i = bisect.bisect_right(positions, self.now)
+        return positions[i] if i < len(positions) else math.inf
+
+    def overwrite_cost(self, tensor: str) -> int:
+        """Extra bytes overwriting the current operator's input ``tensor`` in place causes: a spill store if a
+        later reader needs a DRAM copy it lacks, and that reader's reload."""
+        if self.later_use(tensor) == math.inf:
+            return 0
+        size = self.graph.size(tensor)
+        return size + (0 if tensor in self.has_copy else size)
+
     def eviction_cost(self, tensor: str) -> int:
         """Extra bytes evicting ``tensor`` now causes: a spill store if needed, one reload if used again."""
         size = self.graph.size(tensor)
