@@ -9,6 +9,7 @@ the independent ``../shared/tools/checkplan.py``.
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -19,11 +20,13 @@ from hypothesis import strategies as st
 import cosma
 from cosma.budgets import graph_budgets
 from cosma.contract import Free, Load, Run, Store, replay
+from cosma.formulation.instance import Instance
 from cosma.formulation.residency import residency_of_plan
 from cosma.graph import Graph, Operator, Tensor
 from cosma.hardware import Accelerator
 from cosma.methods import METHODS
 from cosma.methods.baselines import baseline_names
+from cosma.methods.place import place_segments
 from cosma.options import Options
 from cosma.plan import Plan
 
@@ -229,3 +232,19 @@ def test_zoo_every_baseline_at_m_r_and_m_p_with_inplace(model: str) -> None:
             result = check.replay(plan.to_dict())
             assert result["extra_bytes"] == plan.extra_bytes and result["peak_resident_bytes"] <= budget
             assert overwrites(plan)
+
+
+@pytest.mark.parametrize("make", [relu_chain, skip_add, read_later])
+def test_placing_a_residency_keeps_its_pairs_at_one_address(make) -> None:
+    """With every address forgotten, the offline allocator places an in-place stay and its input's as one buffer,
+    so the residency fits the in-place M_R again."""
+    graph = make()
+    acc = Accelerator(graph.min_scratchpad)
+    plan = METHODS["default+belady"](graph, acc, Options())
+    residency = residency_of_plan(plan)
+    assert any(s.over for s in residency.segments)
+    blank = replace(residency, segments=tuple(replace(s, offset=0) for s in residency.segments))
+    placed = place_segments(Instance.build(graph, acc, "fixed-order", plan.order), blank, time_limit=10)
+    assert placed is not None
+    again = placed.to_plan(graph, acc, method="placed")
+    assert again.extra_bytes <= plan.extra_bytes and overwrites(again)

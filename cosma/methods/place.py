@@ -13,23 +13,55 @@ scratchpad's exact bytes. That is the instance's model exactly: at offsets that 
 neighbours (``footprint * unit`` is the least multiple of ``unit`` not below ``bytes``), and
 ``offset + bytes <= scratchpad`` is the model's ``offset <= top``. So a packing is valid and a
 proof that none fits holds for the residency.
+
+An in-place stay (``Stay.over``) and the stay of the input it is written over are one buffer: they
+share the address, and the input's bytes become the output's at the step where both are resident.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from cosma.alloc import Buffer, solve
 from cosma.backends.base import SolveResult, SolverParams
 from cosma.formulation.instance import Instance
-from cosma.formulation.residency import Residency, Stay
+from cosma.formulation.residency import Residency
+
+
+def groups_of(residency: Residency) -> list[list[int]]:
+    """Segment indices sharing one address: a stay written in place over its input (``Stay.over``) joins
+    the input's stay ending where it begins; every other stay is a group of its own."""
+    ending = {(seg.tensor, seg.last): i for i, seg in enumerate(residency.segments)}
+    parent = list(range(len(residency.segments)))
+    taken: set[int] = set()
+    for i, seg in enumerate(residency.segments):
+        j = ending.get((seg.over, seg.first)) if seg.created and seg.over is not None else None
+        if j is not None and j not in taken:
+            taken.add(j)
+            parent[i] = j
+    groups: dict[int, list[int]] = {}
+    for i in range(len(parent)):
+        root = i
+        while parent[root] != root:
+            root = parent[root]
+        groups.setdefault(root, []).append(i)
+    return list(groups.values())
 
 
 def buffers_of(instance: Instance, residency: Residency) -> list[Buffer]:
-    """One buffer per segment, in bytes, named by its index in ``residency.segments``."""
+    """One buffer per group of segments (:func:`groups_of`), in bytes, named by its first segment's index
+    in ``residency.segments`` (an in-place pair has equal bytes, so a group has one size)."""
+    segs = residency.segments
     return [
-        Buffer(str(i), seg.first, seg.last + 1, instance.graph.size(seg.tensor), alignment=instance.unit)
-        for i, seg in enumerate(residency.segments)
+        Buffer(
+            str(group[0]),
+            min(segs[i].first for i in group),
+            max(segs[i].last for i in group) + 1,
+            instance.graph.size(segs[group[0]].tensor),
+            alignment=instance.unit,
+        )
+        for group in groups_of(residency)
     ]
 
 
@@ -48,10 +80,8 @@ def place(instance: Instance, residency: Residency, params: SolverParams) -> Sol
         return SolveResult("infeasible", None, None, time.monotonic() - start, details=details)
     if not packing.fits:
         return SolveResult("unknown", None, None, time.monotonic() - start, details=details)
-    segs = tuple(
-        Stay(seg.tensor, seg.first, seg.last, packing.offsets[str(i)], seg.created)
-        for i, seg in enumerate(residency.segments)
-    )
+    offset = {i: packing.offsets[str(group[0])] for group in groups_of(residency) for i in group}
+    segs = tuple(replace(seg, offset=offset[i]) for i, seg in enumerate(residency.segments))
     return SolveResult(
         "feasible", None, None, time.monotonic() - start, Residency(residency.order, segs), details=details
     )
