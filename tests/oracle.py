@@ -11,6 +11,10 @@ loaded at any free aligned offset, each of its outputs is placed at any free ali
 with ``prefetch``, any other still-needed tensor with a DRAM copy may be loaded too. Between two
 runs a plan frees before it loads, so only the run's content must be disjoint and in bounds.
 
+In-place pairs (plan-format.md, "In-place operators"): an output of the operator may instead take
+the offset of an input it declares, resident in the run (kept or loaded); that input then leaves
+the scratchpad with the run (one output per input), and a later reader loads it again.
+
 Costs: every load costs its bytes; an activation's first load also pays the store that made its
 DRAM copy (storing at any other time costs the same and is never needed earlier); outputs are
 stored when produced (compulsory). The answer is ``loads + stores - compulsory``.
@@ -38,6 +42,11 @@ class _Tables:
         self.op_idx = {o: i for i, o in enumerate(self.ops)}
         self.inputs = [tuple(self.idx[t] for t in graph.op(o).inputs) for o in self.ops]
         self.outputs = [tuple(self.idx[t] for t in graph.op(o).outputs) for o in self.ops]
+        # per op and output: the inputs it may overwrite in place
+        self.over: list[dict[int, tuple[int, ...]]] = []
+        for k, o in enumerate(self.ops):
+            pairs = graph.op(o).inplace
+            self.over.append({t: tuple(self.idx[i] for out, i in pairs if self.idx[out] == t) for t in self.outputs[k]})
         self.consumers = [0] * len(self.tensors)  # bitmask of consumer ops
         for k, ins in enumerate(self.inputs):
             for t in ins:
@@ -82,6 +91,27 @@ def _placements(tb: _Tables, todo: Sequence[int], used: int) -> Iterator[tuple[t
             yield ((t, off), *tail)
 
 
+def _outputs_placed(
+    tb: _Tables, op: int, outs: Sequence[int], used: int, inputs_at: dict[int, int], taken: frozenset[int]
+) -> Iterator[tuple[tuple[tuple[int, int], ...], frozenset[int]]]:
+    """Every placement of ``outs``: a free offset, or (in place) the offset of a declared input in
+    ``inputs_at`` that no other output took; with the set of inputs overwritten."""
+    if not outs:
+        yield (), taken
+        return
+    t, rest = outs[0], outs[1:]
+    for i in tb.over[op].get(t, ()):
+        if i in inputs_at and i not in taken:
+            for tail, gone in _outputs_placed(tb, op, rest, used, inputs_at, taken | {i}):
+                yield ((t, inputs_at[i]), *tail), gone
+    for off in tb.offsets(t):
+        m = tb.mask(t, off)
+        if m & used:
+            continue
+        for tail, gone in _outputs_placed(tb, op, rest, used | m, inputs_at, taken):
+            yield ((t, off), *tail), gone
+
+
 def _moves(
     tb: _Tables, done: int, config: tuple[tuple[int, int], ...], stored: frozenset[int], op: int, prefetch: bool
 ) -> Iterator[tuple[int, tuple[tuple[int, int], ...], frozenset[int]]]:
@@ -115,9 +145,19 @@ def _moves(
                     if tb.kind[t] == "activation" and t not in new_stored:
                         cost += tb.size[t]  # the store that made its DRAM copy
                         new_stored.add(t)
-                for placed in _placements(tb, [*loads, *outs], used):
-                    content = tuple(sorted([*kept, *placed]))
-                    yield cost, content, frozenset(new_stored)
+                if not any(tb.over[op].values()):
+                    for placed in _placements(tb, [*loads, *outs], used):
+                        content = tuple(sorted([*kept, *placed]))
+                        yield cost, content, frozenset(new_stored)
+                    continue
+                for loaded in _placements(tb, loads, used):
+                    at = {t: off for t, off in [*kept, *loaded] if t in ins}
+                    busy = used
+                    for t, off in loaded:
+                        busy |= tb.mask(t, off)
+                    for placed, gone in _outputs_placed(tb, op, outs, busy, at, frozenset()):
+                        content = tuple(sorted(c for c in [*kept, *loaded, *placed] if c[0] not in gone))
+                        yield cost, content, frozenset(new_stored)
 
 
 def optimum(
@@ -273,19 +313,63 @@ def optimum_by_segments(
                 cost = graph.size(t) * (n_breaks + (1 if kind == "activation" and n_breaks else 0))
                 per.append((cost, segs))
             choices.append(per)
+        position = {t: i for i, t in enumerate(names)}
+        pairs = [
+            (position[out], position[inp], s)
+            for s, name in enumerate(ord_)
+            for out, inp in graph.op(name).inplace
+            if out in position
+        ]
         for combo in itertools.product(*choices):
-            load = [0] * len(ord_)
-            for _, segs in combo:
+            cost = sum(c for c, _ in combo)
+            for segs in _overwrites(combo, pairs):
+                load = [0] * len(ord_)
                 for first, last, size in segs:
                     for s in range(first, last + 1):
                         load[s] += -(-size // alignment) * alignment
-            if max(load, default=0) > -(-capacity // alignment) * alignment:
-                continue
-            candidates.append((sum(c for c, _ in combo), tuple(seg for _, segs in combo for seg in segs)))
+                if max(load, default=0) > -(-capacity // alignment) * alignment:
+                    continue
+                candidates.append((cost, tuple(segs)))
     for cost, segments in sorted(candidates):
         if _packs(segments, capacity, alignment):
             return cost
     return None
+
+
+def _root(parent: dict[tuple[int, int], tuple[int, int]], key: tuple[int, int]) -> tuple[int, int]:
+    while parent[key] != key:
+        key = parent[key]
+    return key
+
+
+def _overwrites(
+    combo: Sequence[tuple[int, list[tuple[int, int, int]]]], pairs: Sequence[tuple[int, int, int]]
+) -> Iterator[list[tuple[int, int, int]]]:
+    """The segments of ``combo`` for every choice of in-place overwrites among ``pairs`` ``(OUT, IN, step)``.
+
+    ``OUT`` may overwrite ``IN`` where ``IN``'s segment ends at that step (kept no further): the two are then
+    one segment at one offset, from ``IN``'s first step to ``OUT``'s last. One output per input and step.
+    """
+    valid = [
+        (out, inp, s)
+        for out, inp, s in pairs
+        if any(first <= s == last for first, last, _ in combo[inp][1]) and combo[out][1][0][0] == s
+    ]
+    for r in range(len(valid) + 1):
+        for chosen in itertools.combinations(valid, r):
+            if len({(inp, s) for _, inp, s in chosen}) < r:
+                continue  # one input is overwritten by at most one output of a run
+            segs = {(i, k): seg for i, (_, ss) in enumerate(combo) for k, seg in enumerate(ss)}
+            parent = {key: key for key in segs}
+            for out, inp, s in chosen:
+                k_in = next(k for k, (first, last, _) in enumerate(combo[inp][1]) if first <= s == last)
+                parent[_root(parent, (out, 0))] = _root(parent, (inp, k_in))
+            merged: dict[tuple[int, int], tuple[int, int, int]] = {}
+            for key, (first, last, size) in segs.items():
+                top = _root(parent, key)
+                have = merged.get(top)
+                merged[top] = (first, last, size) if have is None else (min(have[0], first), max(have[1], last), size)
+            yield list(merged.values())
 
 
 def min_peak_by_segments(graph: Graph, *, alignment: int = 1) -> int:

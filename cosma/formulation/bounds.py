@@ -10,6 +10,14 @@ whose spanning sets are disjoint are paid by different tensors, so they add up.
 
 For min-peak mode (no eviction) ``F(M_o) + F(S_o)`` itself bounds the extent from below.
 
+In-place pairs (docs/formulation.md, "In-place operators"). ``M_o`` counts an input that an output of
+``o`` may overwrite once for both: any plan may overwrite it (a later reader then pays a reload, which
+the cover does not need to count), so the excess can only be smaller. In min-peak mode an input is
+overwritten only where ``o`` may be its last use (nothing is reloaded); elsewhere it counts in full. The
+peak bound needs nothing more: the peak of an order already saves an input overwritten at its last use,
+and an input overwritten before a later use is loaded again, at a cost of at least its size, as the
+argument below counts for an untouched live tensor that is out.
+
 The *peak bound*: every allowed order has a step where at least ``P`` bytes are live with no eviction
 (``P``: the fixed order's peak, or a proven floor on the minimum peak over all orders). The live tensors
 the running operator does not touch have a use before and a use after that step, so each one that is
@@ -68,9 +76,13 @@ def spanning(instance: Instance, op: str) -> frozenset[str]:
     return spanning_sets(instance)[op]
 
 
-def must_units(instance: Instance, op: str) -> int:
+def must_units(instance: Instance, op: str, *, reloads: bool = True) -> int:
+    """Units resident at ``op``'s step: its inputs and outputs, an input some output may overwrite in place
+    counted once for both (with ``reloads=False``, only where ``op`` may be the input's last use)."""
     o = instance.graph.op(op)
-    return sum(instance.footprint.get(t, 0) for t in set(o.inputs) | set(o.outputs))
+    total = sum(instance.footprint.get(t, 0) for t in set(o.inputs) | set(o.outputs))
+    shared = (t for t in o.overwritable if reloads or instance.may_be_last(t, op))
+    return total - sum(instance.footprint.get(t, 0) for t in shared)
 
 
 def cover(instance: Instance, op: str, span: frozenset[str] | None = None) -> Cover:
@@ -142,6 +154,6 @@ def extent_bound(instance: Instance) -> int:
     """Lower bound on the address extent (units) of a plan that never evicts."""
     sets = spanning_sets(instance)
     return max(
-        (must_units(instance, o) + sum(instance.footprint[t] for t in sets[o]) for o in instance.order),
+        (must_units(instance, o, reloads=False) + sum(instance.footprint[t] for t in sets[o]) for o in instance.order),
         default=0,
     )

@@ -7,6 +7,8 @@ Variables (indexed names, so an exported model reads by hand):
 - ``keep[t,u,v]``: ``t`` stays resident, at one address, from use ``u`` to its next use ``v``;
 - ``spill[t]``: activation ``t`` is stored once (it is reloaded at least once);
 - ``addr[t,u]``: the address (units) of ``t`` while operator ``u`` runs;
+- ``inplace[o,OUT,IN]``: output ``OUT`` of ``o`` is written over its input ``IN`` (a declared in-place pair):
+  same address, ``IN``'s stay ends at ``o``, and ``IN``'s rectangle at ``o`` is absent (``OUT``'s covers it);
 - ``extent``: the highest address in use (min-peak mode only).
 
 Each use is a rectangle ``[pos[u], pos[u] + 1) x [addr[t,u], addr[t,u] + F_t)``; each kept
@@ -57,6 +59,10 @@ class CpSatModel:
     bridges: dict[Succession, tuple[Any, Any]] = field(default_factory=dict)  # x interval, presence
     extent: Any = None
     cost: Any = 0  # extra traffic in cost units
+    #: in-place decisions ``(o, OUT, IN) -> literal``, and per ``(IN, o)`` the literal "IN is overwritten at o"
+    over: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    overwritten: dict[tuple[str, str], Any] = field(default_factory=dict)
+    use_intervals: dict[tuple[str, str], Any] = field(default_factory=dict)
     #: an :func:`allocate` model: the residency whose segments it places (None for the planning models)
     placing: Residency | None = None
 
@@ -83,8 +89,10 @@ def build(
     add_successions(m)
     add_keeps(m)
     add_spills(m)
+    add_inplace(m)
     if addresses:
         add_addresses(m)
+        add_inplace_addresses(m)
         add_non_overlap(m)
         if symmetry_breaking:
             add_symmetry_breaking(m)
@@ -161,6 +169,54 @@ def add_spills(m: CpSatModel) -> None:
         model.add(m.spill[t] >= nxt - m.keep[t, u, v])
 
 
+def add_inplace(m: CpSatModel) -> None:
+    """An in-place output may be written over its declared input at the operator's step, which ends the input's stay.
+
+    The input is then not kept from that step to its next use (a later reader pays a reload, and the store it
+    needs), and at most one output overwrites it. Graphs without pairs add nothing.
+    """
+    inst, model = m.instance, m.model
+    for o in inst.order:
+        per_input: dict[str, list[Any]] = defaultdict(list)
+        for out, inp in inst.graph.op(o).inplace:
+            if out not in inst.footprint:  # empty tensors occupy nothing: nothing to share
+                continue
+            kept_after = [m.keep[inp, o, v] for v in inst.uses[inp] if (inp, o, v) in m.keep]
+            # the input always stays on after o (min-peak on a fixed path): it cannot be overwritten
+            if any(isinstance(k, int) and k == 1 for k in kept_after):
+                continue
+            w = model.new_bool_var(f"inplace[{o},{out},{inp}]")
+            m.over[o, out, inp] = w
+            per_input[inp].append(w)
+            for k in kept_after:
+                if not isinstance(k, int):
+                    model.add_bool_or([w.Not(), k.Not()])
+        for inp, ws in per_input.items():
+            if len(ws) == 1:
+                m.overwritten[inp, o] = ws[0]
+                continue
+            lit = model.new_bool_var(f"overwritten[{inp},{o}]")
+            model.add(sum(ws) == lit)  # one input is overwritten by at most one output of a run
+            m.overwritten[inp, o] = lit
+
+
+def add_inplace_addresses(m: CpSatModel) -> None:
+    """An output written over its input takes the input's address at that step."""
+    for (o, out, inp), w in m.over.items():
+        m.model.add(m.addr[out, o] == m.addr[inp, o]).only_enforce_if(w)
+
+
+def _use_interval(m: CpSatModel, t: str, u: str, gone: Any) -> Any:
+    """The step of use ``u`` of ``t``, present unless ``t`` is overwritten in place there.
+
+    Both sides of such a box are optional: with only its address side optional, CP-SAT 9.15's presolve
+    was seen to cut off feasible solutions (a random graph's fixed-order optimum 6 B reported as 12 B).
+    """
+    if (t, u) not in m.use_intervals:
+        m.use_intervals[t, u] = m.model.new_optional_fixed_size_interval_var(m.pos[u], 1, gone.Not(), f"use[{t},{u}]")
+    return m.use_intervals[t, u]
+
+
 def _bridge(m: CpSatModel, t: str, u: str, v: str) -> tuple[Any, Any] | None:
     """The step interval ``[pos[u] + 1, pos[v])`` of a kept succession, present iff kept (None if always empty)."""
     key = (t, u, v)
@@ -200,7 +256,14 @@ def add_non_overlap(m: CpSatModel) -> None:
     for t in inst.tensors:
         f = inst.footprint[t]
         for u in inst.uses[t]:
-            m.boxes.append((m.op_interval[u], model.new_fixed_size_interval_var(m.addr[t, u], f, f"at[{t},{u}]")))
+            gone = m.overwritten.get((t, u))
+            if gone is None:
+                x = m.op_interval[u]
+                y = model.new_fixed_size_interval_var(m.addr[t, u], f, f"at[{t},{u}]")
+            else:  # overwritten in place: the output's rectangle, at the same address, stands for both
+                x = _use_interval(m, t, u, gone)
+                y = model.new_optional_fixed_size_interval_var(m.addr[t, u], f, gone.Not(), f"at[{t},{u}]")
+            m.boxes.append((x, y))
     for (t, u, v), keep in m.keep.items():
         bridge = _bridge(m, t, u, v)
         if bridge is None:
@@ -237,6 +300,8 @@ def add_capacity(m: CpSatModel) -> None:
         for s, o in enumerate(inst.order):
             op = inst.graph.op(o)
             per_step[s].append(sum(inst.footprint.get(t, 0) for t in set(op.inputs) | set(op.outputs)))
+            # the shared bytes of an input overwritten in place count once
+            per_step[s].extend(-inst.footprint[t] * lit for (t, u), lit in m.overwritten.items() if u == o)
         for (t, u, v), keep in m.keep.items():
             for s in range(m.pos[u] + 1, m.pos[v]):
                 per_step[s].append(inst.footprint[t] * keep)
@@ -246,7 +311,11 @@ def add_capacity(m: CpSatModel) -> None:
     intervals, demands = [], []
     for t in inst.tensors:
         for u in inst.uses[t]:
-            intervals.append(m.op_interval[u])
+            gone = m.overwritten.get((t, u))
+            if gone is None:
+                intervals.append(m.op_interval[u])
+            else:  # the shared bytes of an input overwritten in place count once
+                intervals.append(_use_interval(m, t, u, gone))
             demands.append(inst.footprint[t])
     for t, u, v in m.keep:
         bridge = _bridge(m, t, u, v)
@@ -313,6 +382,22 @@ def add_hint(m: CpSatModel, residency: Residency) -> None:
                 broken.add(t)
     for t, s in m.spill.items():
         model.add_hint(s, t in broken)  # the store goes with the hinted breaks, as the model requires
+    taken: dict[tuple[str, str], bool] = {}
+    for (o, out, inp), w in m.over.items():
+        seg_out, seg_in = where.get((out, step[o])), where.get((inp, step[o]))
+        hit = (
+            seg_out is not None
+            and seg_in is not None
+            and seg_out.created
+            and seg_in.last == step[o]
+            and seg_out.offset == seg_in.offset
+            and not taken.get((inp, o), False)
+        )
+        taken[inp, o] = taken.get((inp, o), False) or hit
+        model.add_hint(w, hit)
+    for (inp, o), lit in m.overwritten.items():
+        if not any(lit is w for w in m.over.values()):  # a literal of its own: two outputs may overwrite it
+            model.add_hint(lit, taken.get((inp, o), False))
     for (t, use), a in m.addr.items():
         seg = where.get((t, step[use]))
         if seg is not None and seg.offset % inst.unit == 0 and seg.offset // inst.unit <= inst.top[t]:
@@ -346,6 +431,7 @@ def decode(m: CpSatModel, value: Callable[[Any], int]) -> Residency:
 
     step = {o: val(p) for o, p in m.pos.items()}
     order = tuple(sorted(inst.order, key=step.__getitem__))
+    over = {out: inp for (_o, out, inp), w in m.over.items() if val(w)}
     segments = []
     for t in inst.tensors:
         uses = sorted(inst.uses[t], key=step.__getitem__)
@@ -357,7 +443,8 @@ def decode(m: CpSatModel, value: Callable[[Any], int]) -> Residency:
             first = group[0]
             offset = val(m.addr[t, first]) * inst.unit if m.addresses else 0
             created = inst.produced(t) and first == inst.uses[t][0]
-            segments.append(Stay(t, step[first], step[group[-1]], offset, created))
+            written_over = over.get(t) if created else None
+            segments.append(Stay(t, step[first], step[group[-1]], offset, created, written_over))
             group = [v] if v is not None else []
     return Residency(order, tuple(segments))
 
@@ -366,13 +453,24 @@ def allocate(instance: Instance, residency: Residency) -> CpSatModel:
     """A feasibility model placing the given segments: the allocation half of the two-phase path."""
     m = CpSatModel(instance, True, placing=residency)
     model = m.model
+    ending = {(seg.tensor, seg.last): i for i, seg in enumerate(residency.segments)}
+    # an input overwritten in place shares its last step with its output, at the output's address
+    shares = {
+        ending[seg.over, seg.first]: i
+        for i, seg in enumerate(residency.segments)
+        if seg.over is not None and (seg.over, seg.first) in ending
+    }
     xs, ys = [], []
     for i, seg in enumerate(residency.segments):
         f = instance.footprint[seg.tensor]
         a = model.new_int_var(0, instance.top[seg.tensor], f"addr[{seg.tensor},{i}]")
         m.addr[seg.tensor, str(i)] = a
-        xs.append(model.new_fixed_size_interval_var(seg.first, seg.last - seg.first + 1, f"live[{seg.tensor},{i}]"))
-        ys.append(model.new_fixed_size_interval_var(a, f, f"at[{seg.tensor},{i}]"))
+        length = seg.last - seg.first + (0 if i in shares else 1)
+        if length > 0:
+            xs.append(model.new_fixed_size_interval_var(seg.first, length, f"live[{seg.tensor},{i}]"))
+            ys.append(model.new_fixed_size_interval_var(a, f, f"at[{seg.tensor},{i}]"))
+    for i, j in shares.items():
+        model.add(m.addr[residency.segments[i].tensor, str(i)] == m.addr[residency.segments[j].tensor, str(j)])
     model.add_no_overlap_2d(xs, ys)
     return m
 
@@ -380,7 +478,14 @@ def allocate(instance: Instance, residency: Residency) -> CpSatModel:
 def placed(m: CpSatModel, residency: Residency, value: Callable[[Any], int]) -> Residency:
     """``residency`` with the offsets an :func:`allocate` solution chose."""
     segs = tuple(
-        Stay(seg.tensor, seg.first, seg.last, int(value(m.addr[seg.tensor, str(i)])) * m.instance.unit, seg.created)
+        Stay(
+            seg.tensor,
+            seg.first,
+            seg.last,
+            int(value(m.addr[seg.tensor, str(i)])) * m.instance.unit,
+            seg.created,
+            seg.over,
+        )
         for i, seg in enumerate(residency.segments)
     )
     return Residency(residency.order, segs)

@@ -7,7 +7,8 @@ step ``s`` of its window, the paper's decisions:
 - ``P[t,s]`` preserved: resident at ``s - 1`` and at ``s`` at the same address;
 - ``L[t,s]`` retrieved: loaded from DRAM just before step ``s``;
 - ``D[t,s]`` spilled: stored to DRAM after step ``s`` (activations; outputs are stored when made);
-- ``a[t,s]`` the address (units) while resident; ``R[t,s] = C + P + L`` is residency.
+- ``a[t,s]`` the address (units) while resident; ``R[t,s] = C + P + L`` is residency;
+- ``w[o,OUT,IN,s]``: for a declared in-place pair of ``o``, ``o`` runs at ``s`` and writes ``OUT`` over ``IN``.
 
 Pairwise non-overlap uses one order binary ``z[t,u,s]`` and big-M terms, only for pairs that can be
 resident together at ``s`` (windows overlap and neither is forced to die before the other is born).
@@ -50,6 +51,7 @@ class MilpModel:
     D: dict[tuple[str, int], Expr] = field(default_factory=dict)
     a: dict[tuple[str, int], Expr] = field(default_factory=dict)
     z: dict[tuple[str, str, int], Expr] = field(default_factory=dict)
+    w: dict[tuple[str, str, str, int], Expr] = field(default_factory=dict)
     extent: Expr = None
     big_m: int = 1
 
@@ -87,6 +89,7 @@ def build(instance: Instance, *, lower: int = 0, upper: int | None = None) -> Mi
     add_release_after_last_use(m)
     if m.min_peak:
         add_no_eviction(m)
+    add_inplace(m)
     add_capacity(m)
     add_address_fixed_while_preserved(m)
     add_non_overlap(m)
@@ -238,6 +241,38 @@ def add_no_eviction(m: MilpModel) -> None:
         m.lp += pulp.lpSum(loads) <= (1 if not inst.produced(t) else 0)
 
 
+def add_inplace(m: MilpModel) -> None:
+    """An in-place output may be written over its declared input at the operator's step: same address, and the
+    input is neither preserved into the next step nor spilled after this one.
+
+    At most one output overwrites an input; a later reader retrieves it (with the spill an activation needs
+    before). The capacity and non-overlap rows of that step then count the shared bytes once. Graphs without
+    pairs add nothing.
+    """
+    inst = m.instance
+    ti = {t: i for i, t in enumerate(inst.tensors)}
+    for o in inst.order:
+        k = inst.index[o]
+        by_input: dict[tuple[str, int], list[Expr]] = {}
+        for out, inp in inst.graph.op(o).inplace:
+            if out not in inst.footprint:  # empty tensors occupy nothing: nothing to share
+                continue
+            for s in range(inst.earliest[o], inst.latest[o] + 1):
+                w = _binary(f"w_o{k}_t{ti[out]}_t{ti[inp]}_s{s}")
+                m.w[o, out, inp, s] = w
+                by_input.setdefault((inp, s), []).append(w)
+                big = inst.top[inp]
+                m.lp += m.a[out, s] - m.a[inp, s] <= big * (1 - w)
+                m.lp += m.a[inp, s] - m.a[out, s] <= big * (1 - w)
+        for (inp, s), ws in by_input.items():
+            gone = pulp.lpSum(ws)
+            m.lp += gone <= m.runs(o, s), f"inplace_o{k}_t{ti[inp]}_s{s}"
+            if (inp, s + 1) in m.P:
+                m.lp += m.P[inp, s + 1] + gone <= 1
+            if (inp, s) in m.D:
+                m.lp += m.D[inp, s] + gone <= 1
+
+
 def add_capacity(m: MilpModel) -> None:
     """(Implied by the addresses; the LP's knapsack rows.) Residents of a step fit the capacity."""
     inst = m.instance
@@ -249,6 +284,8 @@ def add_capacity(m: MilpModel) -> None:
     for t in inst.tensors:
         for s in m.steps(t):
             by_step.setdefault(s, []).append(inst.footprint[t] * m.R(t, s))
+    for (_o, _out, inp, s), w in m.w.items():  # an input written over in place shares its output's bytes
+        by_step[s].append(-inst.footprint[inp] * w)
     for s, terms in sorted(by_step.items()):
         m.lp += pulp.lpSum(terms) <= limit, f"capacity_{s}"
 
@@ -282,10 +319,14 @@ def add_non_overlap(m: MilpModel) -> None:
     """Two tensors resident at one step do not overlap: z[t,u,s] = 1 puts t below u (big-M, both resident)."""
     inst = m.instance
     ti = {t: i for i, t in enumerate(inst.tensors)}
+    shared: dict[tuple[str, str, int], list[Expr]] = {}  # an output and the input it may overwrite in place
+    for (_o, out, inp, s), w in m.w.items():
+        shared.setdefault((out, inp, s), []).append(w)
+        shared.setdefault((inp, out, s), []).append(w)
     for t, u, s in coexisting_pairs(m):
         z = _binary(f"z_t{ti[t]}_t{ti[u]}_s{s}")
         m.z[t, u, s] = z
-        absent = 2 - m.R(t, s) - m.R(u, s)
+        absent = 2 - m.R(t, s) - m.R(u, s) + pulp.lpSum(shared.get((t, u, s), []))
         mt = inst.top[t] + inst.footprint[t]
         mu = inst.top[u] + inst.footprint[u]
         m.big_m = max(m.big_m, mt, mu)
@@ -344,6 +385,21 @@ def hint_values(m: MilpModel, residency: Residency) -> dict[str, float]:
                 spilled = any(g.tensor == t and not g.created for g in residency.segments)
                 produced_at = step[inst.uses[t][0]]
                 put(m.D[t, s], float(spilled and s == produced_at))
+    taken: set[tuple[str, int]] = set()
+    for (o, out, inp, s), w in m.w.items():
+        so, si = at.get((out, s)), at.get((inp, s))
+        hit = (
+            step[o] == s
+            and so is not None
+            and si is not None
+            and so.created
+            and si.last == s
+            and so.offset == si.offset
+            and (inp, s) not in taken
+        )
+        if hit:
+            taken.add((inp, s))
+        put(w, float(hit))
     for (t, u, s), z in m.z.items():
         st, su = at.get((t, s)), at.get((u, s))
         put(z, float(st is not None and su is not None and st.offset < su.offset))
@@ -372,6 +428,7 @@ def decode(m: MilpModel, value: Callable[[Expr], float]) -> Residency:
         if val(v) == 1:
             step[o] = s
     order = tuple(sorted(inst.order, key=lambda o: step.get(o, inst.earliest[o])))
+    over = {out: inp for (_o, out, inp, _s), w in m.w.items() if val(w) == 1}
     segments: list[Stay] = []
     for t in inst.tensors:
         open_: tuple[int, int, bool] | None = None
@@ -379,13 +436,13 @@ def decode(m: MilpModel, value: Callable[[Expr], float]) -> Residency:
             resident = val(m.R(t, s)) >= 1
             preserved = (t, s) in m.P and val(m.P[t, s]) == 1
             if open_ is not None and not (resident and preserved):
-                segments.append(Stay(t, open_[0], s - 1, open_[1], open_[2]))
+                segments.append(Stay(t, open_[0], s - 1, open_[1], open_[2], over.get(t) if open_[2] else None))
                 open_ = None
             if resident and open_ is None:
                 created = (t, s) in m.C and val(m.C[t, s]) == 1
                 open_ = (s, val(m.a[t, s]) * inst.unit, created)
         if open_ is not None:
-            segments.append(Stay(t, open_[0], m.steps(t)[-1], open_[1], open_[2]))
+            segments.append(Stay(t, open_[0], m.steps(t)[-1], open_[1], open_[2], over.get(t) if open_[2] else None))
     return Residency(order, tuple(segments))
 
 
