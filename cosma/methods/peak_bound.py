@@ -36,7 +36,7 @@ def segment_floors(
         floor = seg.background + seg.lower_bound
         default = tuple(range(len(seg.ops)))
         upper = seg.peak(default)
-        if seg.background + upper > capacity and floor <= capacity and max_states > 0:
+        if seg.background + upper > capacity and max_states > 0:  # else no floor of it can exceed C
             found = exact_search(seg, upper, default, max_states=max_states, deadline=deadline)
             floor = max(floor, seg.background + found.bound)
         out.append(SegmentFloor(frozenset(seg.ops), floor))
