@@ -21,6 +21,8 @@ from cosma.formulation.peak_traffic import (
     segments_traffic_bound,
 )
 from cosma.graph import Graph, Operator, Tensor
+from cosma.hardware import Accelerator
+from cosma.methods.peak_bound import peak_traffic
 from cosma.schedule.segments import segments
 
 SEEDS = st.integers(min_value=0, max_value=10_000)
@@ -102,3 +104,15 @@ def test_only_tensors_with_two_touchers_are_evictable(seed: int) -> None:
         for t in o.outputs:
             readers = sum(t in p.inputs for p in graph.ops)
             assert (t in pool) == (readers >= 1 and graph.size(t) > 0)
+
+
+@PROPERTY
+@given(seed=SEEDS)
+def test_searched_segment_floors_stay_below_the_oracle(seed: int) -> None:
+    """The floors the min-peak search proves (here to the end: the graphs are small) give sound bounds."""
+    graph = wired_graph(seed)
+    floor, _ = exact_floors(graph)
+    for capacity in range(graph.min_scratchpad, floor + 1):
+        found, details = peak_traffic(graph, Accelerator(capacity), max_states=10_000)
+        assert details["floor"] <= floor
+        assert found <= optimum_by_segments(graph, capacity)
