@@ -157,7 +157,6 @@ def plan_fixed_order(
         accelerator,
         state.steps,
         method=method or f"fixed+{policy}",
-        bound=0,  # trivially valid; it proves optimality only when no extra traffic is needed
         details={"allocator": allocator, "policy": policy},
     )
 
