@@ -540,8 +540,8 @@ def compile_cmd(
 ) -> ExitCode:
     """Plan MODEL for a scratchpad of SIZE and write the plan JSON."""
     from cosma.backends.base import parse_solver_params
-    from cosma.budgets import resolve_budget
     from cosma.methods import compile as compile_graph
+    from cosma.units import parse_size
 
     quiet = quiet or _verbosity() < 0
     if output is not None:
@@ -551,13 +551,12 @@ def compile_cmd(
             dump_model.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise OptionError(f"--dump-model {dump_model}: {e.strerror}; give a folder that can be written") from None
+    if scratchpad.strip().upper() not in ("M_R", "M_H", "M_P") and parse_size(scratchpad) <= 0:
+        raise OptionError(f"--scratchpad {scratchpad} is 0 B; give a positive size such as 512KiB, or M_R")
     graph = _load(model, input_shapes, element_bytes, weights, fuse)
-    budget = resolve_budget(graph, scratchpad, alignment=alignment, time_limit=time_limit)
-    if budget <= 0:
-        raise OptionError(f"--scratchpad {scratchpad} is {budget} B; give a positive size such as 512KiB, or M_R")
     plan = compile_graph(
         graph,
-        budget,
+        scratchpad,  # compile resolves budget names within the time limit
         method=method,
         alignment=alignment,
         allocator=allocator,
@@ -588,7 +587,7 @@ def compile_cmd(
     bound = "no bound" if s.bound is None else f"bound {s.bound} B"
     gap = "n/a" if s.gap is None else f"{100 * s.gap:.1f}%"
     click.echo(
-        f"{graph.name}: {len(graph.ops)} ops, scratchpad {budget} B, method {s.method}: "
+        f"{graph.name}: {len(graph.ops)} ops, scratchpad {plan.accelerator.scratchpad_bytes} B, method {s.method}: "
         f"offchip {s.offchip_bytes} B (compulsory {s.compulsory_bytes}, extra {s.extra_bytes}), "
         f"{bound}, gap {gap}, {s.status}{', interrupted' if interrupted else ''}, {s.total_seconds:.2f} s"
         + (f" -> {output}" if output is not None else "")

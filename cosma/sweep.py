@@ -46,6 +46,8 @@ from cosma.frontend import load_model
 from cosma.graph import Graph, Operator, Tensor
 from cosma.methods import METHODS
 from cosma.methods import compile as compile_graph
+from cosma.methods.baselines import minpeak_time_limit
+from cosma.options import Options
 from cosma.runner import BACKENDS, Backend, ray_session, run_tasks
 from cosma.units import format_size
 from cosma.viz import _bytes_axis, save_figure
@@ -205,8 +207,8 @@ def sweep(
     """Sweep every model (an ONNX path or a :class:`Graph`) over ``points`` budgets per method.
 
     ``start`` and ``stop`` are sizes (``512KiB``) or budget names (``M_R``, ``M_P``...), resolved
-    per model (``time_limit`` also bounds the search for ``M_P``). ``jobs`` is the number of
-    parallel workers (default: every CPU); ``ray_address`` names a Ray cluster (default or
+    per model (``M_P`` from the min-peak search's share of ``time_limit``, as in :func:`cosma.compile`).
+    ``jobs`` is the number of parallel workers (default: every CPU); ``ray_address`` names a Ray cluster (default or
     ``"local"``: start a local Ray instance of ``jobs`` CPUs, or use the one this process is
     already connected to). The process backend starts fresh worker processes, so a script that
     uses it needs the usual ``if __name__ == "__main__":`` guard. ``progress`` is called in this
@@ -229,7 +231,8 @@ def sweep(
     for model, label in zip(models, labels):
         source = _source(model, label, load)
         graph = model if isinstance(model, Graph) else _graph(source)
-        lo, hi = (resolve_budget(graph, text, alignment=alignment, time_limit=time_limit) for text in (start, stop))
+        share = minpeak_time_limit(Options(time_limit=time_limit))  # the share compile and the methods use
+        lo, hi = (resolve_budget(graph, text, alignment=alignment, time_limit=share) for text in (start, stop))
         if lo > hi:
             raise OptionError(f"{label}: --from is {lo} B, above --to at {hi} B; swap them")
         sources.append(source)

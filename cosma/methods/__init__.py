@@ -124,16 +124,25 @@ def compile(
         8
     """
     options = replace(options or Options(), **option_changes)
+    started = time.perf_counter()
+    run_options = options
     if isinstance(scratchpad_bytes, str):
-        scratchpad_bytes = resolve_budget(
-            graph, scratchpad_bytes, alignment=alignment, time_limit=minpeak_time_limit(options)
-        )
+        share = minpeak_time_limit(options)
+        text = scratchpad_bytes
+        scratchpad_bytes = resolve_budget(graph, text, alignment=alignment, time_limit=share)
+        if scratchpad_bytes <= 0:
+            raise OptionError(f"a scratchpad of {scratchpad_bytes} B; give a positive size such as 512KiB, or M_R")
+        if text.strip().upper() in ("M_H", "M_P"):
+            # these ran the min-peak search's share: it counts against the limit like every phase. What is
+            # left is a function of the options, not of the clock, so the method's own min-peak search gets
+            # the same share (and finds the same order) whenever the limit leaves room for it.
+            left = max(0.0, options.time_limit - share)
+            run_options = replace(options, time_limit=left)
     accelerator = Accelerator(scratchpad_bytes, alignment)
     check_budget(graph, accelerator)
     name = auto_method(graph, options) if method == AUTO else method
     solve = method_spec(name).solve
-    started = time.perf_counter()
-    plan = solve(graph, accelerator, options)
+    plan = solve(graph, accelerator, run_options)
     plan = plan.with_summary(total_seconds=time.perf_counter() - started)
     return replace(plan, provenance=plan_provenance(graph, accelerator, method, name, options))
 
