@@ -26,9 +26,10 @@ from click.testing import CliRunner
 from google.protobuf import text_format
 from graphs import FIXTURES
 from ortools.sat import cp_model_pb2
+from ortools.sat.python import cp_model
 from test_formulation import random_graph
 
-from cosma.backends import backend_names, get_backend, register_backend, unregister_backend
+from cosma.backends import backend_names, cpsat, get_backend, register_backend, unregister_backend
 from cosma.backends.base import Formulation, Progress, SolveResult, SolverParams, run_interruptibly
 from cosma.cli import main
 from cosma.errors import OptionError
@@ -37,6 +38,7 @@ from cosma.formulation.instance import Instance
 from cosma.formulation.residency import Residency
 from cosma.hardware import Accelerator
 from cosma.methods import compile
+from cosma.options import Options
 
 
 def test_the_registry_holds_the_three_backends_and_refuses_other_names() -> None:
@@ -176,3 +178,29 @@ def test_ctrl_c_while_the_solver_thread_starts_stops_the_solve(monkeypatch: pyte
     monkeypatch.setattr(threading.Thread, "start", start_with_ctrl_c)
     result, interrupted = run_interruptibly(lambda: "stopped" if stopped.wait(60) else "never stopped", stopped.set)
     assert (result, interrupted) == ("stopped", True)
+
+
+def test_cpsat_searches_with_the_interleaved_portfolio_unless_told_to_race_or_short_of_time() -> None:
+    solver = cp_model.CpSolver()
+    cpsat.configure(solver, SolverParams(time_limit=5, threads=3, seed=7))
+    p = solver.parameters
+    assert (p.interleave_search, p.interleave_batch_size) == (True, cpsat.PORTFOLIO_BATCH)
+    assert (p.num_workers, p.random_seed) == (3, 7)
+    # --threads stays the OS thread count; a user can still race the workers, CP-SAT's plain portfolio
+    cpsat.configure(solver, SolverParams(time_limit=5, threads=3, seed=7, extra={"interleave_search": "false"}))
+    assert not solver.parameters.interleave_search and solver.parameters.num_workers == 3
+    # a short phase (a 1 s neighbourhood bound) runs one default worker: the batches would cost more than they bring
+    solver = cp_model.CpSolver()
+    cpsat.configure(solver, SolverParams(time_limit=cpsat.PORTFOLIO_MIN_SECONDS / 2, threads=3, seed=7))
+    assert not solver.parameters.interleave_search and solver.parameters.num_workers == 1
+
+
+def test_the_default_exact_solve_gives_one_plan_run_after_run_and_for_any_thread_count() -> None:
+    graph = random_graph(11, max_ops=14)
+    size = graph.min_scratchpad
+    plans = [
+        compile(graph, size, method="joint", options=Options(threads=threads), neighbourhood_bound=False)
+        for threads in (Options().threads, Options().threads, 2, 3)
+    ]
+    assert plans[0].summary.status == "optimal"
+    assert all(p.steps == plans[0].steps for p in plans[1:])
