@@ -472,7 +472,8 @@ class _MethodChoice(click.Choice):
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Solver worker threads (CP-SAT, HiGHS); more may find plans sooner, results may then vary run to run.",
+    help="OS threads for the solver (CP-SAT, HiGHS). CP-SAT runs its portfolio interleaved: the plan is the same for "
+    "any count from 2 on (1 may differ); --solver-param interleave_search=false races them (not reproducible).",
 )
 @click.option(
     "--seed",

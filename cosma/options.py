@@ -31,7 +31,8 @@ class Options:
     allocator: str = "first-fit"
     #: wall-clock seconds for the whole method, every phase included
     time_limit: float = 60.0
-    #: solver worker threads (CP-SAT's portfolio, HiGHS threads)
+    #: OS threads of the solver: CP-SAT runs its interleaved portfolio on them (the same plan for any count from 2
+    #: on, see :func:`cosma.backends.cpsat.configure`), HiGHS its threads
     threads: int = 1
     #: the solvers' random seed: same inputs and seed give the same plan
     seed: int = 0
