@@ -48,6 +48,7 @@ from cosma.graph import DRAM_KINDS, Graph, Operator, Tensor
 from cosma.hardware import Accelerator, check_budget
 from cosma.methods.baselines import best_baseline_and_orders
 from cosma.methods.exact import cpsat_backend, solve_exact, solver_name
+from cosma.methods.moves import reorder
 from cosma.methods.neighbourhood import neighbourhood_bound
 from cosma.methods.peak_bound import peak_traffic
 from cosma.options import Options
@@ -169,7 +170,7 @@ class Stage:
     """Windows of one mode, from ``segment_ops`` operators up to ``max_ops`` (None: the whole graph), for a
     ``share`` of the time left; mode ``whole`` is the exact fixed-order method on the whole order."""
 
-    mode: Mode | Literal["whole"]
+    mode: Mode | Literal["whole", "moves"]
     segment_ops: int
     share: float
     max_ops: int | None = None
@@ -188,6 +189,7 @@ def stages(segment_ops: int, mode: str | None = None) -> tuple[Stage, ...]:
     if mode not in (None, "", "auto"):
         raise OptionError(f"unknown dc mode {mode!r}; choose auto, joint or fixed-order")
     return (
+        Stage("moves", 0, 0.3),  # issue 19: long-range reordering (cosma.methods.moves)
         Stage("whole", 0, 0.3),
         Stage("fixed-order", FIXED_ORDER_SCALE * segment_ops, 0.4, max_ops=2 * FIXED_ORDER_SCALE * segment_ops),
         Stage("joint", segment_ops, 1.0, max_ops=2 * segment_ops),
@@ -224,7 +226,9 @@ class DcSearch:
                 deadline = min(
                     self.clock.elapsed() + stage.share * (self.clock.left() - reserve), self.clock.limit - reserve
                 )
-                if stage.mode == "whole":
+                if stage.mode == "moves":  # issue 19: long-range reordering (cosma.methods.moves)
+                    self._moves(deadline)
+                elif stage.mode == "whole":
                     self._whole_order(deadline - self.clock.elapsed())
                 else:
                     self._stage(stage, deadline, target)
@@ -238,7 +242,7 @@ class DcSearch:
         the windows grow by half (and each may take longer), until one window holds the whole graph.
         """
         mode = stage.mode
-        assert mode != "whole", "the whole-order stage is not made of windows"
+        assert mode != "whole" and mode != "moves", "the whole-order and moves stages are not made of windows"
         previous: Sequence[int] = ()
         size, quiet = stage.segment_ops, 0
         n = len(self.residency.order)
@@ -282,6 +286,19 @@ class DcSearch:
                 if size >= largest:
                     return
                 size, previous, quiet = min(largest, size + size // 2 + 1), (), 0
+
+    def _moves(self, deadline: float) -> None:
+        """Long-range reordering (issue 19, :func:`cosma.methods.moves.reorder`); its plan replaces a costlier one."""
+        started = self.clock.elapsed()
+        safety = self.clock.started + deadline  # the moves stop on work; the stage's deadline is a safety net
+        order, allocator = self.residency.order, self.options.allocator
+        found = reorder(self.graph, self.accelerator, order, self.extra_bytes, allocator=allocator, deadline=safety)
+        if found.plan is not None and found.plan.extra_bytes < self.extra_bytes:
+            self.residency, self.extra_bytes = residency_of_plan(found.plan), found.plan.extra_bytes
+            self.improved = True
+            self.progress.update(incumbent=self.extra_bytes)
+        seconds = round(self.clock.elapsed() - started, 3)
+        self.log.append({"phase": "moves", "rounds": found.rounds, "extra_bytes": self.extra_bytes, "seconds": seconds})
 
     def _whole_order(self, time_limit: float) -> None:
         """The exact fixed-order method on the incumbent's whole order (:func:`cosma.methods.exact.solve_exact`)."""
