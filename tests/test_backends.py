@@ -204,3 +204,19 @@ def test_the_default_exact_solve_gives_one_plan_run_after_run_and_for_any_thread
     ]
     assert plans[0].summary.status == "optimal"
     assert all(p.steps == plans[0].steps for p in plans[1:])
+
+
+def test_a_solver_that_overruns_its_limit_is_stopped_and_keeps_its_result() -> None:
+    """The safety net: a solver still running 10% + 1 s past its limit is told to stop; that is no Ctrl-C."""
+    import threading
+
+    from cosma.backends.base import run_interruptibly
+
+    stopped = threading.Event()
+
+    def stubborn() -> str:
+        stopped.wait(timeout=600)  # ignores its own limit; returns its best only when told to stop
+        return "best so far"
+
+    result, interrupted = run_interruptibly(stubborn, stopped.set, time_limit=0.0)
+    assert stopped.is_set() and result == "best so far" and not interrupted

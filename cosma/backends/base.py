@@ -137,8 +137,20 @@ def dump_path(folder: str | Path, label: str, backend: Backend) -> Path:
     return folder / f"{max(taken, default=0) + 1:03d}-{safe}{backend.model_suffix}"
 
 
-def run_interruptibly(solve: Callable[[], Any], stop: Callable[[], None]) -> tuple[Any, bool]:
+def overrun_deadline(time_limit: float) -> float:
+    """Seconds after which a solver that ignores its own time limit is stopped: the project's tolerance,
+    10% plus one second (a racing CP-SAT portfolio has run 7x past its limit on NASNet-A)."""
+    return 1.1 * time_limit + 1.0
+
+
+def run_interruptibly(
+    solve: Callable[[], Any], stop: Callable[[], None], time_limit: float | None = None
+) -> tuple[Any, bool]:
     """Run ``solve`` in a thread; on Ctrl-C call ``stop`` and wait for it. Returns (result, interrupted).
+
+    With ``time_limit``, ``stop`` is also called once :func:`overrun_deadline` has passed, as a safety net
+    for solvers that overrun their own limit; that stop is not an interruption (the result is the solver's
+    best so far, as at its own limit).
 
     The main thread polls with short sleeps rather than ``Thread.join``: a KeyboardInterrupt that lands
     inside ``join`` can leave the thread marked finished while it still runs. While the thread starts,
@@ -157,6 +169,8 @@ def run_interruptibly(solve: Callable[[], Any], stop: Callable[[], None]) -> tup
             done.set()
 
     worker = threading.Thread(target=target, name="cosma-solver", daemon=True)
+    deadline = None if time_limit is None else time.perf_counter() + overrun_deadline(time_limit)
+    stopped_late = False
     pressed = threading.Event()
     restore = _note_ctrl_c(pressed)
     interrupted = False
@@ -169,6 +183,9 @@ def run_interruptibly(solve: Callable[[], Any], stop: Callable[[], None]) -> tup
                     restore = None
                 if pressed.is_set() and not interrupted:
                     interrupted = True
+                    stop()
+                if deadline is not None and not stopped_late and time.perf_counter() > deadline:
+                    stopped_late = True
                     stop()
                 if not done.is_set():
                     time.sleep(0.02)

@@ -98,7 +98,9 @@ def solve(
     configure(solver, params)
     solver.best_bound_callback = lambda b: progress.update(bound=b)
     started = time.perf_counter()
-    status, interrupted = run_interruptibly(lambda: solver.solve(m.model, _Reporter(progress)), solver.stop_search)
+    status, interrupted = run_interruptibly(
+        lambda: solver.solve(m.model, _Reporter(progress)), solver.stop_search, params.time_limit
+    )
     seconds = time.perf_counter() - started
     kind = _STATUS.get(status, "unknown")
     if status == cp_model.MODEL_INVALID:

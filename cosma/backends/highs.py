@@ -186,7 +186,7 @@ def run_worker(payload: dict[str, Any], progress: Progress, log: Path | None = N
         return None
 
     try:
-        result, interrupted = run_interruptibly(exchange, stop)
+        result, interrupted = run_interruptibly(exchange, stop, payload["options"].get("time_limit"))
     finally:
         proc.wait()
     if result is None and not stop_sent:
