@@ -36,8 +36,9 @@ from cosma.options import Options
 ZOO = Path(__file__).resolve().parent.parent / "models"
 
 
-def random_dag(seed: int, ops: int = 10, max_size: int = 6) -> Graph:
-    """Ops reading the newest tensor and up to two older ones (long skips), some weights, some outputs."""
+def random_dag(seed: int, ops: int = 10, max_size: int = 6, inplace: bool = False) -> Graph:
+    """Ops reading the newest tensor and up to two older ones (long skips), some weights, some outputs;
+    with ``inplace``, most operators may write their first output over their first input (of its size)."""
     rng = random.Random(seed)
     tensors = [Tensor("in0", rng.randint(1, max_size), "input")]
     available = ["in0"]
@@ -52,9 +53,14 @@ def random_dag(seed: int, ops: int = 10, max_size: int = 6) -> Graph:
             inputs.append(f"w{k}")
         outputs = [f"t{k}"] + ([f"u{k}"] if rng.random() < 0.2 else [])
         tensors += [Tensor(t, rng.randint(0 if rng.random() < 0.05 else 1, max_size), "activation") for t in outputs]
+        pairs: tuple[tuple[str, str], ...] = ()
+        if inplace and rng.random() < 0.7:  # drawn only with pairs, so the graphs without them stay as they were
+            size = next(x.bytes for x in tensors if x.name == inputs[0])
+            tensors[-len(outputs)] = Tensor(outputs[0], size, "activation")
+            pairs = ((outputs[0], inputs[0]),)
         available += outputs
         read.update(inputs)
-        operators.append(Operator(f"op{k}", "Op", tuple(inputs), tuple(outputs)))
+        operators.append(Operator(f"op{k}", "Op", tuple(inputs), tuple(outputs), inplace=pairs))
     final = [Tensor(t.name, t.bytes, "output") if t.kind == "activation" and t.name not in read else t for t in tensors]
     return Graph.build(f"dag{seed}", final, operators)
 
@@ -85,6 +91,51 @@ def assert_sound(plan, graph: Graph, budget: int, alignment: int = 1) -> None:
     assert plan.extra_bytes <= best_baseline(graph, Accelerator(budget, alignment), Options()).extra_bytes
     assert plan.summary.bound is not None and 0 <= plan.summary.bound <= plan.extra_bytes
     assert (plan.summary.status == "optimal") == (plan.summary.bound == plan.extra_bytes)
+
+
+# ------------------------------------------------------------------ in-place pairs
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), ops=st.integers(3, 12), cut=st.data())
+def test_a_window_keeps_its_operators_pairs_and_stitches_back_what_they_overwrite(
+    seed: int, ops: int, cut: st.DataObject
+) -> None:
+    graph = random_dag(seed, ops, inplace=True)
+    accelerator = Accelerator(graph.min_scratchpad)  # the in-place M_R: the baselines must overwrite
+    residency = residency_of_plan(best_baseline(graph, accelerator, Options()))
+    a = cut.draw(st.integers(0, ops - 1))
+    b = cut.draw(st.integers(a + 1, ops))
+    window = driver.Window.of(graph, accelerator, residency, a, b)
+    local = window.instance.graph
+    for name in residency.order[a:b]:
+        assert local.op(name).inplace == graph.op(name).inplace
+    begun_inside = {(s.tensor, s.first - a + 1): s.over for s in residency.segments if a <= s.first < b}
+    assert {(s.tensor, s.first): s.over for s in window.hint.segments if s.first >= 1} == begun_inside
+    stitched = driver.stitch(residency, window, window.hint)
+    assert sorted(stitched.segments, key=repr) == sorted(residency.segments, key=repr)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000), ops=st.integers(3, 12), mode=st.sampled_from(["joint", "fixed-order"]), cut=st.data()
+)
+def test_a_window_with_pairs_stitches_into_a_valid_plan_with_the_promised_traffic(
+    seed: int, ops: int, mode: str, cut: st.DataObject
+) -> None:
+    graph = random_dag(seed, ops, inplace=True)
+    accelerator = Accelerator(graph.min_scratchpad)
+    plan = residency_of_plan(best_baseline(graph, accelerator, Options())).to_plan(graph, accelerator, method="x")
+    residency = residency_of_plan(plan)
+    a = cut.draw(st.integers(0, ops - 1))
+    b = cut.draw(st.integers(a + 1, ops))
+    window = driver.Window.of(graph, accelerator, residency, a, b, mode)  # type: ignore[arg-type]
+    upper = window.cost(window.hint)
+    m = cpsat.build(window.instance, symmetry_breaking=False)
+    window.fix_boundary(m)
+    outcome = solve_cpsat(m, SolverParams(time_limit=600, extra={"max_deterministic_time": "10"}), hint=window.hint)
+    assert outcome.status == "optimal" and outcome.objective <= upper
+    stitched = driver.stitch(residency, window, outcome.residency).to_plan(graph, accelerator, method="x")
+    assert stitched.extra_bytes == plan.extra_bytes - (upper - outcome.objective) * window.instance.cost_unit
+    assert stitched.summary.peak_resident_bytes <= accelerator.scratchpad_bytes
 
 
 # -------------------------------------------------------------------- stitching

@@ -26,6 +26,7 @@ from cosma.graph import Graph, Operator, Tensor
 from cosma.hardware import Accelerator
 from cosma.methods import METHODS
 from cosma.methods.baselines import baseline_names
+from cosma.methods.exact import decode
 from cosma.methods.place import place_segments
 from cosma.options import Options
 from cosma.plan import Plan
@@ -248,3 +249,68 @@ def test_placing_a_residency_keeps_its_pairs_at_one_address(make) -> None:
     assert placed is not None
     again = placed.to_plan(graph, acc, method="placed")
     assert again.extra_bytes <= plan.extra_bytes and overwrites(again)
+
+
+# ------------------------------------------------------------------- dc, decode, min-peak (issue 16, B-3)
+#: the exact joint reference: limited by deterministic time (work), the wall clock only a safety net
+EXACT = Options(time_limit=600.0, solver_params={"max_deterministic_time": "10"})
+
+
+def dc_options(time_limit: float, segment_ops: int | None = None) -> Options:
+    return Options(time_limit=time_limit, segment_ops=segment_ops, quiet=True)
+
+
+@given(paired_dags(), st.integers(1, 4))
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_dc_at_the_inplace_m_r_is_valid_never_worse_and_bounds_the_exact_optimum(
+    graph: Graph, segment_ops: int
+) -> None:
+    """Windows small enough to do the work: their operators keep their pairs and their stitched solutions too."""
+    acc = Accelerator(max(1, graph.min_scratchpad))
+    plan = METHODS["dc"](graph, acc, dc_options(5, segment_ops))
+    assert checker().replay(plan.to_dict())["extra_bytes"] == plan.extra_bytes
+    assert plan.extra_bytes <= min(METHODS[name](graph, acc, Options()).extra_bytes for name in baseline_names())
+    exact = METHODS["joint"](graph, acc, EXACT)
+    if exact.summary.status == "optimal":
+        assert plan.summary.bound is not None and plan.summary.bound <= exact.extra_bytes <= plan.extra_bytes
+
+
+@pytest.mark.parametrize("model", ["nasnet_a", "randwire_ws"])
+def test_zoo_dc_at_the_inplace_m_r(model: str) -> None:
+    """Activation-only, 1-byte elements, a short limit: dc's plan overwrites, passes checkplan.py and is never
+    worse than the best baseline (its starting point)."""
+    path = MODELS / f"{model}.onnx"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    graph = cosma.load_onnx(path, element_bytes=1).without_weights()
+    budget = graph_budgets(graph).m_r
+    plan = METHODS["dc"](graph, Accelerator(budget), dc_options(4))
+    result = checker().replay(plan.to_dict())
+    assert result["extra_bytes"] == plan.extra_bytes and result["peak_resident_bytes"] <= budget
+    assert plan.extra_bytes <= plan.summary.details["baseline_extra_bytes"]
+    assert overwrites(plan)
+
+
+@pytest.mark.parametrize("make", [relu_chain, skip_add, read_later])
+def test_decode_places_a_residency_with_broken_addresses_again_keeping_its_pairs(make) -> None:
+    """exact.decode's fallback (MILP rounding breaks an address): every offset 0 replays invalid at the in-place
+    M_R, cpsat.allocate places each pair at one address, and the plan overwrites again."""
+    graph = make()
+    acc = Accelerator(graph.min_scratchpad)
+    plan = METHODS["default+belady"](graph, acc, Options())
+    residency = residency_of_plan(plan)
+    broken = replace(residency, segments=tuple(replace(s, offset=0) for s in residency.segments))
+    decoded = decode(Instance.build(graph, acc, "fixed-order", plan.order), broken, "cpsat")
+    assert decoded is not None and decoded.extra_bytes == plan.extra_bytes
+    assert checker().replay(decoded.to_dict())["extra_bytes"] == decoded.extra_bytes
+    assert overwrites(decoded)
+
+
+@pytest.mark.parametrize(("make", "peak"), [(relu_chain, 10), (skip_add, 16), (read_later, 20)])
+def test_min_peak_mode_finds_the_inplace_peak(make, peak: int) -> None:
+    """With room to spare, min-peak's extent is the in-place minimum peak (below the one without pairs)."""
+    graph = make()
+    plan = METHODS["min-peak"](graph, Accelerator(1000), Options(time_limit=30))
+    assert plan.summary.details["extent_bytes"] == peak < graph.without_inplace().peak(plan.order)
+    assert checker().replay(plan.to_dict())["extra_bytes"] == plan.extra_bytes == 0
+    assert overwrites(plan)

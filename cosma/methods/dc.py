@@ -413,7 +413,8 @@ class Window:
                 continue
             lo = 0 if s.first < start else s.first - start + 1
             hi = n + 1 if s.last >= end else s.last - start + 1
-            local.append(Stay(s.tensor, lo, hi, s.offset, s.first < start or s.created))
+            inside = start <= s.first < end  # a stay begun before the window is produced by `enter`, not in place
+            local.append(Stay(s.tensor, lo, hi, s.offset, not inside or s.created, s.over if inside else None))
 
         def kind(t: str) -> str:
             k = graph.tensor(t).kind
@@ -431,7 +432,12 @@ class Window:
         local_ops = [Operator(ENTER, "Enter", (), (*entry, start_token))]
         for i, o in enumerate(ops):
             op = graph.op(o)
-            local_ops.append(Operator(o, op.op_type, (*op.inputs, start_token), (*op.outputs, done[i])))
+            # the operator's own pairs: both tensors are in the window's graph, so the window may overwrite too
+            local_ops.append(
+                Operator(
+                    o, op.op_type, (*op.inputs, start_token), (*op.outputs, done[i]), op.fused, op.nodes, op.inplace
+                )
+            )
         local_ops.append(Operator(EXIT, "Exit", (*exit_, *done), ()))
         sub = Graph.build(f"{graph.name}[{start}:{end}]", tensors, local_ops)
         order = (ENTER, *ops, EXIT)
@@ -509,14 +515,15 @@ def stitch(residency: Residency, window: Window, local: Residency) -> Residency:
         if ls.first == 0:  # continues the stay resident at the start
             p = pre[t]
             joined_pre.add(t)
+            # the stay begun before the window keeps its start: its creation and what it was written over
             if ls.last == n + 1:
                 q = post[t]
                 joined_post.add(t)
-                out.append(Stay(t, p.first, q.last, p.offset, p.created))
+                out.append(replace(p, last=q.last))
             elif ls.last >= 1:
-                out.append(Stay(t, p.first, last, p.offset, p.created))
+                out.append(replace(p, last=last))
             else:
-                out.append(Stay(t, p.first, a - 1, p.offset, p.created))
+                out.append(replace(p, last=a - 1))
             continue
         if ls.last == n + 1:  # reaches into the stay resident at the end
             q = post[t]
@@ -524,9 +531,9 @@ def stitch(residency: Residency, window: Window, local: Residency) -> Residency:
             if ls.first == n + 1:
                 out.append(Stay(t, b, q.last, q.offset, False))
             else:
-                out.append(Stay(t, first, q.last, q.offset, ls.created))
+                out.append(Stay(t, first, q.last, q.offset, ls.created, ls.over))
             continue
-        out.append(Stay(t, first, last, ls.offset, ls.created))
+        out.append(Stay(t, first, last, ls.offset, ls.created, ls.over))
     missing = (set(pre) - joined_pre) | (set(post) - joined_post)
     if missing:
         raise AssertionError(f"window [{a}, {b}) lost the boundary stays of {sorted(missing)}")
