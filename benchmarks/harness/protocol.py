@@ -103,6 +103,9 @@ class BenchConfig:
     budget_time_limit: float = BUDGET_TIME_LIMIT
     jobs: int = 1
     seed: int = 0
+    # off: COSMA's protocol (the budgets and solvers/reference.json are without in-place operators)
+    inplace: bool = False
+    plans_dir: str = ""  # where every plan is saved as JSON; empty: nowhere
 
     def __post_init__(self) -> None:
         bad = [b for b in self.budgets if b not in BUDGET_NAMES]

@@ -22,6 +22,8 @@ class BenchTask:
     time_limit: float
     seed: int = 0
     order: tuple[str, ...] = ()  # fixed-order: the variant's minimum-peak order
+    inplace: bool = False  # the graph declares the front end's in-place pairs
+    plans_dir: str = ""  # save the plan there (checkplan.py can then check it outside the harness)
 
 
 @dataclass(frozen=True)

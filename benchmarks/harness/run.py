@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from types import MappingProxyType
 
 from cosma.contract import replay
@@ -39,7 +40,7 @@ def run_task(task: BenchTask, planners: Mapping[str, Planner] = MappingProxyType
     planner = planners.get(task.method)
     started = time.perf_counter()
     try:
-        graph = load_graph(task.model.path, task.weights)
+        graph = load_graph(task.model.path, task.weights, task.inplace)
         started = time.perf_counter()  # total: the protocol's order search and the method, not the file's loading
         options = protocol_options(
             task, graph, Accelerator(task.scratchpad_bytes), solve_options(task.time_limit, task.seed)
@@ -49,6 +50,8 @@ def run_task(task: BenchTask, planners: Mapping[str, Planner] = MappingProxyType
         else:
             plan = planner(graph, Accelerator(task.scratchpad_bytes), options)
         plan = plan.with_summary(total_seconds=time.perf_counter() - started)
+        if task.plans_dir:
+            plan.save(Path(task.plans_dir) / plan_file_name(task))
     except Exception as e:  # recorded as an error row: one failing run must not end the bench
         seconds = time.perf_counter() - started
         return TaskOutcome(task.method, ERROR, None, None, None, None, None, 0.0, seconds, one_line(e))
@@ -76,6 +79,11 @@ def run_task(task: BenchTask, planners: Mapping[str, Planner] = MappingProxyType
     )
 
 
+def plan_file_name(task: BenchTask) -> str:
+    """The saved plan's file name: one per (model, weights, bytes, method), as the tasks are keyed."""
+    return f"{task.model.name}_{'w' if task.weights else 'a'}_{task.scratchpad_bytes}_{task.method}.json"
+
+
 def run_bench(
     config: BenchConfig,
     zoo: Mapping[str, ZooModel],
@@ -93,6 +101,8 @@ def run_bench(
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     planners = dict(planners or {})
+    if config.plans_dir:
+        Path(config.plans_dir).mkdir(parents=True, exist_ok=True)
     models = select_models(zoo, config.models)
     if not models:
         raise OptionError("the selection holds no model; name zoo models or groups with --models")

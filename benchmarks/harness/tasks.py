@@ -25,24 +25,26 @@ from harness.zoo import ZooModel
 TaskKey = tuple[str, bool, int, str]
 
 
-def load_graph(path: str, weights: bool) -> Graph:
-    """The zoo model at ``path`` as the protocol loads it (cached per process)."""
-    return _cached_graph(path, os.stat(path).st_mtime_ns, weights)
+def load_graph(path: str, weights: bool, inplace: bool = False) -> Graph:
+    """The zoo model at ``path`` as the protocol loads it (cached per process).
+
+    ``inplace`` is off by default: the budgets and the reference traffic in solvers/reference.json are
+    COSMA's figures, without in-place operators; ``benchmarks/bench.py --inplace`` turns the pairs on.
+    """
+    return _cached_graph(path, os.stat(path).st_mtime_ns, weights, inplace)
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_graph(path: str, mtime_ns: int, weights: bool) -> Graph:
+def _cached_graph(path: str, mtime_ns: int, weights: bool, inplace: bool) -> Graph:
     # a worker's memory across its tasks; the key names the file's content, so it never changes a result
-    # inplace=False until the methods use in-place pairs (issue 16): the budgets and the reference
-    # traffic in solvers/reference.json are COSMA's figures, without in-place operators
-    return load_onnx(path, element_bytes=ELEMENT_BYTES, weights=weights, inplace=False)
+    return load_onnx(path, element_bytes=ELEMENT_BYTES, weights=weights, inplace=inplace)
 
 
 def budgets_job(job: tuple[ZooModel, bool, BenchConfig]) -> ModelBudgets:
     """The budgets of one (model, weights) variant, its minimum-peak order and what ``auto`` stands for."""
     model, weights, config = job
     try:
-        graph = load_graph(model.path, weights)
+        graph = load_graph(model.path, weights, config.inplace)
         schedule = min_peak_order(graph, time_limit=config.budget_time_limit)
         return ModelBudgets(
             model.name,
@@ -120,7 +122,18 @@ def plan_tasks(
                     tasks[key] = tasks[(m.name, w, size, runs)]
                     continue
                 order = mb.order if method == "fixed-order" else ()
-                tasks[key] = BenchTask(len(tasks), m, w, size, method, config.time_limit, config.seed, order)
+                tasks[key] = BenchTask(
+                    len(tasks),
+                    m,
+                    w,
+                    size,
+                    method,
+                    config.time_limit,
+                    config.seed,
+                    order,
+                    config.inplace,
+                    config.plans_dir,
+                )
     return tasks
 
 
