@@ -64,14 +64,14 @@ def test_recorded_table_is_complete_and_98_percent_valid() -> None:
 
 @pytest.mark.parametrize("name", SAMPLE)
 def test_sample_loads_and_plans_at_m_r(name: str, tmp_path: Path) -> None:
-    # No in-place pairs, as in the table: until the methods place outputs in place (issue 16, part B), M_R
-    # with pairs can lie below what the baseline engine needs.
-    graph = load_model(_path(name), inplace=False)
+    # the default load, with in-place pairs: M_R is then the in-place working set, which the baseline engine
+    # reaches by overwriting (issue 16)
+    graph = load_model(_path(name))
     assert graph.ops and graph.min_scratchpad > 0
     _check(cosma.compile(graph, graph.min_scratchpad, method="default+belady"), tmp_path)
 
 
 @pytest.mark.parametrize("name", [n for n in DEFAULT_METHOD if n in ENTRIES])
 def test_default_method_on_small_models(name: str, tmp_path: Path) -> None:
-    graph = load_model(_path(name), inplace=False)
+    graph = load_model(_path(name))
     _check(cosma.compile(graph, graph.min_scratchpad, time_limit=10), tmp_path)
