@@ -90,6 +90,29 @@ def import_graph() -> nx.DiGraph:
     return graph
 
 
+def room(module: str) -> str:
+    """The room a module lives in: its top-level module or package under cosma."""
+    return module.split(".")[1] if "." in module else module
+
+
+def room_graph_mermaid() -> str:
+    """The import graph between rooms as the mermaid block of docs/architecture.md, highest layer first."""
+    edges: dict[str, set[str]] = {}
+    for a, b in import_graph().edges:
+        if a != FACADE and room(a) != room(b):
+            edges.setdefault(room(a), set()).add(room(b))
+    order = sorted(edges, key=lambda r: (-layer_of(f"cosma.{r}"), r))
+    lines = ["```mermaid", "flowchart TD"]
+    lines += [f"  {a} --> {' & '.join(sorted(edges[a]))}" for a in order]
+    return "\n".join([*lines, "```"])
+
+
+def test_the_module_graph_in_the_docs_is_true() -> None:
+    """docs/architecture.md draws the real import graph between rooms; regenerate it with room_graph_mermaid()."""
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    assert room_graph_mermaid() in doc, "docs/architecture.md's module graph is stale:\n" + room_graph_mermaid()
+
+
 def test_every_module_has_a_layer() -> None:
     for module in MODULES:
         if module != FACADE:
