@@ -379,3 +379,22 @@ class Graph:
         for t in self.tensors:
             if t.kind in PRODUCED_KINDS and t.name not in producer:
                 raise GraphError(f"tensor {t.name!r} of kind {t.kind} has no producing operator")
+
+
+def stable_topological_order(preds: Sequence[Iterable[int]]) -> list[int] | int:
+    """Indices ``0..n-1`` ordered so that every ``p`` in ``preds[i]`` comes before ``i``, the smallest
+    index first among those ready (a file's own order is kept wherever it is topological); or, when
+    the edges close a cycle, the smallest index on one.
+
+    >>> stable_topological_order([{2}, set(), {1}])
+    [1, 2, 0]
+    >>> stable_topological_order([{1}, {0}])
+    0
+    """
+    dag = nx.DiGraph()
+    dag.add_nodes_from(range(len(preds)))
+    dag.add_edges_from((p, i) for i, ps in enumerate(preds) for p in ps)
+    try:
+        return list(nx.lexicographical_topological_sort(dag))
+    except nx.NetworkXUnfeasible:
+        return min(u for u, _ in nx.find_cycle(dag))

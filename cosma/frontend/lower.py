@@ -41,7 +41,6 @@ the file, the node or tensor, and the fix.
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -59,7 +58,7 @@ from cosma.errors import ModelError, OptionError
 from cosma.frontend.fold import fold_batchnorm, fold_constant_ifs, fold_constants
 from cosma.frontend.fuse import fuse_epilogues
 from cosma.frontend.inplace import declare_inplace
-from cosma.graph import Graph, Operator, Tensor
+from cosma.graph import Graph, Operator, Tensor, stable_topological_order
 
 #: Operators whose output is a re-interpretation of their first input's bytes.
 VIEW_TYPES: frozenset[str] = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
@@ -219,31 +218,14 @@ def _sort_nodes(graph: onnx.GraphProto, source: str) -> None:
     """Reorder ``graph.node`` topologically, keeping the file's order wherever it allows."""
     nodes = list(graph.node)
     producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
-    preds = [{producer[x] for x in n.input if x in producer} for n in nodes]
-    if all(p < i for i, ps in enumerate(preds) for p in ps):
-        return
-    succs: list[list[int]] = [[] for _ in nodes]
-    waiting = [len(ps) for ps in preds]
-    for i, ps in enumerate(preds):
-        for p in ps:
-            succs[p].append(i)
-    ready = [i for i, w in enumerate(waiting) if w == 0]
-    heapq.heapify(ready)
-    order: list[int] = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for j in succs[i]:
-            waiting[j] -= 1
-            if waiting[j] == 0:
-                heapq.heappush(ready, j)
-    if len(order) < len(nodes):
-        stuck = min(i for i in range(len(nodes)) if waiting[i] > 0)
+    order = stable_topological_order([{producer[x] for x in n.input if x in producer} for n in nodes])
+    if isinstance(order, int):
         raise ModelError(
-            f"{source}: the graph has a cycle through node {node_names(nodes)[stuck]!r}; an ONNX graph must be acyclic"
+            f"{source}: the graph has a cycle through node {node_names(nodes)[order]!r}; an ONNX graph must be acyclic"
         )
-    del graph.node[:]
-    graph.node.extend(nodes[i] for i in order)
+    if order != list(range(len(nodes))):
+        del graph.node[:]
+        graph.node.extend(nodes[i] for i in order)
 
 
 def _check(proto: onnx.ModelProto, source: str) -> None:

@@ -41,7 +41,7 @@ from types import MappingProxyType
 from cosma.errors import ModelError, OptionError
 from cosma.frontend.fuse import fuse_epilogues
 from cosma.frontend.inplace import declare_inplace
-from cosma.graph import Graph, Operator, Tensor, TensorKind
+from cosma.graph import Graph, Operator, Tensor, TensorKind, stable_topological_order
 
 #: The flatbuffer file identifier of TFLite models, at bytes 4 to 8.
 TFLITE_MAGIC = b"TFL3"
@@ -263,30 +263,10 @@ def _tensor_info(sg, index: int, type_names: Mapping[int, str], names: set[str])
 
 def _ordered(ops: list, produced_by: Mapping[int, int], source: str) -> list[int]:
     """Operator indices in a topological order, the file's wherever it is one already."""
-    import heapq
-
-    preds = [{produced_by[x] for x in ins if x in produced_by} for _, _, ins, _, _ in ops]
-    if all(p < i for i, ps in enumerate(preds) for p in ps):
-        return list(range(len(ops)))
-    succs: list[list[int]] = [[] for _ in ops]
-    waiting = [len(ps) for ps in preds]
-    for i, ps in enumerate(preds):
-        for p in ps:
-            succs[p].append(i)
-    ready = [i for i, w in enumerate(waiting) if w == 0]
-    heapq.heapify(ready)
-    order: list[int] = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for j in succs[i]:
-            waiting[j] -= 1
-            if waiting[j] == 0:
-                heapq.heappush(ready, j)
-    if len(order) < len(ops):
-        stuck = min(i for i in range(len(ops)) if waiting[i] > 0)
+    order = stable_topological_order([{produced_by[x] for x in ins if x in produced_by} for _, _, ins, _, _ in ops])
+    if isinstance(order, int):
         raise ModelError(
-            f"{source}: the operators form a cycle through {ops[stuck][0]!r}; a TFLite subgraph must be acyclic"
+            f"{source}: the operators form a cycle through {ops[order][0]!r}; a TFLite subgraph must be acyclic"
         )
     return order
 
