@@ -320,3 +320,14 @@ def test_auto_picks_dc_for_large_graphs_or_when_segment_ops_is_given() -> None:
     chain = Graph.build("long", t, [Operator(f"o{i}", "Op", (f"t{i}",), (f"t{i + 1}",)) for i in range(n)])
     assert auto_method(chain, Options()) == "dc"
     assert compile(chain, 2, time_limit=10).summary.method == "dc"
+
+
+def test_dc_proves_what_joint_proves_on_a_small_graph() -> None:
+    """dc on a graph small enough for joint gets joint's relaxation bound: no wider gap on the same plan (issue 18)."""
+    graph = load_onnx(str(Path(__file__).resolve().parents[1] / "models" / "resnet50.onnx"), element_bytes=1)
+    options = Options(time_limit=600, solver_params={"max_deterministic_time": "20"})
+    joint = compile(graph, "M_R", method="joint", options=options)
+    dc = compile(graph, "M_R", method="dc", options=options)
+    assert joint.summary.status == "optimal"
+    assert dc.extra_bytes == joint.extra_bytes and dc.summary.bound == joint.summary.bound
+    assert dc.summary.details["bound_kind"] == "relaxation"
