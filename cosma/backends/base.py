@@ -176,7 +176,9 @@ def run_interruptibly(
     interrupted = False
     try:
         worker.start()
-        while not done.is_set() or restore is not None:
+        while True:
+            # every statement of the loop sits inside the try: a Ctrl-C noted during start() may be delivered
+            # by the default handler at any bytecode once the handler is restored, the loop test included
             try:
                 if restore is not None:
                     restore()  # idempotent: a Ctrl-C landing before the next line only repeats it
@@ -187,8 +189,9 @@ def run_interruptibly(
                 if deadline is not None and not stopped_late and time.perf_counter() > deadline:
                     stopped_late = True
                     stop()
-                if not done.is_set():
-                    time.sleep(0.02)
+                if done.is_set() and restore is None:
+                    break
+                time.sleep(0.02)
             except KeyboardInterrupt:
                 if not interrupted:
                     interrupted = True

@@ -37,9 +37,18 @@ class _Reporter(cp_model.CpSolverSolutionCallback):
     def __init__(self, progress: Progress) -> None:
         super().__init__()
         self.progress = progress
+        self.stopping = False
+
+    def stop(self, solver: cp_model.CpSolver) -> None:
+        """Ask the search to stop; asked again at each later solution, in case the first request came
+        before the search could take it (seen under load with the interleaved portfolio)."""
+        self.stopping = True
+        solver.stop_search()
 
     def on_solution_callback(self) -> None:
         self.progress.update(incumbent=self.objective_value, bound=self.best_objective_bound)
+        if self.stopping:
+            self.stop_search()
 
 
 #: tasks per synchronised batch of the interleaved portfolio: one round of CP-SAT's 8 full-model subsolvers. Fixed,
@@ -98,8 +107,9 @@ def solve(
     configure(solver, params)
     solver.best_bound_callback = lambda b: progress.update(bound=b)
     started = time.perf_counter()
+    reporter = _Reporter(progress)
     status, interrupted = run_interruptibly(
-        lambda: solver.solve(m.model, _Reporter(progress)), solver.stop_search, params.time_limit
+        lambda: solver.solve(m.model, reporter), lambda: reporter.stop(solver), params.time_limit
     )
     seconds = time.perf_counter() - started
     kind = _STATUS.get(status, "unknown")
