@@ -419,6 +419,24 @@ class _MethodChoice(click.Choice):
         return f"unknown method {value!r}; choose one of: {', '.join(self.choices)}"
 
 
+def placement_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--allocator`` and ``--alignment``, the same for every command that plans."""
+    func = click.option(
+        "--alignment",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Every offset is a multiple of this many bytes.",
+    )(func)
+    return click.option(
+        "--allocator",
+        type=click.Choice(["first-fit", "best-fit"]),
+        default="first-fit",
+        show_default=True,
+        help="Address allocator of the baselines (and of the warm start of the exact methods).",
+    )(func)
+
+
 @main.command(
     name="compile",
     epilog=_examples(
@@ -446,20 +464,7 @@ class _MethodChoice(click.Choice):
 @click.option(
     "--method", type=_MethodChoice(), default="auto", show_default=True, help="Planning method (see `cosma methods`)."
 )
-@click.option(
-    "--allocator",
-    type=click.Choice(["first-fit", "best-fit"]),
-    default="first-fit",
-    show_default=True,
-    help="Address allocator of the baselines (and of the warm start of the exact methods).",
-)
-@click.option(
-    "--alignment",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Every offset is a multiple of this many bytes.",
-)
+@placement_options
 @click.option(
     "--time-limit",
     type=click.FloatRange(min=0),
@@ -910,20 +915,7 @@ def _load_options_only(func: Callable[..., Any]) -> Callable[..., Any]:
     help="Run the points as Ray tasks, on a local Ray instance or on the cluster at ADDRESS "
     "(pip install 'cosma[ray]').",
 )
-@click.option(
-    "--allocator",
-    type=click.Choice(["first-fit", "best-fit"]),
-    default="first-fit",
-    show_default=True,
-    help="Address allocator of the baselines (and of the warm start of the exact methods).",
-)
-@click.option(
-    "--alignment",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Every offset is a multiple of this many bytes.",
-)
+@placement_options
 @click.option(
     "--time-limit", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds for each point."
 )

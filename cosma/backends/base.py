@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from cosma.errors import OptionError
 from cosma.formulation.residency import Residency
@@ -69,15 +69,27 @@ Formulation = Literal["cpsat", "milp"]
 class Backend(Protocol):
     """A solver behind one name: solves a built model of its formulation, and writes it out for use elsewhere."""
 
-    #: the ``--solver`` name
-    name: ClassVar[str]
-    #: the model it solves: ``cpsat`` (:class:`~cosma.formulation.cpsat.CpSatModel`) or ``milp``
-    #: (:class:`~cosma.formulation.milp.MilpModel`)
-    formulation: ClassVar[Formulation]
-    #: one line for ``cosma compile --help``
-    summary: ClassVar[str]
-    #: the file name ending of :meth:`dump`'s native format, e.g. ``.pb.txt`` or ``.mps``
-    model_suffix: ClassVar[str]
+    # read-only: a class attribute or a frozen dataclass field satisfies each
+    @property
+    def name(self) -> str:
+        """The ``--solver`` name."""
+        ...
+
+    @property
+    def formulation(self) -> Formulation:
+        """The model it solves: ``cpsat`` (:class:`~cosma.formulation.cpsat.CpSatModel`) or ``milp``
+        (:class:`~cosma.formulation.milp.MilpModel`)."""
+        ...
+
+    @property
+    def summary(self) -> str:
+        """One line for ``cosma compile --help``."""
+        ...
+
+    @property
+    def model_suffix(self) -> str:
+        """The file name ending of :meth:`dump`'s native format, e.g. ``.pb.txt`` or ``.mps``."""
+        ...
 
     def solve(
         self, model: Any, params: SolverParams, progress: Progress | None = None, hint: Residency | None = None
@@ -88,6 +100,30 @@ class Backend(Protocol):
     def dump(self, model: Any, path: Path) -> None:
         """Write ``model`` to ``path`` in the solver's native format (the format follows ``path``'s ending)."""
         ...
+
+
+#: What solves a model: ``(model, params, progress, hint) -> SolveResult``.
+SolveFunction = Callable[[Any, SolverParams, "Progress | None", "Residency | None"], SolveResult]
+
+
+@dataclass(frozen=True)
+class FunctionBackend:
+    """A backend that is a solve function and a dump function under a name: each of cosma's backends is one."""
+
+    name: str
+    formulation: Formulation
+    summary: str
+    model_suffix: str
+    solve_model: SolveFunction
+    dump_model: Callable[[Any, Path], None]
+
+    def solve(
+        self, model: Any, params: SolverParams, progress: Progress | None = None, hint: Residency | None = None
+    ) -> SolveResult:
+        return self.solve_model(model, params, progress, hint)
+
+    def dump(self, model: Any, path: Path) -> None:
+        self.dump_model(model, path)
 
 
 _REGISTRY: dict[str, Backend] = {}

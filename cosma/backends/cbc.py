@@ -13,11 +13,10 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import pulp
 
-from cosma.backends.base import Formulation, Progress, SolveResult, SolverParams, SolveStatus, register_backend
+from cosma.backends.base import FunctionBackend, Progress, SolveResult, SolverParams, SolveStatus, register_backend
 from cosma.formulation.milp import MilpModel, decode, export, hint_values, integrality_tolerance
 from cosma.formulation.residency import Residency
 
@@ -90,19 +89,4 @@ def solve(
     return SolveResult(kind, objective, bound, seconds, residency, interrupted)
 
 
-class CbcBackend:
-    name: ClassVar[str] = "cbc"
-    formulation: ClassVar[Formulation] = "milp"
-    summary: ClassVar[str] = "CBC on the COSMA MILP"
-    model_suffix: ClassVar[str] = ".mps"
-
-    def solve(
-        self, model: MilpModel, params: SolverParams, progress: Progress | None = None, hint: Residency | None = None
-    ) -> SolveResult:
-        return solve(model, params, progress, hint)
-
-    def dump(self, model: MilpModel, path: Path) -> None:
-        export(model, path)
-
-
-BACKEND = register_backend(CbcBackend())
+BACKEND = register_backend(FunctionBackend("cbc", "milp", "CBC on the COSMA MILP", ".mps", solve, export))

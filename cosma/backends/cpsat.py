@@ -12,13 +12,12 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import ClassVar
 
 from ortools.sat import sat_parameters_pb2
 from ortools.sat.python import cp_model
 
 from cosma.backends.base import (
-    Formulation,
+    FunctionBackend,
     NoProgress,
     Progress,
     SolveResult,
@@ -142,19 +141,8 @@ def dump(m: CpSatModel, path: Path) -> None:
         raise SolverError(f"CP-SAT could not write the model to {path}")
 
 
-class CpSatBackend:
-    name: ClassVar[str] = "cpsat"
-    formulation: ClassVar[Formulation] = "cpsat"
-    summary: ClassVar[str] = "OR-Tools CP-SAT (relaxation, allocation, then the full model)"
-    model_suffix: ClassVar[str] = ".pb.txt"
-
-    def solve(
-        self, model: CpSatModel, params: SolverParams, progress: Progress | None = None, hint: Residency | None = None
-    ) -> SolveResult:
-        return solve(model, params, progress, hint)
-
-    def dump(self, model: CpSatModel, path: Path) -> None:
-        dump(model, path)
-
-
-BACKEND = register_backend(CpSatBackend())
+BACKEND = register_backend(
+    FunctionBackend(
+        "cpsat", "cpsat", "OR-Tools CP-SAT (relaxation, allocation, then the full model)", ".pb.txt", solve, dump
+    )
+)

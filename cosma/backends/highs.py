@@ -20,13 +20,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pulp
 
 from cosma.backends.base import (
-    Formulation,
+    FunctionBackend,
     NoProgress,
     Progress,
     SolveResult,
@@ -213,19 +213,4 @@ def run_worker(payload: dict[str, Any], progress: Progress, log: Path | None = N
     return result, interrupted
 
 
-class HighsBackend:
-    name: ClassVar[str] = "highs"
-    formulation: ClassVar[Formulation] = "milp"
-    summary: ClassVar[str] = "HiGHS on the COSMA MILP"
-    model_suffix: ClassVar[str] = ".mps"
-
-    def solve(
-        self, model: MilpModel, params: SolverParams, progress: Progress | None = None, hint: Residency | None = None
-    ) -> SolveResult:
-        return solve(model, params, progress, hint)
-
-    def dump(self, model: MilpModel, path: Path) -> None:
-        export(model, path)
-
-
-BACKEND = register_backend(HighsBackend())
+BACKEND = register_backend(FunctionBackend("highs", "milp", "HiGHS on the COSMA MILP", ".mps", solve, export))
