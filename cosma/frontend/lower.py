@@ -54,10 +54,10 @@ import onnx.inliner
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from cosma.errors import ModelError, OptionError
+from cosma.errors import ModelError
+from cosma.frontend.finish import check_element_bytes, finish
 from cosma.frontend.fold import fold_batchnorm, fold_constant_ifs, fold_constants
 from cosma.frontend.fuse import fuse_epilogues
-from cosma.frontend.inplace import declare_inplace
 from cosma.graph import Graph, Operator, Tensor, stable_topological_order
 
 #: Operators whose output is a re-interpretation of their first input's bytes.
@@ -117,20 +117,13 @@ def load_onnx(
         >>> [(t.name, t.kind, t.bytes) for t in g.tensors], g.ops[0].name
         ([('x', 'input', 64), ('y', 'output', 64)], 'Relu_0')
     """
-    if element_bytes is not None and element_bytes < 1:
-        raise OptionError(f"element_bytes must be a positive integer, not {element_bytes}; use 1 for int8")
+    check_element_bytes(element_bytes)
     proto, source, default_name = _read(model)
     folds: dict[str, int] = {}
     proto = _prepare(proto, source, input_shapes or {}, _Folds(fold_batchnorm, fold_if), folds)
     walked = _walk(proto, source)
     graph = _build(name or default_name, walked, source, element_bytes, folds)
-    if fuse:
-        graph = fuse_epilogues(graph)
-    if not weights:
-        graph = graph.without_weights()
-    if inplace:
-        graph = declare_inplace(graph)
-    return graph
+    return finish(graph, fuse=fuse_epilogues if fuse else None, weights=weights, inplace=inplace)
 
 
 # ===================================================================== read

@@ -38,9 +38,9 @@ from math import prod
 from pathlib import Path
 from types import MappingProxyType
 
-from cosma.errors import ModelError, OptionError
+from cosma.errors import ModelError
+from cosma.frontend.finish import check_element_bytes, finish
 from cosma.frontend.fuse import fuse_epilogues
-from cosma.frontend.inplace import declare_inplace
 from cosma.graph import Graph, Operator, Tensor, TensorKind, stable_topological_order
 
 #: The flatbuffer file identifier of TFLite models, at bytes 4 to 8.
@@ -117,21 +117,14 @@ def load_tflite(
 
     ``inplace`` declares in-place pairs (:mod:`cosma.frontend.inplace`); False gives a graph without any.
     """
-    if element_bytes is not None and element_bytes < 1:
-        raise OptionError(f"element_bytes must be a positive integer, not {element_bytes}; use 1 for int8")
+    check_element_bytes(element_bytes)
     path = Path(model)
     source = str(path)
     root = _read(path)
     walked = _walk(root, source)
     _check_input_shapes(walked, input_shapes or {}, source)
     graph = _build(name or path.stem, walked, source, element_bytes)
-    if fuse:
-        graph = _fuse(graph)
-    if not weights:
-        graph = graph.without_weights()
-    if inplace:
-        graph = declare_inplace(graph)
-    return graph
+    return finish(graph, fuse=_fuse if fuse else None, weights=weights, inplace=inplace)
 
 
 def _fuse(graph: Graph) -> Graph:
