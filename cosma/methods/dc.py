@@ -51,6 +51,7 @@ from cosma.methods.exact import cpsat_backend, solve_exact, solver_name
 from cosma.methods.moves import reorder
 from cosma.methods.neighbourhood import neighbourhood_bound
 from cosma.methods.peak_bound import peak_traffic
+from cosma.methods.stage_floor import stage_traffic
 from cosma.options import Options
 from cosma.plan import Plan
 from cosma.progress import progress_line
@@ -95,6 +96,10 @@ def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
         }
     )
     lower, bound_details = global_bound(graph, accelerator, schedules.get("minpeak"))
+    if lower < warm.extra_bytes:  # stage floors by the decision search, charged stage by stage (issue 19)
+        staged, bound_details["stages"] = stage_traffic(graph, accelerator)
+        if staged > lower:
+            lower, bound_details["kind"] = staged, "stages"
     if lower < warm.extra_bytes:
         pieces, piece_details = neighbourhood_bound(graph, accelerator, options, BOUND_SHARE * max(0.0, clock.left()))
         bound_details = {**bound_details, "neighbourhoods": pieces, "neighbourhood": piece_details}

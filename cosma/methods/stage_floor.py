@@ -1,0 +1,150 @@
+"""Peak floors by a decision search, and the traffic they imply stage by stage (issue 19, RandWire gaps).
+
+The min-peak best-first search (:func:`cosma.schedule.search.exact_search`) proves a floor ``f`` only
+after queueing every state below ``f``, and it may run a ready operator at once only when its step stays
+under the path's own peak. Asking instead *is there an order whose every step holds at most ``limit``
+bytes?* lets every ready operator that closes at least as many bytes as it opens and whose step fits
+``limit`` run at once (moving it to the front of any completion under ``limit`` raises no later step:
+each byte it opens is paid by one it closes, and its own step fits), which collapses RandWire's Mul/Add
+chains and conv pairs into single moves. A depth-first walk over the down-sets reachable under ``limit``
+(each visited once) either finds a full order, or proves that every order has a step above ``limit``:
+the least step value it had to refuse is then a floor. The walk counts states and gives up past
+``max_states``, so its answer never depends on the clock.
+
+The bound itself works on *restrictions* (:func:`cosma.methods.neighbourhood.restrict`): every plan of the
+graph projects onto a plan of the restriction to a segment's operators, so the restriction's floor implies
+traffic (:func:`cosma.formulation.peak_traffic.peak_traffic_bound`) that every plan of the graph pays on
+the restriction's tensors; restrictions that touch no common tensor add up. RandWire's stages are
+separated by single-operator cut points, so the stages' restrictions are tensor-disjoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cosma.formulation.peak_traffic import peak_traffic_bound
+from cosma.graph import Graph
+from cosma.hardware import Accelerator
+from cosma.methods.neighbourhood import restrict
+from cosma.schedule.segments import Segment, segments
+
+#: States all decision searches of one bound may visit together (20-60 us each on a RandWire stage).
+MAX_STATES = 250_000
+#: Limits tried per segment, each the least step the previous walk refused.
+MAX_ROUNDS = 4
+#: Segments smaller than this are left to the other bounds (their restrictions rarely exceed the scratchpad).
+MIN_OPS = 8
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Whether some order of the segment keeps every step at most ``limit`` bytes (``None``: undecided), the
+    least refused step value when not (a floor on the minimum peak), and the states visited."""
+
+    limit: int
+    fits: bool | None
+    refused: int
+    states: int
+
+
+def fits_under(seg: Segment, limit: int, max_states: int = MAX_STATES) -> Fit:
+    """Decide whether an order of ``seg`` has every step at most ``limit`` bytes (background excluded)."""
+    full = seg.full
+    n = len(seg.ops)
+    indegree = [bin(p).count("1") for p in seg.preds]
+    seen: set[int] = set()
+    refused = -1
+    states = 0
+    # a state: (done mask, open bytes, ready operators)
+    start_ready = tuple(i for i in range(n) if indegree[i] == 0)
+    stack: list[tuple[int, int, tuple[int, ...]]] = [(0, seg.initial_open, start_ready)]
+    while stack:
+        done, open_bytes, ready = stack.pop()
+        if done in seen:  # visited, or its forced moves lead where they led before
+            continue
+        seen.add(done)
+        entered = done
+        # forced moves (module docstring), in passes over the ready operators until a pass runs none
+        moved = True
+        while moved:
+            moved = False
+            for op in ready:
+                live, after = seg.step(done, open_bytes, op)
+                if after <= open_bytes and live <= limit and not done >> op & 1:
+                    done, open_bytes, ready = _run(seg, done, after, ready, op)
+                    moved = True
+        if done == full:
+            return Fit(limit, True, -1, states)
+        if done != entered:
+            if done in seen:
+                continue
+            seen.add(done)
+        states += 1
+        if states > max_states:
+            return Fit(limit, None, -1, states)
+        for op in reversed(ready):
+            live, after = seg.step(done, open_bytes, op)
+            if live > limit:
+                refused = live if refused < 0 else min(refused, live)
+            elif done | (1 << op) not in seen:
+                stack.append(_run(seg, done, after, ready, op))
+    return Fit(limit, False, refused, states)
+
+
+def _run(seg: Segment, done: int, after: int, ready: tuple[int, ...], op: int) -> tuple[int, int, tuple[int, ...]]:
+    """The state after running ``op`` from ``done``."""
+    now = done | (1 << op)
+    nxt = [r for r in ready if r != op]
+    nxt.extend(s for s in seg.succs[op] if not seg.preds[s] & ~now)
+    return now, after, tuple(sorted(nxt))
+
+
+def segment_floor(seg: Segment, start: int, budget: list[int], rounds: int = MAX_ROUNDS) -> int:
+    """A proven floor (background excluded) on the minimum peak of ``seg``, at least ``seg.lower_bound``:
+    limits from ``start`` up, each next one the least step the previous walk refused. ``budget[0]`` is the
+    states left to all walks; each walk spends what it visits."""
+    floor = seg.lower_bound
+    limit = max(start, floor)
+    for _ in range(rounds):
+        if budget[0] <= 0:
+            break
+        fit = fits_under(seg, limit, budget[0])
+        budget[0] -= fit.states
+        if fit.fits is not False or fit.refused < 0:  # an order fits (or undecided): nothing more is proven
+            break
+        floor = max(floor, fit.refused)
+        limit = fit.refused
+    return floor
+
+
+def stage_traffic(
+    graph: Graph, accelerator: Accelerator, *, max_states: int = MAX_STATES, min_ops: int = MIN_OPS
+) -> tuple[int, dict[str, Any]]:
+    """Extra traffic (bytes) every plan of ``graph`` pays, summed over the tensor-disjoint restrictions to its
+    segments of at least ``min_ops`` operators, each charged by :func:`peak_traffic_bound` at its
+    decision-search floor; all walks together visit at most ``max_states`` states."""
+    capacity = accelerator.scratchpad_bytes
+    budget = [max_states]
+    total = 0
+    used: set[str] = set()
+    parts = []
+    for whole_seg in segments(graph):
+        if len(whole_seg.ops) < min_ops:
+            continue
+        sub = restrict(graph, whole_seg.ops)
+        names = {t.name for t in sub.tensors}
+        if names & used:  # shares a tensor with a stage already counted: its traffic might count twice
+            continue
+        floor = 0
+        for seg in segments(sub):
+            floor = max(floor, seg.background + seg.lower_bound)
+            default = tuple(range(len(seg.ops)))
+            if seg.background + seg.peak(default) > capacity:  # else no floor of it can exceed the scratchpad
+                floor = max(floor, seg.background + segment_floor(seg, capacity - seg.background, budget))
+        bound = peak_traffic_bound(sub, capacity, floor)
+        parts.append({"ops": len(sub.ops), "floor": floor, "bound": bound})
+        if bound > 0:
+            used |= names
+            total += bound
+    return total, {"stages": parts, "states": max_states - budget[0]}
