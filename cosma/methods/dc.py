@@ -51,7 +51,7 @@ from cosma.methods.exact import cpsat_backend, solve_exact, solver_name
 from cosma.methods.moves import reorder
 from cosma.methods.neighbourhood import neighbourhood_bound
 from cosma.methods.peak_bound import peak_traffic
-from cosma.methods.stage_floor import stage_traffic
+from cosma.methods.stage_floor import stage_traffic, state_budget
 from cosma.options import Options
 from cosma.plan import Plan
 from cosma.progress import progress_line
@@ -97,7 +97,7 @@ def solve_dc(graph: Graph, accelerator: Accelerator, options: Options) -> Plan:
     )
     lower, bound_details = global_bound(graph, accelerator, schedules.get("minpeak"))
     if lower < warm.extra_bytes:  # stage floors by the decision search, charged stage by stage (issue 19)
-        staged, bound_details["stages"] = stage_traffic(graph, accelerator)
+        staged, bound_details["stages"] = stage_traffic(graph, accelerator, max_states=state_budget(options.time_limit))
         if staged > lower:
             lower, bound_details["kind"] = staged, "stages"
     if lower < warm.extra_bytes:

@@ -31,6 +31,16 @@ from cosma.schedule.segments import Segment, segments
 
 #: States all decision searches of one bound may visit together (20-60 us each on a RandWire stage).
 MAX_STATES = 250_000
+#: States per second of the solve's time limit the bound may visit (at most :data:`MAX_STATES`): the walks cost
+#: 40-120 us per state on RandWire stages, so a 30 s solve gives them about a third of its time.
+STATES_PER_SECOND = 6_500
+
+
+def state_budget(time_limit: float) -> int:
+    """The deterministic state budget of a solve with ``time_limit`` seconds."""
+    return min(MAX_STATES, int(STATES_PER_SECOND * max(0.0, time_limit)))
+
+
 #: Limits tried per segment, each the least step the previous walk refused.
 MAX_ROUNDS = 4
 #: Segments smaller than this are left to the other bounds (their restrictions rarely exceed the scratchpad).
