@@ -22,8 +22,9 @@ whether or not it is proven optimal.
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -158,6 +159,30 @@ def _merge(
             best = max(best, replace(joined, tensors=tensors), key=lambda p: p.bound)
         # the group's bound is paid on its members' tensors, which no other group touches
         out.append(replace(best, tensors=frozenset(t for p in members for t in p.tensors)))
+    return out
+
+
+def lifted_order(graph: Graph, order: Sequence[str], sub_order: Sequence[str]) -> list[str]:
+    """A topological order of ``graph`` close to ``order`` in which the operators of ``sub_order`` (a restriction's
+    plan) run in ``sub_order``'s sequence, in the steps ``order`` gave them (issue 19: a restriction solved with
+    its boundary free may reorder a whole NAS stem, which windows with the incumbent's boundary cannot).
+
+    Ties go by those steps, so the order is ``order`` wherever ``sub_order`` allows it."""
+    rank = {o: k for k, o in enumerate(order)}
+    for o, step in zip(sub_order, sorted(rank[o] for o in sub_order)):
+        rank[o] = step
+    waiting = {o.name: len({p for t in o.inputs if (p := graph.producer(t)) is not None}) for o in graph.ops}
+    readers = {o.name: {r for t in o.outputs for r in graph.consumers(t)} for o in graph.ops}
+    ready = [(rank[o], o) for o, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    out: list[str] = []
+    while ready:
+        _, o = heapq.heappop(ready)
+        out.append(o)
+        for r in readers[o]:
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                heapq.heappush(ready, (rank[r], r))
     return out
 
 
