@@ -201,12 +201,14 @@ def _dc_section(result: BenchResult) -> list[str]:
     lines = [
         DC_HEADING,
         "",
-        "`dc` (divide and conquer, `cosma.methods.dc`) starts from the best of the four baselines, runs the exact "
-        "fixed-order solver on that plan's order, then fixed-order windows of about 200 operators, then joint "
-        "windows of about 24-48 consecutive operators (free to reorder), each window from the state the previous "
-        "one left, stitches every improvement into the whole plan and replays it; it is never worse than the best "
-        "baseline. Its bound holds for every plan of the instance: the largest of a cover bound, a peak bound and "
-        "the neighbourhood bound (docs/formulation.md, sections 6 and 11). Each run has the bench's time limit "
+        "`dc` (divide and conquer, `cosma.methods.dc`; its phases in docs/formulation.md, section 11) starts "
+        "from the best of the four baselines, reorders it by long-range moves, settles evictions and addresses "
+        "of whole orders with the exact fixed-order solver, and improves the plan in windows (fixed-order windows "
+        "of about 200 operators, joint windows of about 24-48 consecutive operators free to reorder), each from "
+        "the state the previous one left; it stitches every improvement into the whole plan and replays it, so it "
+        "is never worse than the best baseline. Its bound holds for every plan of the instance: the largest of "
+        "the cover, peak, whole-tensor peak, stage-floor and neighbourhood bounds (docs/formulation.md, section "
+        "6). Each run has the bench's time limit "
         f"of {result.config.time_limit:g} s per solve. Where `auto` resolves to `dc` (graphs above the size "
         "threshold of `cosma compile`), the dc run is auto's run, not a second one (the CSV's message says so). "
         "*change*: dc's extra bytes / the baseline's - 1 (negative: less traffic); *mean vs baselines*: the mean "
