@@ -85,3 +85,29 @@ def test_a_state_budget_too_small_proves_nothing() -> None:
     seg = max(segments(graph), key=lambda s: len(s.ops))
     assert fits_under(seg, seg.lower_bound, max_states=0).fits in (None, True)
     assert segment_floor(seg, 0, [0]) == seg.lower_bound
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=SEEDS, states=st.sampled_from([1, 3, 10, 40, 200, 10**6]), probe=st.sampled_from([1, 5, 50, 10**6]))
+def test_budgeted_floors_never_pass_the_exact_minimum(seed: int, states: int, probe: int) -> None:
+    """Whatever cuts the beam, probe, tight or climbing walks short, the floor stays sound, for any question."""
+    graph = staged_graph(seed, nodes=6, stages=1)
+    _, exact = exact_floors(graph)
+    for seg, floor in zip(segments(graph), exact):
+        minimum = floor.floor - seg.background
+        for start in range(seg.lower_bound - 1, minimum + 2):
+            budget = [states]
+            found = segment_floor(seg, start, budget, probe_states=probe)
+            assert seg.lower_bound <= found <= minimum, (seed, start, states, probe)
+
+
+def test_an_undecided_probe_gives_the_segment_up_cheaply() -> None:
+    """The probe walk's cap bounds what a segment that cannot be decided costs: nothing past it is tried."""
+    graph = staged_graph(8, nodes=6, stages=1)
+    seg = max(segments(graph), key=lambda s: len(s.ops))
+    budget = [10**6]
+    assert segment_floor(seg, seg.lower_bound, budget, probe_states=1) == seg.lower_bound
+    assert 10**6 - budget[0] <= 2
+    budget = [10**6]  # with room to decide, the same segment has a floor above its operator floors
+    assert segment_floor(seg, seg.lower_bound, budget) > seg.lower_bound
+    assert 10**6 - budget[0] > 2

@@ -27,6 +27,7 @@ from cosma.formulation.peak_traffic import peak_traffic_bound
 from cosma.graph import Graph
 from cosma.hardware import Accelerator
 from cosma.methods.neighbourhood import restrict
+from cosma.schedule.search import beam_search
 from cosma.schedule.segments import Segment, segments
 
 #: States all decision searches of one bound may visit together (20-60 us each on a RandWire stage).
@@ -43,6 +44,13 @@ def state_budget(time_limit: float) -> int:
 
 #: Limits tried per segment, each the least step the previous walk refused.
 MAX_ROUNDS = 4
+#: States the first walk of a segment may visit before the segment is given up (randwire_ws's stages decide
+#: within 60,000 at a tensor below the scratchpad; randwire_er/ba's stay undecided past 200,000).
+PROBE_STATES = 65_000
+#: Width and generated-state cap of the beam search whose order gives each segment's upper bound (about
+#: 0.1-0.4 s on RandWire stages; its peak is randwire_ws no-weights' proven optimum).
+BEAM_WIDTH = 4
+BEAM_STATES = 25_000
 #: Segments smaller than this are left to the other bounds (their restrictions rarely exceed the scratchpad).
 MIN_OPS = 8
 
@@ -110,12 +118,38 @@ def _run(seg: Segment, done: int, after: int, ready: tuple[int, ...], op: int) -
     return now, after, tuple(sorted(nxt))
 
 
-def segment_floor(seg: Segment, start: int, budget: list[int], rounds: int = MAX_ROUNDS) -> int:
-    """A proven floor (background excluded) on the minimum peak of ``seg``, at least ``seg.lower_bound``:
-    limits from ``start`` up, each next one the least step the previous walk refused. ``budget[0]`` is the
-    states left to all walks; each walk spends what it visits."""
+def segment_floor(
+    seg: Segment, start: int, budget: list[int], rounds: int = MAX_ROUNDS, probe_states: int = PROBE_STATES
+) -> int:
+    """A proven floor (background excluded) on the minimum peak of ``seg``, at least ``seg.lower_bound``, for a
+    question that starts at ``start`` (a floor at or below it proves nothing the caller needs). ``budget[0]``
+    is the states left to all walks; each walk spends what it visits.
+
+    A walk that cannot decide costs its whole state cap, so the limits are tried in the order that decides
+    fast: a beam order's peak ``upper`` answers the question outright when it fits; a probe walk a largest
+    tensor below ``start``, capped at ``probe_states``, gives the segment up when even that smaller space stays
+    undecided (RandWire-ER/BA's stages at M_R); then one walk just below ``upper`` proves the floor tight when
+    no order beats the beam; only if one does, limits climb from the probe's refused step as before."""
     floor = seg.lower_bound
     limit = max(start, floor)
+    if budget[0] <= 0:
+        return floor
+    upper = beam_search(seg, BEAM_WIDTH, float("inf"), max_states=BEAM_STATES).peak
+    if upper <= limit:  # an order fits: no floor above the question's limit
+        return floor
+    probe = fits_under(seg, max(floor, limit - max(seg.sizes, default=0)), min(budget[0], probe_states))
+    budget[0] -= probe.states
+    if probe.fits is not False or probe.refused < 0:  # fits even lower, or undecided: give the segment up
+        return floor
+    floor = max(floor, probe.refused)
+    if budget[0] > 0 and upper - 1 > floor:
+        tight = fits_under(seg, upper - 1, budget[0])
+        budget[0] -= tight.states
+        if tight.fits is False and tight.refused >= 0:
+            return max(floor, tight.refused)
+        if tight.fits is None:
+            return floor
+    limit = floor
     for _ in range(rounds):
         if budget[0] <= 0:
             break
