@@ -129,7 +129,7 @@ def segment_floor(
     fast: a beam order's peak ``upper`` answers the question outright when it fits; a probe walk a largest
     tensor below ``start``, capped at ``probe_states``, gives the segment up when even that smaller space stays
     undecided (RandWire-ER/BA's stages at M_R); then one walk just below ``upper`` proves the floor tight when
-    no order beats the beam; only if one does, limits climb from the probe's refused step as before."""
+    no order beats the beam; only if one does, limits climb from the question's limit as before."""
     floor = seg.lower_bound
     limit = max(start, floor)
     if budget[0] <= 0:
@@ -149,7 +149,7 @@ def segment_floor(
             return max(floor, tight.refused)
         if tight.fits is None:
             return floor
-    limit = floor
+    limit = max(limit, floor)  # walks below the question prove nothing it needs
     for _ in range(rounds):
         if budget[0] <= 0:
             break
