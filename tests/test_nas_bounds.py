@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from cosma.backends.base import Clock
 from cosma.contract import replay
+from cosma.formulation.residency import residency_of_plan
 from cosma.graph import Graph, Operator, Tensor
 from cosma.hardware import Accelerator
 from cosma.methods import compile
@@ -22,6 +25,7 @@ from cosma.methods import dc as driver
 from cosma.methods.exact import solve_exact
 from cosma.methods.neighbourhood import lifted_order
 from cosma.options import Options
+from cosma.plan import Plan
 
 
 def skip_dag(seed: int, ops: int, max_size: int) -> Graph:
@@ -88,3 +92,42 @@ def test_a_lifted_order_is_topological_and_follows_the_restrictions_sequence(see
         assert topological(graph, lifted)
         assert [o for o in lifted if o in chosen] == sub
     assert lifted_order(graph, order, [o for o in order if o in chosen]) == order
+
+
+def two_plans(graph: Graph, budget: int) -> tuple[Plan, Plan]:
+    """A baseline plan and the fixed-order optimum of another order, the cheaper first."""
+    baseline = compile(graph, budget, method="default+belady", options=Options(quiet=True))
+    exact = compile(graph, budget, method="fixed-order", options=Options(time_limit=20.0, quiet=True))
+    cheap, dear = sorted((baseline, exact), key=lambda p: p.extra_bytes)
+    return cheap, dear
+
+
+@pytest.mark.parametrize("lift_cheaper", [True, False])
+def test_a_lifted_plan_is_a_second_incumbent_and_the_cheaper_one_wins(lift_cheaper: bool) -> None:
+    # issue 19: a lift's plan is kept aside while the windows improve the un-lifted incumbent; whichever is
+    # cheaper at the end of the round is the result, so the lift can never leave dc worse off
+    for seed in range(50):
+        graph = skip_dag(seed, ops=25, max_size=40)
+        budget = graph.min_scratchpad + 2
+        cheap, dear = two_plans(graph, budget)
+        if cheap.extra_bytes < dear.extra_bytes:
+            break
+    else:
+        pytest.fail("no skip DAG with two plans of different costs")
+    incumbent, lifted = (dear, cheap) if lift_cheaper else (cheap, dear)
+    accelerator = Accelerator(budget)
+    search = driver.DcSearch(
+        graph,
+        accelerator,
+        Options(quiet=True),
+        residency_of_plan(incumbent),
+        incumbent.extra_bytes,
+        Clock(10.0),
+        alternative=(residency_of_plan(lifted), lifted.extra_bytes),
+    )
+    search.run(())
+    assert search.extra_bytes == cheap.extra_bytes
+    assert search.alternative is None
+    plan = search.residency.to_plan(graph, accelerator, method="dc")
+    replay(plan.to_dict())
+    assert plan.extra_bytes == cheap.extra_bytes
