@@ -71,7 +71,8 @@ def render_markdown(
             "with weights in the scratchpad" if w else "without weights (activation-only)" for w in cfg.weights
         )
         + f"; {ELEMENT_BYTES}-byte elements, alignment 1, first-fit allocator. M_P comes from a "
-        f"minimum-peak search of at most {cfg.budget_time_limit:g} s per graph variant.",
+        f"minimum-peak search per graph variant limited to {cfg.budget_time_limit:g} s, which stops on its work "
+        "budget for that limit (`cosma.schedule.minpeak.WORK_PER_SECOND` units per second) long before the clock.",
         f"- Methods: {', '.join(cfg.methods)}{_group_methods_note(result)}; time limit {cfg.time_limit:g} s per "
         "solve, 1 solver thread, "
         f"seed {cfg.seed}, {cfg.jobs} solve(s) at a time. `fixed-order` is the exact solver on that minimum-peak "
