@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from cosma.errors import CosmaError, ExitCode, OptionError
+from cosma.options import MINPEAK_TIME_LIMIT
 from cosma.units import format_size
 
 # Solvers, rich, ONNX and matplotlib load inside the commands that use them, so `cosma --help` starts in well
@@ -665,9 +666,9 @@ def check(plans: tuple[Path, ...], as_json: bool) -> ExitCode:
 @click.option(
     "--time-limit",
     type=click.FloatRange(min=0),
-    default=10.0,
+    default=MINPEAK_TIME_LIMIT,
     show_default=True,
-    help="Seconds for each minimum-peak search.",
+    help="Seconds for each minimum-peak search (it stops on a work budget for that many seconds).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 def budgets_cmd(

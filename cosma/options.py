@@ -19,7 +19,7 @@ from types import MappingProxyType
 
 #: Seconds of the min-peak order search that baselines, budgets and exact methods share (see
 #: :func:`cosma.methods.baselines.minpeak_time_limit`); its work budget follows from it.
-MINPEAK_TIME_LIMIT = 10.0
+MINPEAK_TIME_LIMIT = 20.0  # the same as cosma.schedule.minpeak.DEFAULT_TIME_LIMIT (why 20: see there)
 
 
 @dataclass(frozen=True)
