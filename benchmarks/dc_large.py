@@ -155,8 +155,9 @@ def markdown_section(rows: Sequence[ScaleRow] | None = None) -> str:
         rows = read_rows(RESULTS)
     lines = [
         "Each row is one `cosma.compile(graph, budget, time_limit=...)` with method `auto` (which picks `dc` at "
-        "these sizes) in a process of its own script run, measured by "
-        f"`{COMMAND}` (its docstring gives the command of each row). *time*: wall seconds of the compile; "
+        f"these sizes), run and measured by `{COMMAND}` (its docstring gives the commands); the zoo graph is "
+        "loaded as `cosma compile` loads it (in-place pairs on), the synthetic one is built by "
+        "`minpeak_exact_size.nas_like`. *time*: wall seconds of the compile; "
         "*script*: of the script up to that row (after its imports), loading or building the graph and "
         "resolving the budget included; *memory*: the "
         "process's peak resident set; *change*: extra bytes against the best of the four baselines; *gap*: "
