@@ -11,27 +11,46 @@ chains and conv pairs into single moves. A depth-first walk over the down-sets r
 the least step value it had to refuse is then a floor. The walk counts states and gives up past
 ``max_states``, so its answer never depends on the clock.
 
-The bound itself works on *restrictions* (:func:`cosma.methods.neighbourhood.restrict`): every plan of the
-graph projects onto a plan of the restriction to a segment's operators, so the restriction's floor implies
-traffic (:func:`cosma.formulation.peak_traffic.peak_traffic_bound`) that every plan of the graph pays on
-the restriction's tensors; restrictions that touch no common tensor add up. RandWire's stages are
-separated by single-operator cut points, so the stages' restrictions are tensor-disjoint.
+The bound charges each stage (a segment of :func:`cosma.schedule.segments.segments` with enough operators)
+two ways and keeps the larger:
+
+- on its *restriction* (:func:`cosma.methods.neighbourhood.restrict`): every plan of the graph projects onto a
+  plan of the restriction, so the restriction's floor implies traffic
+  (:func:`cosma.formulation.peak_traffic.peak_traffic_bound`) that every plan pays on the stage's tensors;
+- on the *whole graph's segment*, whose exits stay live until their readers after the stage and whose entries
+  are live from its start (RandWire-WS's stage 2: 15 tensors where the restriction, its exits freed, needs 14).
+  Every order of the graph has a step of the stage with at least ``F = background + floor`` live bytes
+  (:mod:`cosma.schedule.segments`), at most ``C`` of them resident, and the running operator's own tensors
+  resident, so live tensors it does not touch with at least ``F - C`` bytes are out at that step; each was
+  touched before it and is read after it, so it costs a reload (and a store for an activation). Those tensors
+  lie among the stage's tensors with two touchers or more in the *graph* (priced by their true kinds, as the
+  restriction widened by the stage's boundary operators would price its exits and entries) and the stage's
+  background; the background is counted out at no cost. (A widened restriction is not enough in general: a
+  tensor the stage produces and only a later stage reads has one toucher there, yet is held through the
+  stage in the whole graph and must stay in the cover's pool.)
+
+Either way a stage's bound is paid on tensors the stage's operators touch. A tensor already charged to an
+earlier stage is counted out for free (its bytes taken off the need, it never adds cost), so the stages' bounds
+are paid on disjoint tensor sets and add up.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cosma.formulation.peak_traffic import peak_traffic_bound
+from cosma.formulation.peak_traffic import evictable, min_cover_cost
 from cosma.graph import Graph
 from cosma.hardware import Accelerator
 from cosma.methods.neighbourhood import restrict
 from cosma.schedule.search import beam_search
 from cosma.schedule.segments import Segment, segments
 
-#: States all decision searches of one bound may visit together (20-60 us each on a RandWire stage).
-MAX_STATES = 250_000
+#: States all decision searches of one bound may visit together (20-120 us each on a RandWire stage): a 120 s
+#: solve's budget, room for randwire_ws' stage 2 as a whole-graph segment (15 tensors: about 290,000 states) on
+#: top of the restrictions' walks; a 30 s solve's budget (:func:`state_budget`) stays below it as before.
+MAX_STATES = 800_000
 #: States per second of the solve's time limit the bound may visit (at most :data:`MAX_STATES`): the walks cost
 #: 40-120 us per state on RandWire stages, so a 30 s solve gives them about a third of its time.
 STATES_PER_SECOND = 6_500
@@ -162,33 +181,59 @@ def segment_floor(
     return floor
 
 
+def cover(pool: dict[str, tuple[int, int]], tensors: Iterable[str], free: set[str], need: int) -> int:
+    """The cheapest cover of ``need`` bytes by the ``pool`` tensors among ``tensors``, those in ``free`` out at no
+    cost (their bytes come off the need); 0 when nothing is needed or nothing covers it."""
+    inside = [t for t in tensors if t in pool]
+    need -= sum(pool[t][0] for t in inside if t in free)
+    if need <= 0:
+        return 0
+    return max(0, min_cover_cost([pool[t] for t in inside if t not in free], need))
+
+
 def stage_traffic(
     graph: Graph, accelerator: Accelerator, *, max_states: int = MAX_STATES, min_ops: int = MIN_OPS
 ) -> tuple[int, dict[str, Any]]:
-    """Extra traffic (bytes) every plan of ``graph`` pays, summed over the tensor-disjoint restrictions to its
-    segments of at least ``min_ops`` operators, each charged by :func:`peak_traffic_bound` at its
-    decision-search floor; all walks together visit at most ``max_states`` states."""
+    """Extra traffic (bytes) every plan of ``graph`` pays, summed over its segments of at least ``min_ops``
+    operators, each charged at the larger of its restriction's and its whole-graph segment's decision-search
+    floor (module docstring) on the tensors its operators touch, those charged before counted out for free;
+    all walks together visit at most ``max_states`` states."""
     capacity = accelerator.scratchpad_bytes
     budget = [max_states]
     total = 0
-    used: set[str] = set()
+    charged: set[str] = set()
+    whole_pool = evictable(graph)
     parts = []
     for whole_seg in segments(graph):
         if len(whole_seg.ops) < min_ops:
             continue
         sub = restrict(graph, whole_seg.ops)
-        names = {t.name for t in sub.tensors}
-        if names & used:  # shares a tensor with a stage already counted: its traffic might count twice
-            continue
         floor = 0
+        before = budget[0]
         for seg in segments(sub):
             floor = max(floor, seg.background + seg.lower_bound)
             default = tuple(range(len(seg.ops)))
             if seg.background + seg.peak(default) > capacity:  # else no floor of it can exceed the scratchpad
                 floor = max(floor, seg.background + segment_floor(seg, capacity - seg.background, budget))
-        bound = peak_traffic_bound(sub, capacity, floor)
-        parts.append({"ops": len(sub.ops), "floor": floor, "bound": bound})
+        names = [t.name for t in sub.tensors]
+        restricted = cover(evictable(sub), names, charged, floor - capacity)
+        # the whole segment holds at each step, its background aside, all the restriction holds and more, and its
+        # orders are orders of the restriction, so its floor starts at the restriction's; its walks are harder,
+        # so they run only where the restriction's proved a floor above the scratchpad or all decided within
+        # one probe's states (RandWire-ER/BA's undecided stages cost nothing more)
+        bg = whole_seg.background
+        local = max(whole_seg.lower_bound, floor)
+        default = tuple(range(len(whole_seg.ops)))
+        decided = floor > capacity or before - budget[0] < PROBE_STATES
+        if decided and bg + whole_seg.peak(default) > capacity:
+            local = max(local, segment_floor(whole_seg, max(capacity - bg, local), budget))
+        # a step with bg + local live bytes has bg + local - capacity out; the background is out for free
+        whole = cover(whole_pool, whole_seg.tensor_names, charged, local - capacity)
+        bound = max(restricted, whole)
+        parts.append(
+            {"ops": len(sub.ops), "floor": floor, "whole_floor": bg + local, "restricted": restricted, "whole": whole}
+        )
         if bound > 0:
-            used |= names
+            charged.update(names)
             total += bound
     return total, {"stages": parts, "states": max_states - budget[0]}
