@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,15 @@ CHALLENGE_C = Path(__file__).resolve().parent / "data" / "minimalloc" / "C.10485
 # ---- the oracle: try every offset of every buffer ------------------------------------------------
 
 
-def _fits_everything(buffers: list[Buffer], height: int) -> bool:
+Clash = Callable[[Buffer, int, Buffer, int], bool]
+
+
+def _overlaps(b: Buffer, ob: int, c: Buffer, oc: int) -> bool:
+    """Buffers live at the same time whose address ranges intersect."""
+    return b.conflicts(c) and ob < oc + c.size and oc < ob + b.size
+
+
+def _fits_everything(buffers: list[Buffer], height: int, clash: Clash = _overlaps) -> bool:
     order = sorted(buffers, key=lambda b: (b.offset is None, -b.size))
     placed: list[tuple[Buffer, int]] = []
 
@@ -42,7 +51,7 @@ def _fits_everything(buffers: list[Buffer], height: int) -> bool:
         for o in choices:
             if o + b.size > height:
                 continue
-            if all(not b.conflicts(c) or o + b.size <= oc or oc + c.size <= o for c, oc in placed):
+            if not any(clash(b, o, c, oc) for c, oc in placed):
                 placed.append((b, o))
                 if extend(k + 1):
                     return True
@@ -52,10 +61,12 @@ def _fits_everything(buffers: list[Buffer], height: int) -> bool:
     return extend(0)
 
 
-def least_height(buffers: list[Buffer]) -> int:
+def least_height(buffers: list[Buffer], clash: Clash = _overlaps) -> int:
     """The optimum by exhaustive enumeration of offsets (tiny instances only)."""
-    height = max([max_load(buffers)] + [b.offset + b.size for b in buffers if b.offset is not None])
-    while not _fits_everything(buffers, height):
+    height = max([max(b.size for b in buffers)] + [b.offset + b.size for b in buffers if b.offset is not None])
+    if clash is _overlaps:
+        height = max(height, max_load(buffers))  # a valid start only when overlap is all that clashes
+    while not _fits_everything(buffers, height, clash):
         height += 1
     return height
 
@@ -381,29 +392,7 @@ def _clash(b: Buffer, ob: int, c: Buffer, oc: int) -> bool:
 
 def least_height_with_gaps(buffers: list[Buffer]) -> int:
     """The optimum by trying every offset of every buffer, gaps read independently of the engine."""
-
-    def fits(height: int) -> bool:
-        order = sorted(buffers, key=lambda b: -b.size)
-        placed: list[tuple[Buffer, int]] = []
-
-        def extend(k: int) -> bool:
-            if k == len(order):
-                return True
-            b = order[k]
-            for o in range(0, height - b.size + 1, b.alignment):
-                if not any(_clash(b, o, c, oc) for c, oc in placed):
-                    placed.append((b, o))
-                    if extend(k + 1):
-                        return True
-                    placed.pop()
-            return False
-
-        return extend(0)
-
-    height = max(b.size for b in buffers)
-    while not fits(height):
-        height += 1
-    return height
+    return least_height(buffers, clash=_clash)
 
 
 @st.composite

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import test_inplace as plain
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ from cosma.budgets import graph_budgets
 from cosma.contract import Free, Load, Run, Store, replay
 from cosma.formulation.instance import Instance
 from cosma.formulation.residency import residency_of_plan
+from cosma.frontend import declare_inplace
 from cosma.graph import Graph, Operator, Tensor
 from cosma.hardware import Accelerator
 from cosma.methods import METHODS
@@ -70,24 +72,12 @@ def t(name: str, size: int, kind: str = "activation") -> Tensor:
 
 def relu_chain() -> Graph:
     """x -r1-> a -r2-> b -r3-> y, 10 B each, every Relu in place: M_R 10 (20 without pairs)."""
-    tensors = [t("x", 10, "input"), t("a", 10), t("b", 10), t("y", 10, "output")]
-    ops = [
-        Operator("r1", "Relu", ("x",), ("a",), inplace=(("a", "x"),)),
-        Operator("r2", "Relu", ("a",), ("b",), inplace=(("b", "a"),)),
-        Operator("r3", "Relu", ("b",), ("y",), inplace=(("y", "b"),)),
-    ]
-    return Graph.build("relu_chain", tensors, ops)
+    return declare_inplace(plain.relu_chain())
 
 
 def skip_add() -> Graph:
     """x -c1-> s -c2-> u; Add(s, u) -> y over u, 8 B each: the Add needs 16 B, M_R 16 (24 without)."""
-    tensors = [t("x", 8, "input"), t("s", 8), t("u", 8), t("y", 8, "output")]
-    ops = [
-        Operator("c1", "Conv", ("x",), ("s",)),
-        Operator("c2", "Conv", ("s",), ("u",)),
-        Operator("add", "Add", ("s", "u"), ("y",), inplace=(("y", "u"),)),
-    ]
-    return Graph.build("skip_add", tensors, ops)
+    return declare_inplace(plain.skip_add())
 
 
 def read_later() -> Graph:
